@@ -1,0 +1,12 @@
+//! Pure types shared by every layer of user-service: typed ids, validated newtypes, the
+//! one error-code table. Nothing here does IO or knows another crate of ours.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod ids;
+pub mod user;
+pub mod validation;
+
+pub use error::ErrorCode;
+pub use ids::{IntegrationId, ServiceKeyId, UserId};
+pub use validation::{FieldError, ValidationErrors};

@@ -1,0 +1,371 @@
+//! Configuration: built-in defaults (`config/default.toml`, compiled in) → an optional TOML
+//! file → environment variables. Validated once at load; errors name the variable. Passed
+//! explicitly to whatever needs it: there is no global. Secrets are `SecretString`, so
+//! `Debug` never shows them.
+
+mod layers;
+#[cfg(test)]
+mod tests;
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+use layers::Layers;
+
+/// Where the service runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+/// The whole configuration, validated.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `development` or `production`.
+    pub environment: Environment,
+    /// Address of the HTTP API.
+    pub listen_addr: SocketAddr,
+    /// The database.
+    pub database: DatabaseConfig,
+    /// Folder for development files (keys, SQLite database).
+    pub data_dir: PathBuf,
+    /// Redis for shared limits and locks, when configured.
+    pub redis_url: Option<SecretString>,
+    /// Clerk session tokens and webhooks.
+    pub clerk: ClerkConfig,
+    /// Dotted claim path whose value `admin` makes an admin.
+    pub admin_role_claim: String,
+    /// The token vault's keyring, as configured (parsed by the vault).
+    pub encryption: EncryptionConfig,
+    /// OAuth callbacks and per-provider settings.
+    pub oauth: OAuthConfig,
+    /// Outgoing events.
+    pub events: EventsConfig,
+    /// Requests per minute per principal kind.
+    pub rate_limits: RateLimitConfig,
+    /// Days a soft-deleted user stays restorable.
+    pub user_retention_days: u32,
+    /// Days an audit entry stays in the database before it is archived.
+    pub audit_retention_days: u32,
+    /// OTLP endpoint for traces.
+    pub otel_endpoint: Option<String>,
+    /// HTTP server behaviour.
+    pub http: HttpConfig,
+    /// Log line format.
+    pub log_format: LogFormat,
+    /// Settings that took their development default; `serve` warns about each.
+    pub development_defaults: Vec<&'static str>,
+}
+
+/// Database connection settings.
+#[derive(Clone, Debug)]
+pub struct DatabaseConfig {
+    /// Primary URL (may hold a password: secret).
+    pub url: SecretString,
+    /// Optional read replica.
+    pub read_url: Option<SecretString>,
+    /// Pool size.
+    pub max_connections: u32,
+    /// Apply migrations when `serve` starts.
+    pub run_migrations: bool,
+}
+
+impl DatabaseConfig {
+    /// The URL with any password replaced, safe for logs.
+    #[must_use]
+    pub fn redacted_url(&self) -> String {
+        redact_url(self.url.expose_secret())
+    }
+}
+
+/// Clerk settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClerkConfig {
+    /// JWKS endpoint; `None` means local development auth.
+    pub jwks_url: Option<url::Url>,
+    /// Expected `iss`.
+    pub issuer: Option<String>,
+    /// Accepted `azp` values; empty: `azp` not checked.
+    pub authorized_parties: Vec<String>,
+    /// Svix webhook secrets (`whsec_…`), several during rotation.
+    pub webhook_secrets: Vec<SecretString>,
+}
+
+/// Encryption keyring settings.
+#[derive(Clone, Debug, Default)]
+pub struct EncryptionConfig {
+    /// `1:<base64>,2:<base64>`; `None`: a development key under `data_dir`.
+    pub keys: Option<SecretString>,
+    /// The version that encrypts; `None`: the highest.
+    pub active_version: Option<u32>,
+}
+
+/// OAuth settings.
+#[derive(Clone, Debug, Default)]
+pub struct OAuthConfig {
+    /// Default callback.
+    pub redirect_uri: Option<url::Url>,
+    /// Callbacks a client may ask for.
+    pub allowed_redirect_uris: Vec<url::Url>,
+    /// Every `OAUTH_<PROVIDER>_<SETTING>` variable, keyed by lower-case provider then
+    /// setting (`client_id`, `client_secret`, `token_url`, …). Values may be secrets.
+    pub providers:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, SecretString>>,
+}
+
+/// One subscriber of outgoing events.
+#[derive(Clone, Debug)]
+pub struct Subscriber {
+    /// Where events are POSTed.
+    pub url: url::Url,
+    /// Standard Webhooks signing secret (`whsec_…`).
+    pub secret: SecretString,
+}
+
+/// Outgoing events settings.
+#[derive(Clone, Debug)]
+pub struct EventsConfig {
+    /// Subscribers.
+    pub subscribers: Vec<Subscriber>,
+    /// First retry delay; doubles per attempt.
+    pub retry_base_delay: Duration,
+    /// Attempts before a delivery is kept as failed.
+    pub max_attempts: u32,
+}
+
+/// Rate limits, per minute.
+#[derive(Clone, Copy, Debug)]
+pub struct RateLimitConfig {
+    pub user_per_minute: u32,
+    pub service_per_minute: u32,
+    pub anonymous_per_minute: u32,
+}
+
+/// HTTP server settings.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// Origins allowed by CORS; empty: no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Per-request time limit.
+    pub request_timeout: Duration,
+    /// Time `/ready` answers 503 before the listener closes.
+    pub shutdown_delay: Duration,
+    /// Longest wait for in-flight requests at shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Every problem found while loading, one per line, each naming its variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Loads the configuration from the built-in defaults, an optional TOML file and the
+    /// given environment (pass `std::env::vars()`; tests pass their own).
+    ///
+    /// # Errors
+    /// Every invalid or missing setting, each message naming the variable.
+    pub fn load(
+        file: Option<&std::path::Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let layers = Layers::build(file, env)?;
+        Self::from_layers(&layers)
+    }
+
+    /// Loads from the process environment.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn from_env(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Self::load(file, std::env::vars())
+    }
+
+    fn from_layers(l: &Layers) -> Result<Self, ConfigError> {
+        let mut p = l.parser();
+        let environment = match p.string("environment").as_str() {
+            "development" | "dev" => Environment::Development,
+            "production" | "prod" => Environment::Production,
+            other => {
+                p.fail(
+                    "ENVIRONMENT",
+                    format!("must be development or production, not {other:?}"),
+                );
+                Environment::Development
+            }
+        };
+        let listen_addr = p
+            .parse("listen_addr", "a socket address such as 127.0.0.1:8080")
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let database = DatabaseConfig {
+            url: SecretString::from(p.string("database_url")),
+            read_url: p.optional("database_read_url").map(SecretString::from),
+            max_connections: p.number("database_max_connections", 1, 1000),
+            run_migrations: p.boolean("run_migrations"),
+        };
+        let db_url = database.url.expose_secret();
+        if !(db_url.starts_with("sqlite:")
+            || db_url.starts_with("postgres://")
+            || db_url.starts_with("postgresql://"))
+        {
+            p.fail(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://".to_owned(),
+            );
+        }
+        let clerk = ClerkConfig {
+            jwks_url: p.optional_url("clerk_jwks_url"),
+            issuer: p.optional("clerk_issuer"),
+            authorized_parties: p.list("clerk_authorized_parties"),
+            webhook_secrets: p
+                .list("clerk_webhook_secret")
+                .into_iter()
+                .map(SecretString::from)
+                .collect(),
+        };
+        if clerk.jwks_url.is_some() && clerk.issuer.is_none() {
+            p.fail(
+                "CLERK_ISSUER",
+                "must be set when CLERK_JWKS_URL is set".to_owned(),
+            );
+        }
+        let active = p.number("token_encryption_active_version", 0, u32::MAX);
+        let encryption = EncryptionConfig {
+            keys: p.optional("token_encryption_keys").map(SecretString::from),
+            active_version: (active != 0).then_some(active),
+        };
+        let oauth = OAuthConfig {
+            redirect_uri: p.optional_url("oauth_redirect_uri"),
+            allowed_redirect_uris: p.url_list("oauth_allowed_redirect_uris"),
+            providers: l.oauth_providers(),
+        };
+        let events = EventsConfig {
+            subscribers: p.subscribers("webhook_subscribers"),
+            retry_base_delay: Duration::from_millis(
+                p.number("webhook_retry_base_delay_ms", 1, 86_400_000)
+                    .into(),
+            ),
+            max_attempts: p.number("webhook_max_attempts", 1, 100),
+        };
+        let rate_limits = RateLimitConfig {
+            user_per_minute: p.number("rate_limit_user_per_minute", 1, 1_000_000),
+            service_per_minute: p.number("rate_limit_service_per_minute", 1, 10_000_000),
+            anonymous_per_minute: p.number("rate_limit_anonymous_per_minute", 1, 1_000_000),
+        };
+        let http = HttpConfig {
+            cors_allowed_origins: p.list("cors_allowed_origins"),
+            max_body_bytes: p.number("max_body_bytes", 1024, 1 << 30) as usize,
+            request_timeout: Duration::from_secs(
+                p.number("request_timeout_seconds", 1, 3600).into(),
+            ),
+            shutdown_delay: Duration::from_secs(p.number("shutdown_delay_seconds", 0, 600).into()),
+            shutdown_timeout: Duration::from_secs(
+                p.number("shutdown_timeout_seconds", 1, 3600).into(),
+            ),
+        };
+        let log_format = match p.string("log_format").as_str() {
+            "json" => LogFormat::Json,
+            "text" => LogFormat::Text,
+            "" if environment == Environment::Production => LogFormat::Json,
+            "" => LogFormat::Text,
+            other => {
+                p.fail("LOG_FORMAT", format!("must be json or text, not {other:?}"));
+                LogFormat::Text
+            }
+        };
+        let config = Self {
+            environment,
+            listen_addr,
+            data_dir: PathBuf::from(p.string("data_dir")),
+            redis_url: p.optional("redis_url").map(SecretString::from),
+            admin_role_claim: p.string("admin_role_claim"),
+            user_retention_days: p.number("user_retention_days", 1, 36_500),
+            audit_retention_days: p.number("audit_retention_days", 1, 36_500),
+            otel_endpoint: p.optional("otel_exporter_otlp_endpoint"),
+            development_defaults: development_defaults(l, &clerk, &encryption),
+            database,
+            clerk,
+            encryption,
+            oauth,
+            events,
+            rate_limits,
+            http,
+            log_format,
+        };
+        let mut errors = p.into_errors();
+        if config.environment == Environment::Production {
+            for name in &config.development_defaults {
+                errors.push(format!("{name}: {}", production_refusal(name)));
+            }
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError(errors))
+        }
+    }
+
+    /// True in development mode.
+    #[must_use]
+    pub fn is_development(&self) -> bool {
+        self.environment == Environment::Development
+    }
+}
+
+/// The settings left on a development default. Production refuses each of them.
+fn development_defaults(
+    l: &Layers,
+    clerk: &ClerkConfig,
+    enc: &EncryptionConfig,
+) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    if !l.is_set_explicitly("database_url") {
+        out.push("DATABASE_URL");
+    }
+    if enc.keys.is_none() {
+        out.push("TOKEN_ENCRYPTION_KEYS");
+    }
+    if clerk.jwks_url.is_none() {
+        out.push("CLERK_JWKS_URL");
+    }
+    out
+}
+
+fn production_refusal(name: &str) -> &'static str {
+    match name {
+        "DATABASE_URL" => {
+            "must be set in production (the SQLite file under ./data is a development default)"
+        }
+        "TOKEN_ENCRYPTION_KEYS" => {
+            "must be set in production (a generated development key would make tokens unreadable on any other machine); format 1:<base64 of 32 random bytes>"
+        }
+        "CLERK_JWKS_URL" => {
+            "must be set in production, with CLERK_ISSUER (local development auth is refused)"
+        }
+        _ => "must be set in production",
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+#[must_use]
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}

@@ -1,0 +1,135 @@
+use std::io::Write;
+
+use secrecy::ExposeSecret;
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+#[test]
+fn defaults_load_in_development() {
+    let c = Config::load(None, env(&[])).expect("defaults are valid");
+    assert_eq!(c.environment, Environment::Development);
+    assert_eq!(c.listen_addr.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        c.database.url.expose_secret(),
+        "sqlite://data/user-service.db"
+    );
+    assert_eq!(c.rate_limits.user_per_minute, 600);
+    assert_eq!(c.http.max_body_bytes, 1 << 20);
+    assert_eq!(c.log_format, LogFormat::Text);
+    assert!(c.development_defaults.contains(&"TOKEN_ENCRYPTION_KEYS"));
+}
+
+#[test]
+fn file_then_environment_wins() {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(f, "listen_addr = \"0.0.0.0:9000\"\nuser_retention_days = 7\ncors_allowed_origins = [\"https://a.example\", \"https://b.example\"]").expect("write");
+    let c = Config::load(Some(f.path()), env(&[("USER_RETENTION_DAYS", "9")])).expect("valid");
+    assert_eq!(c.listen_addr.to_string(), "0.0.0.0:9000");
+    assert_eq!(c.user_retention_days, 9);
+    assert_eq!(
+        c.http.cors_allowed_origins,
+        ["https://a.example", "https://b.example"]
+    );
+}
+
+#[test]
+fn unknown_file_keys_and_bad_values_are_named() {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(f, "listen_adr = \"x\"").expect("write");
+    let err = Config::load(Some(f.path()), env(&[])).expect_err("unknown key");
+    assert!(err.to_string().contains("listen_adr"), "{err}");
+
+    let err = Config::load(
+        None,
+        env(&[
+            ("LISTEN_ADDR", "nope"),
+            ("RATE_LIMIT_USER_PER_MINUTE", "-1"),
+            ("ENVIRONMENT", "staging"),
+        ]),
+    )
+    .expect_err("invalid");
+    let text = err.to_string();
+    for var in ["LISTEN_ADDR", "RATE_LIMIT_USER_PER_MINUTE", "ENVIRONMENT"] {
+        assert!(text.contains(var), "{var} not named in {text}");
+    }
+}
+
+#[test]
+fn production_refuses_development_defaults_naming_each() {
+    let err = Config::load(None, env(&[("ENVIRONMENT", "production")])).expect_err("refused");
+    let text = err.to_string();
+    for var in ["DATABASE_URL", "TOKEN_ENCRYPTION_KEYS", "CLERK_JWKS_URL"] {
+        assert!(text.contains(var), "{var} not named in {text}");
+    }
+    let ok = Config::load(
+        None,
+        env(&[
+            ("ENVIRONMENT", "production"),
+            ("DATABASE_URL", "postgres://u:pw@db/app"),
+            (
+                "TOKEN_ENCRYPTION_KEYS",
+                "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+            ),
+            (
+                "CLERK_JWKS_URL",
+                "https://clerk.example/.well-known/jwks.json",
+            ),
+            ("CLERK_ISSUER", "https://clerk.example"),
+        ]),
+    )
+    .expect("complete production config");
+    assert_eq!(ok.log_format, LogFormat::Json);
+}
+
+#[test]
+fn debug_never_shows_secrets() {
+    let c = Config::load(
+        None,
+        env(&[
+            ("DATABASE_URL", "postgres://u:hunter2@db/app"),
+            ("TOKEN_ENCRYPTION_KEYS", "1:c2VjcmV0LWtleS1tYXRlcmlhbA=="),
+            ("CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0"),
+            ("OAUTH_GOOGLE_CLIENT_SECRET", "gsecret-value"),
+            (
+                "WEBHOOK_SUBSCRIBERS",
+                r#"[{"url":"https://s.example/hook","secret":"whsec_subsecret"}]"#,
+            ),
+        ]),
+    )
+    .expect("valid");
+    let dbg = format!("{c:?}");
+    for secret in [
+        "hunter2",
+        "c2VjcmV0LWtleS1tYXRlcmlhbA",
+        "whsec_c2VjcmV0",
+        "gsecret-value",
+        "subsecret",
+    ] {
+        assert!(!dbg.contains(secret), "{secret} leaked in Debug");
+    }
+    assert_eq!(c.database.redacted_url(), "postgres://u:***@db/app");
+    assert_eq!(
+        c.oauth.providers["google"]["client_secret"].expose_secret(),
+        "gsecret-value"
+    );
+}
+
+#[test]
+fn subscriber_errors_do_not_echo_secrets() {
+    let err = Config::load(
+        None,
+        env(&[(
+            "WEBHOOK_SUBSCRIBERS",
+            r#"[{"url":"https://s.example","secret":"whsec_topsecret""#,
+        )]),
+    )
+    .expect_err("malformed");
+    assert!(!err.to_string().contains("topsecret"), "{err}");
+}

@@ -1,0 +1,125 @@
+//! The request-context middleware, one pass per request: request id (the caller's when
+//! sane, else a new UUID), a tracing span carrying it, security headers, the rendering of
+//! every error answer as problem+json, and exactly one access-log line.
+
+use std::{sync::Arc, time::Instant};
+
+use axum::{
+    extract::{MatchedPath, Request},
+    http::{HeaderName, HeaderValue, header},
+    middleware::Next,
+    response::Response,
+};
+use tracing::Instrument;
+
+use super::error::{ApiError, render};
+
+/// The request id header, in and out.
+pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The id of the current request, for handlers, audit entries and logs.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub HeaderValue);
+
+impl RequestId {
+    /// The id as text (always ASCII by construction).
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        self.0.to_str().unwrap_or_default()
+    }
+}
+
+/// API.md: 1–128 characters of `A-Z a-z 0-9 - _ .`; anything else is replaced.
+fn is_sane(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+fn new_request_id() -> HeaderValue {
+    let mut buf = uuid::Uuid::encode_buffer();
+    let s = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
+    HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// The middleware itself (see the module docs).
+pub async fn request_context(mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get(&REQUEST_ID)
+        .filter(|v| is_sane(v))
+        .cloned()
+        .unwrap_or_else(new_request_id);
+    req.extensions_mut().insert(RequestId(request_id.clone()));
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| Arc::<str>::from(p.as_str()));
+    let rid = request_id.to_str().unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = rid, method = %method, route = route.as_deref().unwrap_or("-"));
+
+    let mut res = next.run(req).instrument(span.clone()).await;
+
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        let err = res.extensions_mut().remove::<Arc<ApiError>>();
+        if let Some(cause) = err.as_ref().and_then(|e| e.internal_cause()) {
+            tracing::error!(parent: &span, request_id = rid, error = cause, "request failed");
+        }
+        let is_problem = res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+        if err.is_some() || !is_problem {
+            render(&mut res, err.as_deref(), uri.path(), rid);
+        }
+    }
+    let h = res.headers_mut();
+    h.insert(REQUEST_ID.clone(), request_id.clone());
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    // Answers carry personal data or tokens unless a route says otherwise: never cache.
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: "http",
+        parent: None,
+        method = %method,
+        route = route.as_deref().unwrap_or("-"),
+        status = res.status().as_u16(),
+        latency_ms,
+        request_id = rid,
+        "request"
+    );
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_id_sanity() {
+        for ok in ["a", "abc-DEF_1.2", &"x".repeat(128)] {
+            assert!(is_sane(&HeaderValue::from_str(ok).expect("header")), "{ok}");
+        }
+        for bad in ["", "a b", "a/b", "é", &"x".repeat(129), "a\tb"] {
+            let v = HeaderValue::from_bytes(bad.as_bytes());
+            assert!(v.is_err() || !is_sane(&v.expect("header")), "{bad:?}");
+        }
+    }
+}

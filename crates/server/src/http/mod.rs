@@ -1,0 +1,175 @@
+//! The HTTP layer: one file per resource, each with its `router()`; the middleware stack;
+//! the problem format; our extractors.
+
+pub mod context;
+pub mod error;
+pub mod extract;
+mod health;
+pub mod openapi;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, StatusCode, header},
+    response::IntoResponse,
+};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    timeout::TimeoutLayer,
+};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use error::ApiError;
+
+/// Shared state of every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+struct Inner {
+    app: app::App,
+    config: Arc<Config>,
+    shutting_down: AtomicBool,
+}
+
+impl AppState {
+    /// Builds the state.
+    #[must_use]
+    pub fn new(app: app::App, config: Arc<Config>) -> Self {
+        Self(Arc::new(Inner {
+            app,
+            config,
+            shutting_down: AtomicBool::new(false),
+        }))
+    }
+
+    /// The use cases.
+    #[must_use]
+    pub fn app(&self) -> &app::App {
+        &self.0.app
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+
+    /// Marks the start of shutdown: `/ready` answers 503 from now on.
+    pub fn begin_shutdown(&self) {
+        self.0.shutting_down.store(true, Ordering::Release);
+    }
+
+    /// True once shutdown has begun.
+    #[must_use]
+    pub fn is_shutting_down(&self) -> bool {
+        self.0.shutting_down.load(Ordering::Acquire)
+    }
+
+    /// Redis state for `/ready`.
+    #[must_use]
+    pub fn redis_status(&self) -> &'static str {
+        if self.0.config.redis_url.is_some() {
+            "ok"
+        } else {
+            "not_configured"
+        }
+    }
+}
+
+/// Every API route with its OpenAPI description, not yet bound to a state.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+}
+
+/// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
+#[must_use]
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let (_, mut doc) = api().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// The whole application: routes, docs, fallback and the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let config = state.config().clone();
+    let (routes, mut doc) = api().split_for_parts();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let mut router = routes
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(CompressionLayer::new())
+        .layer(DefaultBodyLimit::max(config.http.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            config.http.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response));
+    if let Some(cors) = cors_layer(&config) {
+        router = router.layer(cors);
+    }
+    router.layer(axum::middleware::from_fn(context::request_context))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(domain::ErrorCode::NotFound).detail("no route matches this path")
+}
+
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let msg = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned());
+    let short: String = msg.chars().take(200).collect();
+    ApiError::internal(format!("handler panicked: {short}")).into_response()
+}
+
+fn cors_layer(config: &Config) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = config
+        .http
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::PATCH,
+                Method::DELETE,
+            ])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                header::IF_MATCH,
+                context::REQUEST_ID.clone(),
+            ])
+            .expose_headers([
+                header::ETAG,
+                context::REQUEST_ID.clone(),
+                header::RETRY_AFTER,
+            ])
+            .allow_credentials(true)
+            .max_age(Duration::from_secs(600)),
+    )
+}

@@ -1,0 +1,8 @@
+//! user-service: the HTTP API and CLI over the `app` use cases.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod telemetry;

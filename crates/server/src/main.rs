@@ -1,0 +1,92 @@
+//! Entry point of the `user-service` binary.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use server::{
+    cli::{Cli, Command, ServeArgs},
+    config::Config,
+    startup, telemetry,
+};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
+    if let Command::Openapi = command {
+        return print_openapi();
+    }
+    let mut config = match Config::from_env(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("user-service: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _log_guard = telemetry::init(config.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("user-service: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Command::Serve(args) => {
+                if args.no_migrate {
+                    config.database.run_migrations = false;
+                }
+                serve(config).await
+            }
+            Command::Migrate => migrate(&config).await,
+            Command::Openapi => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "user-service failed");
+            eprintln!("user-service: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    for name in &config.development_defaults {
+        tracing::warn!(
+            setting = *name,
+            "development default in use; production refuses it"
+        );
+    }
+    let db_url = config.database.redacted_url();
+    let application = startup::Application::build(config).await?;
+    tracing::info!(addr = %application.local_addr()?, database = %db_url, version = env!("CARGO_PKG_VERSION"), "user-service listening");
+    application.run_until(startup::shutdown_signal()).await
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let db = startup::open_database(config).await?;
+    db.migrate().await?;
+    tracing::info!(database = %config.database.redacted_url(), "migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)] // The document is the command's output.
+fn print_openapi() -> ExitCode {
+    match serde_json::to_string_pretty(&server::http::openapi_document()) {
+        Ok(doc) => {
+            println!("{doc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("user-service: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Startup and shutdown: open the database, migrate, bind, serve, and on SIGTERM/SIGINT
+//! turn `/ready` to 503, let in-flight requests finish, then return.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use anyhow::Context as _;
+use secrecy::ExposeSecret;
+use store::{Db, DbOptions};
+use tokio::net::TcpListener;
+
+use crate::{config::Config, http};
+
+/// A bound, ready-to-serve application.
+pub struct Application {
+    listener: TcpListener,
+    state: http::AppState,
+}
+
+impl Application {
+    /// Opens the database (migrating it when configured), builds the state and binds the
+    /// listener.
+    ///
+    /// # Errors
+    /// When the database cannot be opened or migrated, or the address cannot be bound.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let db = open_database(&config).await?;
+        if config.database.run_migrations {
+            db.migrate().await.context("applying database migrations")?;
+        }
+        let listener = TcpListener::bind(config.listen_addr)
+            .await
+            .with_context(|| format!("binding {}", config.listen_addr))?;
+        let state = http::AppState::new(app::App::new(db), Arc::new(config));
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address (the real port when the configuration said port 0).
+    ///
+    /// # Errors
+    /// When the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The state handlers share (tests use it to reach the database).
+    #[must_use]
+    pub fn state(&self) -> &http::AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, then drains.
+    ///
+    /// # Errors
+    /// When the server fails.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = http::router(self.state.clone());
+        serve(self.listener, router, self.state, shutdown).await
+    }
+}
+
+/// Opens the database named by the configuration.
+///
+/// # Errors
+/// When the URL is invalid or the database does not answer.
+pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+    let opts = DbOptions {
+        max_connections: config.database.max_connections,
+        ..DbOptions::default()
+    };
+    Db::connect(
+        config.database.url.expose_secret(),
+        config
+            .database
+            .read_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret),
+        &opts,
+    )
+    .await
+    .with_context(|| format!("opening database {}", config.database.redacted_url()))
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves. Then `/ready` answers 503 for
+/// the configured delay (so load balancers stop routing here), the listener closes,
+/// in-flight requests finish (up to the configured timeout), and this returns.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    state: http::AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let delay = state.config().http.shutdown_delay;
+    let timeout = state.config().http.shutdown_timeout;
+    let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let graceful = {
+        let state = state.clone();
+        async move {
+            shutdown.await;
+            state.begin_shutdown();
+            tracing::info!(
+                delay_s = delay.as_secs(),
+                "shutdown requested: /ready now answers 503"
+            );
+            tokio::time::sleep(delay).await;
+            tracing::info!("listener closed; waiting for in-flight requests");
+            let _ = drain_tx.send(());
+        }
+    };
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(graceful);
+    let server = std::pin::pin!(server.into_future());
+    let deadline = async move {
+        if drain_rx.await.is_ok() {
+            tokio::time::sleep(timeout).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        res = server => res.context("HTTP server failed")?,
+        () = deadline => tracing::warn!(timeout_s = timeout.as_secs(), "in-flight requests still running at the shutdown timeout; exiting anyway"),
+    }
+    state.app().db().clone().close().await;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

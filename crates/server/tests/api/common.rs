@@ -1,0 +1,113 @@
+//! `spawn_app()`: the real application on port 0 against a fresh database.
+
+use std::net::SocketAddr;
+
+use server::{config::Config, startup::Application};
+pub use testkit::{Backend, TestDb};
+
+/// A running application and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub state: server::http::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    // Dropped last: the database outlives the server.
+    pub db: TestDb,
+}
+
+impl TestApp {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends the shutdown signal and waits for the server to finish draining.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match self.server.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Test configuration: the given database, port 0, a private data folder, and `extra`
+/// environment on top.
+pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
+    let mut env = vec![
+        ("DATABASE_URL".to_owned(), db.url().to_owned()),
+        ("LISTEN_ADDR".to_owned(), "127.0.0.1:0".to_owned()),
+        (
+            "DATA_DIR".to_owned(),
+            db.dir().join("data").display().to_string(),
+        ),
+    ];
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Config::load(None, env).expect("test configuration is valid")
+}
+
+/// Starts the application on `backend` with default test settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+/// Starts the application with extra environment settings.
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let config = test_config(&db, extra);
+    let application = Application::build(config)
+        .await
+        .expect("application starts");
+    let addr = application.local_addr().expect("bound address");
+    let state = application.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+        db,
+    }
+}
+
+/// Asserts a problem+json answer of the given status and type; returns the body.
+pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status");
+    let ct = res
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ct, "application/problem+json");
+    let rid = res
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: serde_json::Value = res.json().await.expect("problem body is JSON");
+    assert_eq!(body["type"], kind, "{body}");
+    assert_eq!(body["status"], status, "{body}");
+    assert_eq!(
+        body["request_id"],
+        rid.as_str(),
+        "request id in body and header: {body}"
+    );
+    assert!(
+        body["title"].is_string() && body["timestamp"].is_string() && body["instance"].is_string(),
+        "{body}"
+    );
+    body
+}

@@ -1,0 +1,216 @@
+//! Opening the database: pools for SQLite (WAL, foreign keys, one writer) and Postgres.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
+use sea_orm_migration::MigratorTrait;
+use sqlx::{
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use crate::{StoreError, migration::Migrator};
+
+/// Which database engine a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The engine named by a database URL.
+    ///
+    /// # Errors
+    /// When the scheme is neither `sqlite:` nor `postgres:`/`postgresql:`.
+    pub fn of_url(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres)
+        } else {
+            Err(StoreError::InvalidUrl(
+                "must start with sqlite:// or postgres://".to_owned(),
+            ))
+        }
+    }
+
+    /// `"sqlite"` or `"postgres"`, for logs and metrics.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+/// Pool settings.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Largest number of connections in a pool (readers, and Postgres writers).
+    pub max_connections: u32,
+    /// How long a request may wait for a connection before failing.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The database: a writer and a reader connection. On Postgres they are the same pool
+/// unless a read replica is configured. On SQLite the writer is a single connection, so
+/// write transactions queue in the pool instead of failing with `SQLITE_BUSY` when two
+/// deferred transactions both try to upgrade to a write lock.
+#[derive(Clone, Debug)]
+pub struct Db {
+    writer: DatabaseConnection,
+    reader: DatabaseConnection,
+    backend: Backend,
+}
+
+impl Db {
+    /// Opens the pools. A SQLite file (and its folder) is created when missing.
+    ///
+    /// # Errors
+    /// When a URL is invalid or the database cannot be reached.
+    pub async fn connect(
+        url: &str,
+        read_url: Option<&str>,
+        opts: &DbOptions,
+    ) -> Result<Self, StoreError> {
+        let backend = Backend::of_url(url)?;
+        match backend {
+            Backend::Sqlite => {
+                let base = sqlite_options(url)?;
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(base.clone())
+                    .await?;
+                let reader = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect_with(base.read_only(true))
+                    .await?;
+                Ok(Self {
+                    writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+                    reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
+                    backend,
+                })
+            }
+            Backend::Postgres => {
+                let writer =
+                    SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool(url, opts).await?);
+                let reader = match read_url {
+                    Some(r) => {
+                        SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool(r, opts).await?)
+                    }
+                    None => writer.clone(),
+                };
+                Ok(Self {
+                    writer,
+                    reader,
+                    backend,
+                })
+            }
+        }
+    }
+
+    /// The connection for writes and for reads that must see the latest write.
+    #[must_use]
+    pub fn writer(&self) -> &DatabaseConnection {
+        &self.writer
+    }
+
+    /// The connection for read-only queries (a replica, or SQLite's reader pool).
+    #[must_use]
+    pub fn reader(&self) -> &DatabaseConnection {
+        &self.reader
+    }
+
+    /// The engine behind this database.
+    #[must_use]
+    pub const fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every pending migration.
+    ///
+    /// # Errors
+    /// When a migration fails; nothing of that migration is kept on Postgres.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        Migrator::up(&self.writer, None).await?;
+        Ok(())
+    }
+
+    /// True when every migration this binary knows has been applied.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn migrations_current(&self) -> Result<bool, StoreError> {
+        Ok(Migrator::get_pending_migrations(&self.writer)
+            .await?
+            .is_empty())
+    }
+
+    /// A cheap round trip, for health checks.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.reader.execute_unprepared("SELECT 1").await?;
+        Ok(())
+    }
+
+    /// Closes the pools, waiting for checked-out connections to return.
+    pub async fn close(self) {
+        // Errors on close only mean the pool was already gone.
+        let _ = self.writer.close().await;
+        if self.backend == Backend::Sqlite {
+            let _ = self.reader.close().await;
+        }
+    }
+}
+
+fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let opts =
+        SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    if let Some(folder) = opts
+        .get_filename()
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        create_folder(folder)?;
+    }
+    Ok(opts
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // WAL makes NORMAL durable against application crashes; only an OS crash can
+        // lose the last transactions, never corrupt the file.
+        .synchronous(SqliteSynchronous::Normal)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(5)))
+}
+
+fn create_folder(folder: &Path) -> Result<(), StoreError> {
+    std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+        path: folder.display().to_string(),
+        source,
+    })
+}
+
+async fn pg_pool(url: &str, opts: &DbOptions) -> Result<sqlx::PgPool, StoreError> {
+    let connect =
+        PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(opts.max_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_with(connect)
+        .await?)
+}

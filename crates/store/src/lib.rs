@@ -1,0 +1,12 @@
+//! Storage of user-service. Only this crate speaks SQL. The same code runs on SQLite and
+//! Postgres; every repository function takes the id its rows are scoped to.
+#![forbid(unsafe_code)]
+
+mod connect;
+pub mod entities;
+mod error;
+pub mod migration;
+
+pub use connect::{Backend, Db, DbOptions};
+pub use error::StoreError;
+pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
