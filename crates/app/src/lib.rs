@@ -2,7 +2,13 @@
 //! crate knows storage and the vault but nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod audit;
+pub mod context;
+mod error;
 pub mod ops;
+
+pub use context::{Ctx, RequestMeta};
+pub use error::AppError;
 
 use store::Db;
 

@@ -10,3 +10,5 @@ pub mod validation;
 pub use error::ErrorCode;
 pub use ids::{IntegrationId, ServiceKeyId, UserId};
 pub use validation::{FieldError, ValidationErrors};
+pub mod audit;
+pub mod permission;

@@ -1,6 +1,7 @@
 //! user-service: the HTTP API and CLI over the `app` use cases.
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod http;

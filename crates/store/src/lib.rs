@@ -2,6 +2,7 @@
 //! Postgres; every repository function takes the id its rows are scoped to.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod connect;
 pub mod entities;
 mod error;
@@ -9,4 +10,6 @@ pub mod migration;
 
 pub use connect::{Backend, Db, DbOptions};
 pub use error::StoreError;
-pub use sea_orm::{ConnectionTrait, DatabaseConnection, DatabaseTransaction, TransactionTrait};
+pub use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
+};

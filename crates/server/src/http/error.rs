@@ -207,3 +207,18 @@ impl ApiError {
             .collect()
     }
 }
+
+impl From<app::AppError> for ApiError {
+    fn from(e: app::AppError) -> Self {
+        use app::AppError as E;
+        match e {
+            E::Validation(v) => v.into(),
+            E::Store(_) | E::Internal(_) => Self::internal(&e),
+            E::NotFound(what) => Self::new(ErrorCode::NotFound).detail(format!("{what} not found")),
+            other => {
+                let code = other.code();
+                Self::new(code).detail(other.to_string())
+            }
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The audit API every mutating use case calls inside its own transaction, so a change
+//! and its entry commit together. Entries are hash-chained over a canonical encoding;
+//! `details` pass through one scrubber that removes anything secret-shaped.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use domain::{UserId, audit::AuditAction};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use store::{
+    ConnectionTrait,
+    audit::{AuditEntry, NewAuditEntry},
+};
+
+use crate::{AppError, Ctx};
+
+/// What a use case records.
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    pub action: AuditAction,
+    /// The user the entry is about.
+    pub user_id: Option<UserId>,
+    /// E.g. (`integration`, `google`) or (`service_key`, name).
+    pub resource: Option<(&'static str, String)>,
+    /// `success` or `failure` (or a finer word such as `denied`).
+    pub outcome: &'static str,
+    /// Non-secret facts; secret-named keys are scrubbed anyway.
+    pub details: Value,
+}
+
+impl AuditRecord {
+    /// A successful `action` about `user_id`, with no details.
+    #[must_use]
+    pub fn new(action: AuditAction, user_id: Option<UserId>) -> Self {
+        Self {
+            action,
+            user_id,
+            resource: None,
+            outcome: "success",
+            details: Value::Object(Default::default()),
+        }
+    }
+
+    /// Sets the resource.
+    #[must_use]
+    pub fn resource(mut self, kind: &'static str, id: impl Into<String>) -> Self {
+        self.resource = Some((kind, id.into()));
+        self
+    }
+
+    /// Sets the details.
+    #[must_use]
+    pub fn details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+
+    /// Sets the outcome.
+    #[must_use]
+    pub fn outcome(mut self, outcome: &'static str) -> Self {
+        self.outcome = outcome;
+        self
+    }
+}
+
+/// Appends one entry in `conn` (the caller's transaction).
+///
+/// # Errors
+/// When the database fails: the caller's transaction must then roll back.
+pub async fn record<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &Ctx,
+    rec: AuditRecord,
+) -> Result<i64, AppError> {
+    let ids = store::audit::append(conn, vec![to_entry(ctx, rec, Utc::now())], entry_hash).await?;
+    Ok(ids[0])
+}
+
+/// Builds the stored form of a record (scrubbed, timestamp at storage precision).
+#[must_use]
+pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry {
+    NewAuditEntry {
+        // Postgres keeps microseconds: hash exactly what will be read back.
+        occurred_at: at.trunc_subsecs(6),
+        actor_type: ctx.actor.kind.as_str().to_owned(),
+        actor_id: ctx.actor.id.clone(),
+        action: rec.action.as_str().to_owned(),
+        user_id: rec.user_id.map(|u| u.as_uuid()),
+        resource_type: rec.resource.as_ref().map(|(k, _)| (*k).to_owned()),
+        resource_id: rec.resource.map(|(_, id)| id),
+        outcome: rec.outcome.to_owned(),
+        ip: ctx.meta.ip.clone(),
+        user_agent: ctx.meta.user_agent.clone(),
+        request_id: ctx.meta.request_id.clone(),
+        details: scrub(rec.details),
+    }
+}
+
+/// Key names whose values never enter the audit log, whatever a caller passes.
+const SECRET_KEYS: [&str; 12] = [
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "secret",
+    "client_secret",
+    "password",
+    "code",
+    "code_verifier",
+    "authorization",
+    "api_key",
+    "key",
+];
+
+/// Removes secret-named members (at any depth). The one place this rule is enforced.
+#[must_use]
+pub fn scrub(details: Value) -> Value {
+    match details {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let lower = k.to_ascii_lowercase();
+                    if SECRET_KEYS
+                        .iter()
+                        .any(|s| lower == *s || lower.ends_with(&format!("_{s}")))
+                    {
+                        (k, Value::String("[redacted]".to_owned()))
+                    } else {
+                        (k, scrub(v))
+                    }
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(scrub).collect()),
+        other => other,
+    }
+}
+
+/// SHA-256 over the previous hash and a canonical encoding of the entry: fields in a fixed
+/// order, each length-prefixed, `details` as JSON with sorted keys.
+#[must_use]
+pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
+    hash_fields(
+        id,
+        prev_hash,
+        &Fields {
+            occurred_at: e.occurred_at,
+            actor_type: &e.actor_type,
+            actor_id: e.actor_id.as_deref(),
+            action: &e.action,
+            user_id: e.user_id,
+            resource_type: e.resource_type.as_deref(),
+            resource_id: e.resource_id.as_deref(),
+            outcome: &e.outcome,
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            request_id: e.request_id.as_deref(),
+            details: &e.details,
+        },
+    )
+}
+
+/// The hash a stored entry should have, given its predecessor's hash.
+#[must_use]
+pub fn stored_hash(e: &AuditEntry, prev_hash: &str) -> String {
+    hash_fields(
+        e.id,
+        prev_hash,
+        &Fields {
+            occurred_at: e.occurred_at,
+            actor_type: &e.actor_type,
+            actor_id: e.actor_id.as_deref(),
+            action: &e.action,
+            user_id: e.user_id,
+            resource_type: e.resource_type.as_deref(),
+            resource_id: e.resource_id.as_deref(),
+            outcome: &e.outcome,
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            request_id: e.request_id.as_deref(),
+            details: &e.details,
+        },
+    )
+}
+
+struct Fields<'a> {
+    occurred_at: DateTime<Utc>,
+    actor_type: &'a str,
+    actor_id: Option<&'a str>,
+    action: &'a str,
+    user_id: Option<uuid::Uuid>,
+    resource_type: Option<&'a str>,
+    resource_id: Option<&'a str>,
+    outcome: &'a str,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    request_id: Option<&'a str>,
+    details: &'a Value,
+}
+
+fn hash_fields(id: i64, prev_hash: &str, f: &Fields<'_>) -> String {
+    let mut h = Sha256::new();
+    let mut put = |s: Option<&str>| match s {
+        // A length prefix keeps ("ab","c") and ("a","bc") apart; u64::MAX marks "absent".
+        Some(s) => {
+            h.update((s.len() as u64).to_be_bytes());
+            h.update(s.as_bytes());
+        }
+        None => h.update(u64::MAX.to_be_bytes()),
+    };
+    put(Some("user-service/audit/v1"));
+    put(Some(prev_hash));
+    put(Some(&id.to_string()));
+    put(Some(&f.occurred_at.timestamp_micros().to_string()));
+    put(Some(f.actor_type));
+    put(f.actor_id);
+    put(Some(f.action));
+    put(f.user_id.map(|u| u.to_string()).as_deref());
+    put(f.resource_type);
+    put(f.resource_id);
+    put(Some(f.outcome));
+    put(f.ip);
+    put(f.user_agent);
+    put(f.request_id);
+    // serde_json's map is a BTreeMap here (no preserve_order): keys come out sorted.
+    put(Some(&f.details.to_string()));
+    hex(&h.finalize())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn scrub_removes_secret_named_members_at_any_depth() {
+        let d = scrub(
+            json!({"provider": "google", "access_token": "ya29.x", "nested": {"client_secret": "s", "Refresh_Token": "r", "scopes": ["a"]}, "list": [{"code": "c"}]}),
+        );
+        let text = d.to_string();
+        for secret in ["ya29.x", "\"s\"", "\"r\"", "\"c\""] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert_eq!(d["provider"], "google");
+        assert_eq!(d["nested"]["scopes"], json!(["a"]));
+    }
+}

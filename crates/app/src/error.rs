@@ -1,0 +1,60 @@
+//! The use-case error. Each variant maps to one code of the error-code table in `domain`;
+//! the HTTP layer only translates, it never decides.
+
+use domain::{ErrorCode, ValidationErrors};
+
+/// Why a use case failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Input broke a rule; each field says which.
+    #[error(transparent)]
+    Validation(#[from] ValidationErrors),
+    /// The thing asked for does not exist (or the caller may not know it exists).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// The request conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    /// The caller's version is stale (`If-Match`).
+    #[error("the resource has changed since version {0}")]
+    PreconditionFailed(String),
+    /// Malformed or unusable input that is not a field error.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The caller lacks a right.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Storage failed; details are logged, never sent.
+    #[error("storage failure: {0}")]
+    Store(#[from] store::StoreError),
+    /// Anything else internal; details are logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<sea_orm_err::DbErr> for AppError {
+    fn from(e: sea_orm_err::DbErr) -> Self {
+        Self::Store(store::StoreError::Database(e))
+    }
+}
+
+// sea-orm's error type, reached through store so app never names sea-orm in its manifest.
+mod sea_orm_err {
+    pub use store::DbErr;
+}
+
+impl AppError {
+    /// The code of the error-code table this error maps to.
+    #[must_use]
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Validation(_) => ErrorCode::ValidationError,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Audit vocabulary (API.md "Audit"): who acted, and what they did.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of actor behind an audited change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorType {
+    User,
+    Service,
+    System,
+    Webhook,
+}
+
+impl ActorType {
+    /// The wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Service => "service",
+            Self::System => "system",
+            Self::Webhook => "webhook",
+        }
+    }
+}
+
+/// Who acted: a user (their Clerk id), a service (its key name), the system (a job name)
+/// or a webhook sender (`clerk`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Actor {
+    pub kind: ActorType,
+    pub id: Option<String>,
+}
+
+impl Actor {
+    /// A user acting through a session token.
+    pub fn user(clerk_user_id: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::User,
+            id: Some(clerk_user_id.into()),
+        }
+    }
+    /// A service acting with a service key (its id is the key's name).
+    pub fn service(key_name: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::Service,
+            id: Some(key_name.into()),
+        }
+    }
+    /// The service itself (a job, the CLI).
+    pub fn system(what: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::System,
+            id: Some(what.into()),
+        }
+    }
+    /// An incoming webhook from `source` (e.g. `clerk`).
+    pub fn webhook(source: impl Into<String>) -> Self {
+        Self {
+            kind: ActorType::Webhook,
+            id: Some(source.into()),
+        }
+    }
+}
+
+/// Every audited action (API.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditAction {
+    #[serde(rename = "user.created")]
+    UserCreated,
+    #[serde(rename = "user.updated")]
+    UserUpdated,
+    #[serde(rename = "user.deleted")]
+    UserDeleted,
+    #[serde(rename = "user.restored")]
+    UserRestored,
+    #[serde(rename = "preferences.updated")]
+    PreferencesUpdated,
+    #[serde(rename = "preferences.reset")]
+    PreferencesReset,
+    #[serde(rename = "preferences.rolled_back")]
+    PreferencesRolledBack,
+    #[serde(rename = "preferences.imported")]
+    PreferencesImported,
+    #[serde(rename = "integration.connected")]
+    IntegrationConnected,
+    #[serde(rename = "integration.disconnected")]
+    IntegrationDisconnected,
+    #[serde(rename = "integration.status_changed")]
+    IntegrationStatusChanged,
+    #[serde(rename = "token.accessed")]
+    TokenAccessed,
+    #[serde(rename = "token.refreshed")]
+    TokenRefreshed,
+    #[serde(rename = "token.revoked")]
+    TokenRevoked,
+    #[serde(rename = "keys.rotated")]
+    KeysRotated,
+    #[serde(rename = "service_key.created")]
+    ServiceKeyCreated,
+    #[serde(rename = "service_key.revoked")]
+    ServiceKeyRevoked,
+}
+
+impl AuditAction {
+    /// Every action.
+    pub const ALL: [Self; 17] = [
+        Self::UserCreated,
+        Self::UserUpdated,
+        Self::UserDeleted,
+        Self::UserRestored,
+        Self::PreferencesUpdated,
+        Self::PreferencesReset,
+        Self::PreferencesRolledBack,
+        Self::PreferencesImported,
+        Self::IntegrationConnected,
+        Self::IntegrationDisconnected,
+        Self::IntegrationStatusChanged,
+        Self::TokenAccessed,
+        Self::TokenRefreshed,
+        Self::TokenRevoked,
+        Self::KeysRotated,
+        Self::ServiceKeyCreated,
+        Self::ServiceKeyRevoked,
+    ];
+
+    /// The wire name, e.g. `user.created`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::UserCreated => "user.created",
+            Self::UserUpdated => "user.updated",
+            Self::UserDeleted => "user.deleted",
+            Self::UserRestored => "user.restored",
+            Self::PreferencesUpdated => "preferences.updated",
+            Self::PreferencesReset => "preferences.reset",
+            Self::PreferencesRolledBack => "preferences.rolled_back",
+            Self::PreferencesImported => "preferences.imported",
+            Self::IntegrationConnected => "integration.connected",
+            Self::IntegrationDisconnected => "integration.disconnected",
+            Self::IntegrationStatusChanged => "integration.status_changed",
+            Self::TokenAccessed => "token.accessed",
+            Self::TokenRefreshed => "token.refreshed",
+            Self::TokenRevoked => "token.revoked",
+            Self::KeysRotated => "keys.rotated",
+            Self::ServiceKeyCreated => "service_key.created",
+            Self::ServiceKeyRevoked => "service_key.revoked",
+        }
+    }
+
+    /// Parses a wire name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}

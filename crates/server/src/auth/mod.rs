@@ -1,0 +1,8 @@
+//! Authentication and authorization. The authenticate middleware (added with the Clerk
+//! verifier) inserts a [`Principal`] into the request's extensions when the credentials
+//! are valid, or an [`AuthFailure`] when credentials were sent but are not; extractors turn
+//! those into rights or 401/403. Rate limiting reads the same extension.
+
+mod principal;
+
+pub use principal::{AuthFailure, Principal, ServicePrincipal, UserPrincipal};
