@@ -2,6 +2,7 @@
 //! crate knows storage and the vault but nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod audit;
 mod audit_verify;
 pub mod context;
@@ -22,13 +23,32 @@ pub use audit_verify::{ChainBreak, ChainReport};
 pub struct App {
     db: Db,
     vault: Vault,
+    access_log: access_log::AccessLog,
 }
 
 impl App {
-    /// Builds the use-case layer over an open database and the token vault.
+    /// Builds the use-case layer over an open database and the token vault. Starts the
+    /// audit access-log writer, so it must run inside a Tokio runtime.
     #[must_use]
     pub fn new(db: Db, vault: Vault) -> Self {
-        Self { db, vault }
+        let access_log = access_log::AccessLog::spawn(db.clone());
+        Self {
+            db,
+            vault,
+            access_log,
+        }
+    }
+
+    /// The batched writer for high-volume read entries (`token.accessed`).
+    #[must_use]
+    pub fn access_log(&self) -> &access_log::AccessLog {
+        &self.access_log
+    }
+
+    /// Writes what is queued and closes the database: the last step of shutdown.
+    pub async fn shutdown(&self) {
+        self.access_log.flush().await;
+        self.db.clone().close().await;
     }
 
     /// The token vault.

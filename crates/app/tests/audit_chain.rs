@@ -10,6 +10,7 @@ use store::{TransactionTrait, entities::audit_log};
 use testkit::{Backend, both_backends};
 
 both_backends!(
+    batched_access_entries_all_land_and_chain,
     concurrent_writers_keep_one_chain,
     modification_is_detected,
     deletion_is_detected,
@@ -124,4 +125,56 @@ async fn tail_deletion_is_detected(backend: Backend) {
         .await
         .expect("delete");
     assert_broken_at(&app, 5).await;
+}
+
+async fn batched_access_entries_all_land_and_chain(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    // Mixed with ordinary in-transaction writers, which share the same chain head.
+    write(&app, 3).await;
+    let mut tasks = Vec::new();
+    for t in 0..50 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let rec = app::audit::AuditRecord::new(
+                    AuditAction::TokenAccessed,
+                    Some(UserId::new()),
+                )
+                .resource("integration", "google")
+                .details(
+                    serde_json::json!({"task": t, "i": i, "access_token": "ya29.must-not-land"}),
+                );
+                app.access_log()
+                    .record(&app::Ctx::system("test"), rec)
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("producer");
+    }
+    app.access_log().flush().await;
+    let report = app
+        .verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("chain verifies");
+    assert_eq!(report.entries, 2003, "none lost");
+    let stored = store::audit::list(
+        app.db().reader(),
+        &store::audit::AuditFilter {
+            action: Some("token.accessed".into()),
+            ..Default::default()
+        },
+        5000,
+    )
+    .await
+    .expect("list");
+    assert_eq!(stored.len(), 2000);
+    assert!(
+        stored
+            .iter()
+            .all(|e| !e.details.to_string().contains("must-not-land")),
+        "details scrubbed"
+    );
 }

@@ -38,7 +38,7 @@ pub async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             }
         }
     };
-    app.db().clone().close().await;
+    app.shutdown().await;
     result
 }
 
@@ -51,7 +51,7 @@ pub async fn audit(config: &Config, command: AuditCommand) -> anyhow::Result<()>
     let app = startup::open_app(config).await?;
     let AuditCommand::Verify = command;
     let outcome = app.verify_audit_chain().await;
-    app.db().clone().close().await;
+    app.shutdown().await;
     match outcome? {
         Ok(report) => {
             println!("{}", serde_json::to_string(&report)?);

@@ -140,7 +140,7 @@ pub async fn serve(
         res = server => res.context("HTTP server failed")?,
         () = deadline => tracing::warn!(timeout_s = timeout.as_secs(), "in-flight requests still running at the shutdown timeout; exiting anyway"),
     }
-    state.app().db().clone().close().await;
+    state.app().shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! on Postgres. One test binary with one module per area (faster to link than many).
 
 // Shared helpers; each test module uses a different subset of them.
+mod cli;
 #[allow(dead_code)]
 mod common;
 mod errors;
