@@ -26,6 +26,8 @@ const MAX_BATCH: usize = 512;
 /// Queue length before callers wait.
 const QUEUE: usize = 16_384;
 
+// Entries are the common message: boxing them would allocate once per token read.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
     Entry(NewAuditEntry),
     /// Answered once every entry queued before it is committed.
