@@ -4,6 +4,8 @@
 
 pub mod access_log;
 pub mod audit;
+pub mod audit_archive;
+pub mod audit_query;
 mod audit_verify;
 pub mod context;
 mod error;
