@@ -7,4 +7,5 @@ mod cli;
 mod common;
 mod errors;
 mod health;
+mod rate_limit;
 mod shutdown;
