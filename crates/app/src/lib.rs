@@ -3,9 +3,11 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod clerk;
 pub mod context;
 mod error;
 pub mod ops;
+pub mod users;
 
 pub use context::{Ctx, RequestMeta};
 pub use error::AppError;

@@ -5,3 +5,5 @@ mod common;
 mod errors;
 mod health;
 mod shutdown;
+mod users;
+mod webhooks;
