@@ -2,10 +2,15 @@
 //! crate knows storage and the vault but nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod access_log;
 pub mod audit;
+pub mod audit_archive;
+pub mod audit_query;
+mod audit_verify;
 pub mod clerk;
 pub mod context;
 mod error;
+pub mod keys;
 pub mod ops;
 pub mod users;
 
@@ -13,18 +18,47 @@ pub use context::{Ctx, RequestMeta};
 pub use error::AppError;
 
 use store::Db;
+use vault::Vault;
+
+pub use audit_verify::{ChainBreak, ChainReport};
 
 /// Everything a use case needs, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
     db: Db,
+    vault: Vault,
+    access_log: access_log::AccessLog,
 }
 
 impl App {
-    /// Builds the use-case layer over an open database.
+    /// Builds the use-case layer over an open database and the token vault. Starts the
+    /// audit access-log writer, so it must run inside a Tokio runtime.
     #[must_use]
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, vault: Vault) -> Self {
+        let access_log = access_log::AccessLog::spawn(db.clone());
+        Self {
+            db,
+            vault,
+            access_log,
+        }
+    }
+
+    /// The batched writer for high-volume read entries (`token.accessed`).
+    #[must_use]
+    pub fn access_log(&self) -> &access_log::AccessLog {
+        &self.access_log
+    }
+
+    /// Writes what is queued and closes the database: the last step of shutdown.
+    pub async fn shutdown(&self) {
+        self.access_log.flush().await;
+        self.db.clone().close().await;
+    }
+
+    /// The token vault.
+    #[must_use]
+    pub fn vault(&self) -> &Vault {
+        &self.vault
     }
 
     /// The database (for startup, shutdown and the CLI).

@@ -26,6 +26,36 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Token encryption keys: status and rotation.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// The audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+/// `keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Print the active key version and the stored ciphertexts per version (JSON).
+    Status,
+    /// Re-encrypt every ciphertext under an old key version with the active key.
+    Rotate {
+        /// Ciphertexts per transaction.
+        #[arg(long, default_value_t = 500)]
+        batch_size: u64,
+    },
+}
+
+/// `audit …`
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain; exits non-zero naming the first broken entry.
+    Verify,
 }
 
 /// Options of `serve`.

@@ -3,7 +3,9 @@
 
 pub mod auth;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod http;
+pub mod keyring;
 pub mod startup;
 pub mod telemetry;

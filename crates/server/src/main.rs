@@ -43,6 +43,8 @@ fn main() -> ExitCode {
                 serve(config).await
             }
             Command::Migrate => migrate(&config).await,
+            Command::Keys { command } => server::commands::keys(&config, command).await,
+            Command::Audit { command } => server::commands::audit(&config, command).await,
             Command::Openapi => Ok(()),
         }
     });

@@ -23,6 +23,7 @@ impl Application {
     /// # Errors
     /// When the database cannot be opened or migrated, or the address cannot be bound.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let vault = crate::keyring::load_vault(&config)?;
         let db = open_database(&config).await?;
         if config.database.run_migrations {
             db.migrate().await.context("applying database migrations")?;
@@ -30,7 +31,7 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
-        let state = http::AppState::new(app::App::new(db), Arc::new(config));
+        let state = http::AppState::new(app::App::new(db, vault), Arc::new(config));
         Ok(Self { listener, state })
     }
 
@@ -59,6 +60,16 @@ impl Application {
         let router = http::router(self.state.clone());
         serve(self.listener, router, self.state, shutdown).await
     }
+}
+
+/// Opens the database and the vault: what the CLI commands work with.
+///
+/// # Errors
+/// When either cannot be opened.
+pub async fn open_app(config: &Config) -> anyhow::Result<app::App> {
+    let vault = crate::keyring::load_vault(config)?;
+    let db = open_database(config).await?;
+    Ok(app::App::new(db, vault))
 }
 
 /// Opens the database named by the configuration.
@@ -129,7 +140,7 @@ pub async fn serve(
         res = server => res.context("HTTP server failed")?,
         () = deadline => tracing::warn!(timeout_s = timeout.as_secs(), "in-flight requests still running at the shutdown timeout; exiting anyway"),
     }
-    state.app().db().clone().close().await;
+    state.app().shutdown().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

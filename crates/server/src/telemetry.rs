@@ -12,7 +12,6 @@ const DEFAULT_FILTER: &str =
     "info,sqlx=warn,sea_orm=warn,sea_orm_migration=warn,hyper=warn,tower_http=warn";
 
 /// Installs the global subscriber. Keep the guard alive until exit: dropping it flushes.
-#[must_use]
 pub fn init(format: LogFormat) -> WorkerGuard {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));

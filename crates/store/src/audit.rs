@@ -171,3 +171,78 @@ pub async fn list<C: ConnectionTrait>(
         .all(conn)
         .await?)
 }
+
+/// Counts by action over `[from, to)`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn count_by_action<C: ConnectionTrait>(
+    conn: &C,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    #[derive(sea_orm::FromQueryResult)]
+    struct Row {
+        action: String,
+        n: i64,
+    }
+    let rows = audit_log::Entity::find()
+        .select_only()
+        .column(audit_log::Column::Action)
+        .column_as(audit_log::Column::Id.count(), "n")
+        .filter(audit_log::Column::OccurredAt.gte(from))
+        .filter(audit_log::Column::OccurredAt.lt(to))
+        .group_by(audit_log::Column::Action)
+        .order_by_asc(audit_log::Column::Action)
+        .into_model::<Row>()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.action, r.n)).collect())
+}
+
+/// Counts by UTC day (`YYYY-MM-DD`) over `[from, to)`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn count_by_day<C: ConnectionTrait>(
+    conn: &C,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    #[derive(sea_orm::FromQueryResult)]
+    struct Row {
+        day: String,
+        n: i64,
+    }
+    // The one engine-specific expression: how a timestamp becomes its UTC day.
+    let day = match conn.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => {
+            "to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+        }
+        _ => "substr(occurred_at, 1, 10)",
+    };
+    let rows = audit_log::Entity::find()
+        .select_only()
+        .column_as(sea_orm::sea_query::Expr::cust(day), "day")
+        .column_as(audit_log::Column::Id.count(), "n")
+        .filter(audit_log::Column::OccurredAt.gte(from))
+        .filter(audit_log::Column::OccurredAt.lt(to))
+        .group_by(sea_orm::sea_query::Expr::cust(day))
+        .order_by_asc(sea_orm::sea_query::Expr::cust(day))
+        .into_model::<Row>()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.day, r.n)).collect())
+}
+
+/// Deletes the entries with `id <= last_id` (after they were archived).
+///
+/// # Errors
+/// When the database fails.
+pub async fn delete_through<C: ConnectionTrait>(conn: &C, last_id: i64) -> Result<u64, StoreError> {
+    Ok(audit_log::Entity::delete_many()
+        .filter(audit_log::Column::Id.lte(last_id))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod ciphertexts;
 mod connect;
 pub mod entities;
 mod error;

@@ -233,8 +233,7 @@ mod tests {
     fn cached_cipher_size() {
         // Recorded in ADR 0001: memory per cache entry is this plus moka's bookkeeping.
         let size = std::mem::size_of::<Aes256Gcm>();
-        println!("size_of::<Aes256Gcm>() = {size}");
-        assert!(size < 4096);
+        assert!(size < 4096, "size_of::<Aes256Gcm>() = {size}");
     }
 
     #[test]

@@ -49,7 +49,7 @@ fn expected_after_flip(flipped: &[u8], index: usize) -> VaultError {
     match index {
         0 => VaultError::Malformed("unknown format byte"),
         1..=4 => {
-            let version = u32::from_be_bytes(flipped[1..5].try_into().unwrap());
+            let version = u32::from_be_bytes(flipped[1..5].try_into().expect("four header bytes"));
             if VAULT.keyring().contains(version) {
                 // Another key in the ring: derives a different user key, so the tag fails.
                 VaultError::Tampered

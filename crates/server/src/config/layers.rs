@@ -37,10 +37,10 @@ impl Layers {
                 Ok(text) => match flatten(&text) {
                     Ok(map) => {
                         for (k, v) in map {
-                            if values.contains_key(&k) {
-                                values.insert(k, (v, true));
-                            } else {
-                                errors.push(format!("{}: unknown setting {k:?}", path.display()));
+                            match values.get_mut(&k) {
+                                Some(slot) => *slot = (v, true),
+                                None => errors
+                                    .push(format!("{}: unknown setting {k:?}", path.display())),
                             }
                         }
                     }
@@ -51,14 +51,14 @@ impl Layers {
         }
         let mut oauth: BTreeMap<String, BTreeMap<String, SecretString>> = BTreeMap::new();
         for (key, value) in env {
-            if let Some(rest) = key.strip_prefix("OAUTH_") {
-                if let Some((provider, setting)) = split_provider_setting(rest) {
-                    oauth
-                        .entry(provider)
-                        .or_default()
-                        .insert(setting, SecretString::from(value));
-                    continue;
-                }
+            if let Some((provider, setting)) =
+                key.strip_prefix("OAUTH_").and_then(split_provider_setting)
+            {
+                oauth
+                    .entry(provider)
+                    .or_default()
+                    .insert(setting, SecretString::from(value));
+                continue;
             }
             let lower = key.to_ascii_lowercase();
             if let Some(slot) = values.get_mut(&lower) {

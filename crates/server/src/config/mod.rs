@@ -245,6 +245,12 @@ impl Config {
             keys: p.optional("token_encryption_keys").map(SecretString::from),
             active_version: (active != 0).then_some(active),
         };
+        if let Some(keys) = &encryption.keys {
+            // Validated here so a bad keyring stops every command at load, naming the variable.
+            if let Err(e) = vault::Keyring::parse(keys.expose_secret(), encryption.active_version) {
+                p.fail("TOKEN_ENCRYPTION_KEYS", e.to_string());
+            }
+        }
         let oauth = OAuthConfig {
             redirect_uri: p.optional_url("oauth_redirect_uri"),
             allowed_redirect_uris: p.url_list("oauth_allowed_redirect_uris"),

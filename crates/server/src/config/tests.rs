@@ -94,7 +94,10 @@ fn debug_never_shows_secrets() {
         None,
         env(&[
             ("DATABASE_URL", "postgres://u:hunter2@db/app"),
-            ("TOKEN_ENCRYPTION_KEYS", "1:c2VjcmV0LWtleS1tYXRlcmlhbA=="),
+            (
+                "TOKEN_ENCRYPTION_KEYS",
+                "1:c2VjcmV0LWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb24=",
+            ),
             ("CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0"),
             ("OAUTH_GOOGLE_CLIENT_SECRET", "gsecret-value"),
             (
@@ -132,4 +135,28 @@ fn subscriber_errors_do_not_echo_secrets() {
     )
     .expect_err("malformed");
     assert!(!err.to_string().contains("topsecret"), "{err}");
+}
+
+#[test]
+fn production_refuses_short_or_duplicate_keys() {
+    let base = [
+        ("ENVIRONMENT", "production"),
+        ("DATABASE_URL", "postgres://db/app"),
+        ("CLERK_JWKS_URL", "https://clerk.example/jwks"),
+        ("CLERK_ISSUER", "https://clerk.example"),
+    ];
+    for bad in [
+        "1:c2hvcnQ=",
+        "1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=,1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+        "nonsense",
+    ] {
+        let mut e: Vec<(&str, &str)> = base.to_vec();
+        e.push(("TOKEN_ENCRYPTION_KEYS", bad));
+        let err = Config::load(None, env(&e)).expect_err(bad);
+        assert!(err.to_string().contains("TOKEN_ENCRYPTION_KEYS"), "{err}");
+        assert!(
+            !err.to_string().contains("AAAAAAAA"),
+            "key material echoed: {err}"
+        );
+    }
 }

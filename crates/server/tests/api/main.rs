@@ -1,6 +1,9 @@
 //! API tests: the real router on a real port, one fresh database per test, on SQLite and
 //! on Postgres. One test binary with one module per area (faster to link than many).
 
+// Shared helpers; each test module uses a different subset of them.
+mod cli;
+#[allow(dead_code)]
 mod common;
 mod errors;
 mod health;

@@ -1,0 +1,349 @@
+//! The audit hash chain on both backends: concurrent writers cannot fork it; modifying,
+//! deleting or reordering an entry is detected.
+
+mod common;
+
+use common::{KEY1, app};
+use domain::{UserId, audit::AuditAction};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use store::{TransactionTrait, entities::audit_log};
+use testkit::{Backend, both_backends};
+
+both_backends!(
+    batched_access_entries_all_land_and_chain,
+    archive_moves_old_prefix_and_chain_still_verifies,
+    listing_pages_and_stats_group,
+    concurrent_writers_keep_one_chain,
+    modification_is_detected,
+    deletion_is_detected,
+    reordering_is_detected,
+    tail_deletion_is_detected
+);
+
+async fn write(app: &app::App, n: usize) {
+    for i in 0..n {
+        let txn = app.db().writer().begin().await.expect("begin");
+        app::audit::record(
+            &txn,
+            &app::Ctx::system("test"),
+            app::audit::AuditRecord::new(AuditAction::UserUpdated, Some(UserId::new()))
+                .details(serde_json::json!({"i": i})),
+        )
+        .await
+        .expect("record");
+        txn.commit().await.expect("commit");
+    }
+}
+
+async fn assert_broken_at(app: &app::App, id: i64) {
+    let broken = app
+        .verify_audit_chain()
+        .await
+        .expect("db")
+        .expect_err("chain must be broken");
+    assert_eq!(broken.id, id, "{}", broken.reason);
+}
+
+async fn concurrent_writers_keep_one_chain(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move { write(&app, 5).await }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let report = app
+        .verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("chain verifies");
+    assert_eq!(report.entries, 100);
+    assert_eq!((report.first_id, report.last_id), (Some(1), Some(100)));
+}
+
+async fn modification_is_detected(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 5).await;
+    audit_log::Entity::update(audit_log::ActiveModel {
+        id: Set(3),
+        outcome: Set("failure".into()),
+        ..Default::default()
+    })
+    .exec(app.db().writer())
+    .await
+    .expect("tamper");
+    assert_broken_at(&app, 3).await;
+}
+
+async fn deletion_is_detected(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 5).await;
+    audit_log::Entity::delete_by_id(2)
+        .exec(app.db().writer())
+        .await
+        .expect("delete");
+    assert_broken_at(&app, 3).await;
+}
+
+async fn reordering_is_detected(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 5).await;
+    // Swap the contents of entries 2 and 3 (ids stay, so only the hashes can tell).
+    let w = app.db().writer();
+    let e2 = audit_log::Entity::find_by_id(2)
+        .one(w)
+        .await
+        .expect("q")
+        .expect("row");
+    let e3 = audit_log::Entity::find_by_id(3)
+        .one(w)
+        .await
+        .expect("q")
+        .expect("row");
+    for (id, src) in [(2, &e3), (3, &e2)] {
+        audit_log::Entity::update(audit_log::ActiveModel {
+            id: Set(id),
+            details: Set(src.details.clone()),
+            user_id: Set(src.user_id),
+            prev_hash: Set(src.prev_hash.clone()),
+            hash: Set(src.hash.clone()),
+            ..Default::default()
+        })
+        .exec(w)
+        .await
+        .expect("swap");
+    }
+    assert_broken_at(&app, 2).await;
+    let _ = w.execute_unprepared("SELECT 1").await;
+}
+
+async fn tail_deletion_is_detected(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 5).await;
+    audit_log::Entity::delete_by_id(5)
+        .exec(app.db().writer())
+        .await
+        .expect("delete");
+    assert_broken_at(&app, 5).await;
+}
+
+async fn batched_access_entries_all_land_and_chain(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    // Mixed with ordinary in-transaction writers, which share the same chain head.
+    write(&app, 3).await;
+    let mut tasks = Vec::new();
+    for t in 0..50 {
+        let app = app.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..40 {
+                let rec = app::audit::AuditRecord::new(
+                    AuditAction::TokenAccessed,
+                    Some(UserId::new()),
+                )
+                .resource("integration", "google")
+                .details(
+                    serde_json::json!({"task": t, "i": i, "access_token": "ya29.must-not-land"}),
+                );
+                app.access_log()
+                    .record(&app::Ctx::system("test"), rec)
+                    .await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("producer");
+    }
+    app.access_log().flush().await;
+    let report = app
+        .verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("chain verifies");
+    assert_eq!(report.entries, 2003, "none lost");
+    let stored = store::audit::list(
+        app.db().reader(),
+        &store::audit::AuditFilter {
+            action: Some("token.accessed".into()),
+            ..Default::default()
+        },
+        5000,
+    )
+    .await
+    .expect("list");
+    assert_eq!(stored.len(), 2000);
+    assert!(
+        stored
+            .iter()
+            .all(|e| !e.details.to_string().contains("must-not-land")),
+        "details scrubbed"
+    );
+}
+
+async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
+    let (app, db) = app(backend, KEY1).await;
+    write(&app, 6).await;
+    // Entries 1–4 are "old": backdate them (the chain hashes occurred_at, so re-hash them
+    // the way the writer would have — archiving must not depend on how they got old).
+    let w = app.db().writer();
+    let old = chrono::Utc::now() - chrono::Duration::days(400);
+    let mut prev = "0".repeat(64);
+    for id in 1..=6 {
+        let mut e = audit_log::Entity::find_by_id(id)
+            .one(w)
+            .await
+            .expect("q")
+            .expect("row");
+        if id <= 4 {
+            e.occurred_at = old;
+        }
+        let hash = app::audit::stored_hash(&e, &prev);
+        audit_log::Entity::update(audit_log::ActiveModel {
+            id: Set(id),
+            occurred_at: Set(e.occurred_at),
+            prev_hash: Set(prev.clone()),
+            hash: Set(hash.clone()),
+            ..Default::default()
+        })
+        .exec(w)
+        .await
+        .expect("rehash");
+        prev = hash;
+    }
+    store::entities::audit_chain_head::Entity::update(
+        store::entities::audit_chain_head::ActiveModel {
+            id: Set(1),
+            last_id: Set(6),
+            last_hash: Set(prev),
+        },
+    )
+    .exec(w)
+    .await
+    .expect("head");
+    app.verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("re-hashed chain verifies");
+
+    let dir = db.dir().join("archive");
+    let report = app
+        .archive_audit(chrono::Utc::now() - chrono::Duration::days(365), &dir)
+        .await
+        .expect("archive");
+    assert_eq!(
+        (report.entries, report.first_id, report.last_id),
+        (4, Some(1), Some(4))
+    );
+    let file = report.file.expect("file written");
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(&file).expect("open")),
+        &mut text,
+    )
+    .expect("gunzip");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(
+        lines[3]["hash"],
+        report.last_hash.clone().expect("hash").as_str()
+    );
+
+    let after = app
+        .verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("remaining chain verifies");
+    assert_eq!(
+        (after.entries, after.first_id, after.anchored_at_archive),
+        (2, Some(5), true)
+    );
+    let remaining = store::audit::after(app.db().reader(), 0, 10)
+        .await
+        .expect("rows");
+    assert_eq!(
+        remaining[0].prev_hash,
+        report.last_hash.expect("hash"),
+        "anchored at the archive boundary"
+    );
+    // Nothing old enough: a second run archives nothing.
+    let again = app
+        .archive_audit(chrono::Utc::now() - chrono::Duration::days(365), &dir)
+        .await
+        .expect("archive");
+    assert_eq!(again.entries, 0);
+}
+
+async fn listing_pages_and_stats_group(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 7).await;
+    let txn = app.db().writer().begin().await.expect("begin");
+    app::audit::record(
+        &txn,
+        &app::Ctx::system("test"),
+        app::audit::AuditRecord::new(AuditAction::UserDeleted, None),
+    )
+    .await
+    .expect("record");
+    txn.commit().await.expect("commit");
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = app
+            .list_audit(app::audit_query::AuditQuery {
+                limit: Some(3),
+                cursor: cursor.clone(),
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        seen.extend(page.items.iter().map(|e| e.id));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        (1..=8).rev().collect::<Vec<_>>(),
+        "newest first, every entry once"
+    );
+    let only = app
+        .list_audit(app::audit_query::AuditQuery {
+            action: Some("user.deleted".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("filtered");
+    assert_eq!(only.items.len(), 1);
+    assert!(
+        app.list_audit(app::audit_query::AuditQuery {
+            action: Some("nope".into()),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    );
+
+    let by_action = app
+        .audit_stats(app::audit_query::GroupBy::Action, None, None)
+        .await
+        .expect("stats");
+    assert_eq!(
+        by_action,
+        vec![
+            ("user.deleted".to_owned(), 1),
+            ("user.updated".to_owned(), 7)
+        ]
+    );
+    let by_day = app
+        .audit_stats(app::audit_query::GroupBy::Day, None, None)
+        .await
+        .expect("stats");
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert_eq!(by_day, vec![(today, 8)]);
+}
