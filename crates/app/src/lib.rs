@@ -7,10 +7,12 @@ pub mod audit;
 pub mod audit_archive;
 pub mod audit_query;
 mod audit_verify;
+pub mod clerk;
 pub mod context;
 mod error;
 pub mod keys;
 pub mod ops;
+pub mod users;
 
 pub use context::{Ctx, RequestMeta};
 pub use error::AppError;

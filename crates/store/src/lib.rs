@@ -8,6 +8,8 @@ mod connect;
 pub mod entities;
 mod error;
 pub mod migration;
+pub mod users;
+pub mod webhook_events;
 
 pub use connect::{Backend, Db, DbOptions};
 pub use error::StoreError;

@@ -3,6 +3,7 @@
 //! are valid, or an [`AuthFailure`] when credentials were sent but are not; extractors turn
 //! those into rights or 401/403. Rate limiting reads the same extension.
 
+pub mod owned_user;
 mod principal;
 
 pub use principal::{AuthFailure, Principal, ServicePrincipal, UserPrincipal};

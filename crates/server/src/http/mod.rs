@@ -5,8 +5,12 @@ pub mod context;
 pub mod error;
 pub mod extract;
 mod health;
+pub mod meta;
 pub mod openapi;
 pub mod rate_limit;
+mod user_json;
+mod users;
+mod webhooks;
 
 use std::{
     sync::{
@@ -105,7 +109,10 @@ impl AppState {
 
 /// Every API route with its OpenAPI description, not yet bound to a state.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::router())
+        .merge(users::router())
+        .merge(webhooks::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).

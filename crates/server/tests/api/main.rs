@@ -9,3 +9,5 @@ mod errors;
 mod health;
 mod rate_limit;
 mod shutdown;
+mod users;
+mod webhooks;

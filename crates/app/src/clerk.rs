@@ -1,0 +1,311 @@
+//! Clerk webhook events (already signature-verified by the caller): each `svix-id` is
+//! processed once, recorded in the same transaction as the change it causes.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    UserId,
+    audit::AuditAction,
+    profile::{HttpsUrl, PersonName},
+    user::{ClerkUserId, Email},
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use store::{
+    DatabaseTransaction, StoreError, TransactionTrait,
+    users::{self, Deleted, User},
+    webhook_events,
+};
+
+use crate::{
+    App, AppError, Ctx,
+    audit::{AuditRecord, record},
+    users::{cascade_deletion, cascade_details, now},
+};
+
+/// A Clerk event envelope.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ClerkEvent {
+    /// E.g. `user.created`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The object the event is about.
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// What became of an event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WebhookOutcome {
+    /// Handled now (a stale event counts: it was looked at and rightly changed nothing).
+    Processed,
+    /// This `svix-id` was handled before; nothing changed.
+    Duplicate,
+    /// A type this service does not act on.
+    Ignored,
+}
+
+impl WebhookOutcome {
+    /// The wire word.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Processed => "processed",
+            Self::Duplicate => "duplicate",
+            Self::Ignored => "ignored",
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct ClerkUser {
+    id: String,
+    #[serde(default)]
+    email_addresses: Vec<ClerkEmail>,
+    primary_email_address_id: Option<String>,
+    first_name: Option<String>,
+    last_name: Option<String>,
+    image_url: Option<String>,
+    profile_image_url: Option<String>,
+    /// Milliseconds since the epoch.
+    updated_at: Option<i64>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClerkEmail {
+    id: String,
+    email_address: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClerkDeleted {
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ClerkSession {
+    user_id: String,
+    created_at: Option<i64>,
+}
+
+enum Event {
+    Upsert(ClerkUser),
+    Delete(ClerkDeleted),
+    SignIn(ClerkSession),
+}
+
+fn parse<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T, AppError> {
+    // serde's message may quote values (personal data): say only what was wrong in general.
+    serde_json::from_value(data).map_err(|_| {
+        AppError::InvalidRequest(format!("the data of this {kind} event is not valid"))
+    })
+}
+
+fn clerk_id(s: &str) -> Result<ClerkUserId, AppError> {
+    ClerkUserId::parse(s).map_err(|m| AppError::InvalidRequest(format!("the event's user id {m}")))
+}
+
+fn millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+impl App {
+    /// Processes a verified Clerk event delivered as `svix_id`.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a malformed event of a handled type; storage failures (the
+    /// sender should retry: nothing was recorded).
+    pub async fn clerk_webhook(
+        &self,
+        ctx: &Ctx,
+        svix_id: &str,
+        event: ClerkEvent,
+    ) -> Result<WebhookOutcome, AppError> {
+        let kind = event.kind.as_str();
+        let parsed = match kind {
+            "user.created" | "user.updated" => Event::Upsert(parse(kind, event.data)?),
+            "user.deleted" => Event::Delete(parse(kind, event.data)?),
+            "session.created" => Event::SignIn(parse(kind, event.data)?),
+            _ => return Ok(WebhookOutcome::Ignored),
+        };
+        let txn = self.db().writer().begin().await?;
+        if webhook_events::exists(&txn, svix_id).await? {
+            return Ok(WebhookOutcome::Duplicate);
+        }
+        let step = Step {
+            txn: &txn,
+            ctx,
+            svix_id,
+            kind,
+            at: now(),
+        };
+        let outcome = match parsed {
+            Event::Upsert(u) => step.upsert(u).await?,
+            Event::Delete(d) => step.delete(d).await?,
+            Event::SignIn(s) => step.sign_in(s).await?,
+        };
+        match webhook_events::insert(&txn, svix_id, "clerk", kind, outcome, step.at).await {
+            // A concurrent delivery of the same id won: this one rolls back.
+            Err(e) if e.is_unique_violation() => return Ok(WebhookOutcome::Duplicate),
+            other => other?,
+        }
+        txn.commit().await?;
+        Ok(WebhookOutcome::Processed)
+    }
+}
+
+/// One event's work inside its transaction.
+struct Step<'a> {
+    txn: &'a DatabaseTransaction,
+    ctx: &'a Ctx,
+    svix_id: &'a str,
+    kind: &'a str,
+    at: DateTime<Utc>,
+}
+
+impl Step<'_> {
+    async fn audit(&self, action: AuditAction, id: UserId, extra: Value) -> Result<(), AppError> {
+        let mut details =
+            json!({ "source": "clerk", "event_type": self.kind, "webhook_id": self.svix_id });
+        if let (Value::Object(d), Value::Object(e)) = (&mut details, extra) {
+            d.extend(e);
+        }
+        record(
+            self.txn,
+            self.ctx,
+            AuditRecord::new(action, Some(id))
+                .resource("user", id.to_string())
+                .details(details),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn find(&self, clerk: &ClerkUserId) -> Result<Option<User>, StoreError> {
+        users::find_by_clerk_id(self.txn, clerk.as_str(), Deleted::Include).await
+    }
+
+    /// `user.created` and `user.updated`: create when missing, else update unless stale.
+    async fn upsert(&self, c: ClerkUser) -> Result<&'static str, AppError> {
+        let clerk = clerk_id(&c.id)?;
+        let clerk_updated_at = millis(c.updated_at);
+        let email = c
+            .primary_email_address_id
+            .as_deref()
+            .and_then(|pid| c.email_addresses.iter().find(|e| e.id == pid))
+            .and_then(|e| Email::parse(&e.email_address).ok())
+            .map(String::from);
+        let name = |n: Option<String>| {
+            n.and_then(|n| PersonName::parse(&n).ok())
+                .map(|n| n.as_str().to_owned())
+        };
+        let first_name = name(c.first_name);
+        let last_name = name(c.last_name);
+        let image = c
+            .image_url
+            .or(c.profile_image_url)
+            .and_then(|u| HttpsUrl::parse(&u).ok())
+            .map(|u| u.as_str().to_owned());
+        let Some(mut u) = self.find(&clerk).await? else {
+            let id = UserId::new();
+            let user = User {
+                id: id.as_uuid(),
+                clerk_user_id: clerk.as_str().to_owned(),
+                email,
+                first_name,
+                last_name,
+                profile_image_url: image,
+                onboarding_completed: false,
+                onboarding_step: None,
+                onboarding_completed_at: None,
+                last_sign_in_at: None,
+                clerk_updated_at,
+                created_at: self.at,
+                updated_at: self.at,
+                deleted_at: None,
+            };
+            users::insert(self.txn, user).await?;
+            self.audit(AuditAction::UserCreated, id, json!({})).await?;
+            return Ok("created");
+        };
+        if u.deleted_at.is_some() {
+            // Deleted here: Clerk's later edits must not bring data back.
+            return Ok("skipped_deleted");
+        }
+        if let (Some(stored), Some(incoming)) = (u.clerk_updated_at, clerk_updated_at)
+            && incoming < stored
+        {
+            return Ok("stale");
+        }
+        let mut fields = Vec::new();
+        if email.is_some() && u.email != email {
+            u.email = email;
+            fields.push("email");
+        }
+        for (f, slot, v) in [
+            ("first_name", &mut u.first_name, first_name),
+            ("last_name", &mut u.last_name, last_name),
+            ("profile_image_url", &mut u.profile_image_url, image),
+        ] {
+            if *slot != v {
+                *slot = v;
+                fields.push(f);
+            }
+        }
+        if clerk_updated_at.is_some() {
+            u.clerk_updated_at = clerk_updated_at;
+        }
+        if fields.is_empty() {
+            // Still remember Clerk's version, so older events stay stale.
+            users::update(self.txn, u).await?;
+            return Ok("unchanged");
+        }
+        u.updated_at = self.at;
+        let id = UserId::from_uuid(u.id);
+        users::update(self.txn, u).await?;
+        self.audit(AuditAction::UserUpdated, id, json!({ "fields": fields }))
+            .await?;
+        Ok("updated")
+    }
+
+    /// `user.deleted`: soft delete and cascade.
+    async fn delete(&self, d: ClerkDeleted) -> Result<&'static str, AppError> {
+        let Some(raw) = d.id else {
+            return Ok("no_user");
+        };
+        let clerk = clerk_id(&raw)?;
+        let Some(u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
+            return Ok("no_user");
+        };
+        let id = UserId::from_uuid(u.id);
+        if !users::soft_delete(self.txn, u.id, self.at).await? {
+            return Ok("no_user");
+        }
+        let cascade = cascade_deletion(self.txn, id, self.at).await?;
+        self.audit(AuditAction::UserDeleted, id, cascade_details(&cascade))
+            .await?;
+        Ok("deleted")
+    }
+
+    /// `session.created`: the user's latest sign-in.
+    async fn sign_in(&self, s: ClerkSession) -> Result<&'static str, AppError> {
+        let clerk = clerk_id(&s.user_id)?;
+        let Some(mut u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
+            return Ok("no_user");
+        };
+        let at = millis(s.created_at).unwrap_or(self.at);
+        if u.last_sign_in_at.is_some_and(|prev| prev >= at) {
+            return Ok("unchanged");
+        }
+        u.last_sign_in_at = Some(at);
+        u.updated_at = self.at;
+        let id = UserId::from_uuid(u.id);
+        users::update(self.txn, u).await?;
+        self.audit(
+            AuditAction::UserUpdated,
+            id,
+            json!({ "fields": ["last_sign_in_at"] }),
+        )
+        .await?;
+        Ok("signed_in")
+    }
+}

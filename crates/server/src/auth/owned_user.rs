@@ -1,0 +1,195 @@
+//! Extractors for the `/users/{user_ref}` routes: who calls (the [`Principal`] the
+//! authenticate middleware put into the request) and which user the path names, with the
+//! owner-or-admin rule applied before the user's existence is revealed.
+
+use app::{Ctx, users::UserKey};
+use axum::{
+    extract::{FromRequestParts, RawPathParams},
+    http::{Method, request::Parts},
+};
+use domain::{ErrorCode, user::UserRef};
+use serde::Deserialize;
+use store::users::{Deleted, User};
+
+use super::{AuthFailure, Principal};
+use crate::http::{AppState, error::ApiError, meta::request_meta};
+
+/// The caller, or 401 when the request carries no valid credentials.
+///
+/// # Errors
+/// 401 `unauthorized`.
+pub fn principal(parts: &Parts) -> Result<Principal, ApiError> {
+    if let Some(p) = parts.extensions.get::<Principal>() {
+        return Ok(p.clone());
+    }
+    let detail = parts
+        .extensions
+        .get::<AuthFailure>()
+        .map_or("this route needs a session token or a service key", |f| f.0);
+    Err(ApiError::new(ErrorCode::Unauthorized).detail(detail))
+}
+
+/// The use-case context of a request made by `p`.
+#[must_use]
+pub fn ctx_of(p: &Principal, parts: &Parts) -> Ctx {
+    Ctx {
+        actor: p.actor(),
+        meta: request_meta(parts),
+    }
+}
+
+/// The user named by `{user_ref}`, which the caller owns or the caller is an admin. A
+/// non-admin naming anyone else gets 403 whether or not that user exists; an unknown or
+/// soft-deleted user is 404 (an admin's `GET …?include_deleted=true` sees deleted ones).
+#[derive(Clone, Debug)]
+pub struct OwnedUser {
+    /// The user the path names.
+    pub user: User,
+    /// The caller.
+    pub principal: Principal,
+    /// The caller's use-case context (actor and request meta).
+    pub ctx: Ctx,
+}
+
+/// The user named by `{user_ref}`, deleted or not, for admin-only routes (restore).
+#[derive(Clone, Debug)]
+pub struct AdminTarget {
+    /// The user the path names (possibly soft-deleted).
+    pub user: User,
+    /// The caller's use-case context.
+    pub ctx: Ctx,
+}
+
+/// An admin caller: a user with the admin claim or a service key with `admin`.
+#[derive(Clone, Debug)]
+pub struct AdminCaller {
+    /// The caller.
+    pub principal: Principal,
+    /// The caller's use-case context.
+    pub ctx: Ctx,
+}
+
+#[derive(Deserialize)]
+struct IncludeDeleted {
+    #[serde(default)]
+    include_deleted: bool,
+}
+
+fn forbidden() -> ApiError {
+    ApiError::new(ErrorCode::Forbidden).detail("you may act only on your own user")
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound).detail("user not found")
+}
+
+async fn path_ref(parts: &mut Parts, state: &AppState) -> Result<UserRef, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| not_found())?;
+    let raw = params
+        .iter()
+        .find(|(k, _)| *k == "user_ref")
+        .map(|(_, v)| v.to_owned())
+        .ok_or_else(not_found)?;
+    UserRef::parse(&raw)
+        .map_err(|m| ApiError::new(ErrorCode::InvalidRequest).detail(format!("user_ref {m}")))
+}
+
+fn key_of(r: UserRef, p: &Principal) -> Result<UserKey, ApiError> {
+    let caller = match p {
+        Principal::User(u) => Some(&u.clerk_user_id),
+        Principal::Service(_) => None,
+    };
+    UserKey::from_ref(r, caller).ok_or_else(|| {
+        ApiError::new(ErrorCode::InvalidRequest)
+            .detail("`me` names the caller of a user session token; use the user's id")
+    })
+}
+
+/// Checks a non-admin caller owns `key`, without revealing whether `key` exists.
+async fn check_owner(state: &AppState, p: &Principal, key: &UserKey) -> Result<(), ApiError> {
+    if p.is_admin() {
+        return Ok(());
+    }
+    let Principal::User(me) = p else {
+        return Err(ApiError::new(ErrorCode::Forbidden)
+            .detail("a service key needs the admin permission for user routes"));
+    };
+    let owns = match key {
+        UserKey::Clerk(c) => *c == me.clerk_user_id,
+        UserKey::Id(id) => state
+            .app()
+            .find_user(&UserKey::Clerk(me.clerk_user_id.clone()), Deleted::Include)
+            .await?
+            .is_some_and(|own| own.id == id.as_uuid()),
+    };
+    if owns { Ok(()) } else { Err(forbidden()) }
+}
+
+impl FromRequestParts<AppState> for OwnedUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = principal(parts)?;
+        let key = key_of(path_ref(parts, state).await?, &principal)?;
+        check_owner(state, &principal, &key).await?;
+        let include_deleted = principal.is_admin()
+            && parts.method == Method::GET
+            && serde_urlencoded::from_str::<IncludeDeleted>(parts.uri.query().unwrap_or_default())
+                .is_ok_and(|q| q.include_deleted);
+        let deleted = if include_deleted {
+            Deleted::Include
+        } else {
+            Deleted::Exclude
+        };
+        let user = state
+            .app()
+            .find_user(&key, deleted)
+            .await?
+            .ok_or_else(not_found)?;
+        let ctx = ctx_of(&principal, parts);
+        Ok(Self {
+            user,
+            principal,
+            ctx,
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for AdminCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let principal = principal(parts)?;
+        if !principal.is_admin() {
+            return Err(ApiError::new(ErrorCode::Forbidden).detail("this route is for admins"));
+        }
+        let ctx = ctx_of(&principal, parts);
+        Ok(Self { principal, ctx })
+    }
+}
+
+impl FromRequestParts<AppState> for AdminTarget {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let AdminCaller { principal, ctx } = AdminCaller::from_request_parts(parts, state).await?;
+        let key = key_of(path_ref(parts, state).await?, &principal)?;
+        let user = state
+            .app()
+            .find_user(&key, Deleted::Include)
+            .await?
+            .ok_or_else(not_found)?;
+        Ok(Self { user, ctx })
+    }
+}

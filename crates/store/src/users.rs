@@ -1,0 +1,312 @@
+//! Users: lookups, writes, soft delete and restore, the admin search, the credential
+//! cascade of a deletion, and the rows an export gathers.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveModelTrait,
+    ActiveValue::{Set, Unchanged},
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::{Expr, ExprTrait, Func, LikeExpr},
+};
+use uuid::Uuid;
+
+use crate::{
+    StoreError,
+    entities::{
+        integration_tokens, integrations, oauth_states, preference_history, preference_overrides,
+        users,
+    },
+};
+
+/// A stored user.
+pub type User = users::Model;
+
+/// Whether lookups see soft-deleted users.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// Only live users.
+    Exclude,
+    /// Live and soft-deleted users.
+    Include,
+}
+
+fn live_filter<Q: QueryFilter>(q: Q, deleted: Deleted) -> Q {
+    match deleted {
+        Deleted::Exclude => q.filter(users::Column::DeletedAt.is_null()),
+        Deleted::Include => q,
+    }
+}
+
+/// The user with this service id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn find_by_id<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    deleted: Deleted,
+) -> Result<Option<User>, StoreError> {
+    Ok(live_filter(users::Entity::find_by_id(id), deleted)
+        .one(conn)
+        .await?)
+}
+
+/// The user with this Clerk id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn find_by_clerk_id<C: ConnectionTrait>(
+    conn: &C,
+    clerk_user_id: &str,
+    deleted: Deleted,
+) -> Result<Option<User>, StoreError> {
+    Ok(live_filter(
+        users::Entity::find().filter(users::Column::ClerkUserId.eq(clerk_user_id)),
+        deleted,
+    )
+    .one(conn)
+    .await?)
+}
+
+/// Inserts a user exactly as given (the caller sets id and timestamps).
+///
+/// # Errors
+/// When the database fails; a taken Clerk id is a unique violation.
+pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
+    let am = users::ActiveModel {
+        id: Set(u.id),
+        clerk_user_id: Set(u.clerk_user_id),
+        email: Set(u.email),
+        first_name: Set(u.first_name),
+        last_name: Set(u.last_name),
+        profile_image_url: Set(u.profile_image_url),
+        onboarding_completed: Set(u.onboarding_completed),
+        onboarding_step: Set(u.onboarding_step),
+        onboarding_completed_at: Set(u.onboarding_completed_at),
+        last_sign_in_at: Set(u.last_sign_in_at),
+        clerk_updated_at: Set(u.clerk_updated_at),
+        created_at: Set(u.created_at),
+        updated_at: Set(u.updated_at),
+        deleted_at: Set(u.deleted_at),
+    };
+    Ok(am.insert(conn).await?)
+}
+
+/// Writes every mutable field of `u` (looked up by its id; id, Clerk id and `created_at`
+/// never change).
+///
+/// # Errors
+/// When the database fails or the user does not exist.
+pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
+    let am = users::ActiveModel {
+        id: Unchanged(u.id),
+        clerk_user_id: Unchanged(u.clerk_user_id),
+        email: Set(u.email),
+        first_name: Set(u.first_name),
+        last_name: Set(u.last_name),
+        profile_image_url: Set(u.profile_image_url),
+        onboarding_completed: Set(u.onboarding_completed),
+        onboarding_step: Set(u.onboarding_step),
+        onboarding_completed_at: Set(u.onboarding_completed_at),
+        last_sign_in_at: Set(u.last_sign_in_at),
+        clerk_updated_at: Set(u.clerk_updated_at),
+        created_at: Unchanged(u.created_at),
+        updated_at: Set(u.updated_at),
+        deleted_at: Set(u.deleted_at),
+    };
+    Ok(am.update(conn).await?)
+}
+
+/// Marks a live user deleted at `at`. Returns false when no live user has this id.
+///
+/// # Errors
+/// When the database fails.
+pub async fn soft_delete<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = users::Entity::update_many()
+        .col_expr(users::Column::DeletedAt, Expr::value(at))
+        .col_expr(users::Column::UpdatedAt, Expr::value(at))
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::DeletedAt.is_null())
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Clears the deletion mark of a soft-deleted user. Returns false when it was not deleted.
+///
+/// # Errors
+/// When the database fails.
+pub async fn restore<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = users::Entity::update_many()
+        .col_expr(
+            users::Column::DeletedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(users::Column::UpdatedAt, Expr::value(at))
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::DeletedAt.is_not_null())
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// What a deletion removed or changed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CredentialCascade {
+    /// Encrypted token rows deleted.
+    pub tokens_deleted: u64,
+    /// Pending OAuth states deleted.
+    pub states_deleted: u64,
+    /// Integrations newly marked `disconnected`.
+    pub integrations_disconnected: u64,
+}
+
+/// Deletes the user's stored provider tokens and pending OAuth states and marks their
+/// integrations `disconnected`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn delete_credentials<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<CredentialCascade, StoreError> {
+    let tokens = integration_tokens::Entity::delete_many()
+        .filter(integration_tokens::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    let states = oauth_states::Entity::delete_many()
+        .filter(oauth_states::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    let integ = integrations::Entity::update_many()
+        .col_expr(integrations::Column::Status, Expr::value("disconnected"))
+        .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(integrations::Column::Status.ne("disconnected"))
+        .exec(conn)
+        .await?;
+    Ok(CredentialCascade {
+        tokens_deleted: tokens.rows_affected,
+        states_deleted: states.rows_affected,
+        integrations_disconnected: integ.rows_affected,
+    })
+}
+
+/// Where a search page starts: strictly after this (created_at, id), newest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SearchCursor {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+/// Admin search: `q` matches email, first or last name case-insensitively (as a substring;
+/// `%` and `_` in `q` match themselves), newest first by (created_at, id), at most `limit`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn search<C: ConnectionTrait>(
+    conn: &C,
+    q: Option<&str>,
+    deleted: Deleted,
+    after: Option<SearchCursor>,
+    limit: u64,
+) -> Result<Vec<User>, StoreError> {
+    let mut query = live_filter(users::Entity::find(), deleted);
+    if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        let mut any = Condition::any();
+        for col in [
+            users::Column::Email,
+            users::Column::FirstName,
+            users::Column::LastName,
+        ] {
+            any = any.add(
+                Expr::expr(Func::lower(Expr::col((users::Entity, col))))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
+            );
+        }
+        query = query.filter(any);
+    }
+    if let Some(c) = after {
+        query = query.filter(
+            Condition::any()
+                .add(users::Column::CreatedAt.lt(c.created_at))
+                .add(
+                    Condition::all()
+                        .add(users::Column::CreatedAt.eq(c.created_at))
+                        .add(users::Column::Id.lt(c.id)),
+                ),
+        );
+    }
+    Ok(query
+        .order_by_desc(users::Column::CreatedAt)
+        .order_by_desc(users::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// Escapes the LIKE wildcards (and the escape character itself) with `\`.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The stored rows an export gathers besides the user and the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct ExportRows {
+    /// The preference overrides (none: the defaults apply).
+    pub preferences: Option<preference_overrides::Model>,
+    /// Every preference change, oldest first.
+    pub preference_history: Vec<preference_history::Model>,
+    /// Every integration (the token rows are not read: secrets stay out of exports).
+    pub integrations: Vec<integrations::Model>,
+}
+
+/// Reads the rows of `user_id` that an export contains.
+///
+/// # Errors
+/// When the database fails.
+pub async fn export_rows<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+) -> Result<ExportRows, StoreError> {
+    Ok(ExportRows {
+        preferences: preference_overrides::Entity::find_by_id(user_id)
+            .one(conn)
+            .await?,
+        preference_history: preference_history::Entity::find()
+            .filter(preference_history::Column::UserId.eq(user_id))
+            .order_by_asc(preference_history::Column::Id)
+            .all(conn)
+            .await?,
+        integrations: integrations::Entity::find()
+            .filter(integrations::Column::UserId.eq(user_id))
+            .order_by_asc(integrations::Column::Provider)
+            .all(conn)
+            .await?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_wildcards_are_escaped() {
+        assert_eq!(super::escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+}
