@@ -148,6 +148,8 @@ pub struct RateLimitConfig {
     pub user_per_minute: u32,
     pub service_per_minute: u32,
     pub anonymous_per_minute: u32,
+    /// Longest wait for Redis on one check before the local limiter decides.
+    pub redis_timeout: Duration,
 }
 
 /// HTTP server settings.
@@ -155,6 +157,8 @@ pub struct RateLimitConfig {
 pub struct HttpConfig {
     /// Origins allowed by CORS; empty: no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// Client IP from the last `X-Forwarded-For` entry (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
     /// Largest request body.
     pub max_body_bytes: usize,
     /// Per-request time limit.
@@ -224,6 +228,16 @@ impl Config {
                 "must start with sqlite:// or postgres://".to_owned(),
             );
         }
+        let redis_url = p.optional("redis_url").map(SecretString::from);
+        if let Some(url) = &redis_url {
+            // Parsed by the client that will use it; TLS (`rediss://`) is not built in.
+            if let Err(e) = redis::Client::open(url.expose_secret()) {
+                p.fail(
+                    "REDIS_URL",
+                    format!("must be a redis:// URL (redis://[:password@]host:port[/db]): {e}"),
+                );
+            }
+        }
         let clerk = ClerkConfig {
             jwks_url: p.optional_url("clerk_jwks_url"),
             issuer: p.optional("clerk_issuer"),
@@ -268,9 +282,13 @@ impl Config {
             user_per_minute: p.number("rate_limit_user_per_minute", 1, 1_000_000),
             service_per_minute: p.number("rate_limit_service_per_minute", 1, 10_000_000),
             anonymous_per_minute: p.number("rate_limit_anonymous_per_minute", 1, 1_000_000),
+            redis_timeout: Duration::from_millis(
+                p.number("rate_limit_redis_timeout_ms", 1, 10_000).into(),
+            ),
         };
         let http = HttpConfig {
             cors_allowed_origins: p.list("cors_allowed_origins"),
+            trust_forwarded_for: p.boolean("trust_forwarded_for"),
             max_body_bytes: p.number("max_body_bytes", 1024, 1 << 30) as usize,
             request_timeout: Duration::from_secs(
                 p.number("request_timeout_seconds", 1, 3600).into(),
@@ -294,7 +312,7 @@ impl Config {
             environment,
             listen_addr,
             data_dir: PathBuf::from(p.string("data_dir")),
-            redis_url: p.optional("redis_url").map(SecretString::from),
+            redis_url,
             admin_role_claim: p.string("admin_role_claim"),
             user_retention_days: p.number("user_retention_days", 1, 36_500),
             audit_retention_days: p.number("audit_retention_days", 1, 36_500),

@@ -160,3 +160,33 @@ fn production_refuses_short_or_duplicate_keys() {
         );
     }
 }
+
+#[test]
+fn rate_limit_settings_and_redis_url() {
+    let c = Config::load(None, env(&[])).expect("defaults are valid");
+    assert!(
+        !c.http.trust_forwarded_for,
+        "X-Forwarded-For is not trusted by default"
+    );
+    assert_eq!(c.rate_limits.redis_timeout, Duration::from_millis(100));
+    assert!(c.redis_url.is_none());
+    let c = Config::load(
+        None,
+        env(&[
+            ("REDIS_URL", "redis://:pw@127.0.0.1:6379/2"),
+            ("TRUST_FORWARDED_FOR", "true"),
+            ("RATE_LIMIT_REDIS_TIMEOUT_MS", "50"),
+        ]),
+    )
+    .expect("valid");
+    assert!(c.http.trust_forwarded_for);
+    assert_eq!(c.rate_limits.redis_timeout, Duration::from_millis(50));
+    let err = Config::load(None, env(&[("REDIS_URL", "http://:hunter2@cache:6379")]))
+        .expect_err("not a redis URL");
+    let text = err.to_string();
+    assert!(text.contains("REDIS_URL"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "the URL's password is never echoed: {text}"
+    );
+}

@@ -7,6 +7,7 @@ pub mod extract;
 mod health;
 pub mod meta;
 pub mod openapi;
+pub mod rate_limit;
 mod user_json;
 mod users;
 mod webhooks;
@@ -37,6 +38,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use error::ApiError;
+use rate_limit::RateLimiter;
 
 /// Shared state of every handler; cheap to clone.
 #[derive(Clone)]
@@ -46,16 +48,26 @@ struct Inner {
     app: app::App,
     config: Arc<Config>,
     shutting_down: AtomicBool,
+    rate_limiter: RateLimiter,
 }
 
 impl AppState {
     /// Builds the state.
     #[must_use]
     pub fn new(app: app::App, config: Arc<Config>) -> Self {
+        let rate_limiter = RateLimiter::new(
+            config.rate_limits,
+            config.http.trust_forwarded_for,
+            config
+                .redis_url
+                .as_ref()
+                .map(secrecy::ExposeSecret::expose_secret),
+        );
         Self(Arc::new(Inner {
             app,
             config,
             shutting_down: AtomicBool::new(false),
+            rate_limiter,
         }))
     }
 
@@ -82,14 +94,16 @@ impl AppState {
         self.0.shutting_down.load(Ordering::Acquire)
     }
 
-    /// Redis state for `/ready`.
+    /// The rate limiter (local, or shared through Redis).
+    #[must_use]
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.0.rate_limiter
+    }
+
+    /// Redis state for `/ready`: `ok`, `degraded` (down: local limits) or `not_configured`.
     #[must_use]
     pub fn redis_status(&self) -> &'static str {
-        if self.0.config.redis_url.is_some() {
-            "ok"
-        } else {
-            "not_configured"
-        }
+        self.0.rate_limiter.redis_status().as_str()
     }
 }
 
@@ -112,6 +126,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 /// The whole application: routes, docs, fallback and the middleware stack.
 pub fn router(state: AppState) -> Router {
     let config = state.config().clone();
+    let limiter = state.rate_limiter().clone();
     let (routes, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     let mut router = routes
@@ -124,7 +139,15 @@ pub fn router(state: AppState) -> Router {
             StatusCode::SERVICE_UNAVAILABLE,
             config.http.request_timeout,
         ))
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        // ORDER: rate limiting reads the `Principal` that authentication inserts, so its
+        // layer goes AFTER (outside) the authenticate layer: axum runs the last-added layer
+        // first. It stays inside CORS (a 429 still carries CORS headers) and inside
+        // request_context (its 429 is rendered as a problem with the request id).
+        .layer(axum::middleware::from_fn_with_state(
+            limiter,
+            rate_limit::rate_limit,
+        ));
     if let Some(cors) = cors_layer(&config) {
         router = router.layer(cors);
     }
@@ -175,6 +198,9 @@ fn cors_layer(config: &Config) -> Option<CorsLayer> {
                 header::ETAG,
                 context::REQUEST_ID.clone(),
                 header::RETRY_AFTER,
+                rate_limit::RATELIMIT_LIMIT.clone(),
+                rate_limit::RATELIMIT_REMAINING.clone(),
+                rate_limit::RATELIMIT_RESET.clone(),
             ])
             .allow_credentials(true)
             .max_age(Duration::from_secs(600)),
