@@ -27,6 +27,7 @@ both_backends!(
     webhook_unknown_type_ignored_and_session_recorded,
     webhook_rotation_accepts_second_secret,
     webhook_without_secret_is_unavailable,
+    webhook_malformed_event_is_refused_and_not_recorded,
 );
 
 const SECRET_A: &[u8] = b"first-secret-used-for-signing-32";
@@ -428,4 +429,18 @@ async fn webhook_without_secret_is_unavailable(backend: Backend) {
         "{problem}"
     );
     assert!(user(&app, "user_nosec").await.is_none());
+}
+
+async fn webhook_malformed_event_is_refused_and_not_recorded(backend: Backend) {
+    let app = spawn(backend).await;
+    let now = Utc::now().timestamp();
+    // Verified, but a user event without a valid user id.
+    let bad = json!({"type": "user.created", "data": {"id": "not-a-clerk-id"}}).to_string();
+    let res = deliver_raw(&app, SECRET_A, "msg_bad", now, &bad).await;
+    assert_problem(res, 400, "invalid_request").await;
+    let res = deliver_raw(&app, SECRET_A, "msg_bad2", now, "not json").await;
+    assert_problem(res, 400, "invalid_request").await;
+    // The id was not consumed: a corrected redelivery under it is processed.
+    let good = user_event("user.created", "user_fixed", "Ada", 1);
+    assert_eq!(deliver(&app, "msg_bad", &good).await, "processed");
 }
