@@ -1,6 +1,7 @@
 //! The HTTP layer: one file per resource, each with its `router()`; the middleware stack;
 //! the problem format; our extractors.
 
+pub mod audit;
 pub mod context;
 pub mod error;
 pub mod extract;
@@ -111,6 +112,7 @@ impl AppState {
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
+        .merge(audit::router())
         .merge(users::router())
         .merge(webhooks::router())
 }
