@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod openapi;
+mod preferences;
 
 use std::{
     sync::{
@@ -91,7 +92,9 @@ impl AppState {
 
 /// Every API route with its OpenAPI description, not yet bound to a state.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::router())
+        .merge(preferences::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
