@@ -22,8 +22,8 @@ async fn open(backend: Backend) -> (TestDb, App) {
     let t = TestDb::new(backend).await;
     let db = Db::connect(t.url(), None, &DbOptions::default())
         .await
-        .unwrap();
-    db.migrate().await.unwrap();
+        .expect("must succeed");
+    db.migrate().await.expect("must succeed");
     (t, App::new(db))
 }
 
@@ -48,7 +48,7 @@ async fn user(db: &Db) -> UserId {
     }
     .insert(db.writer())
     .await
-    .unwrap();
+    .expect("must succeed");
     id
 }
 
@@ -66,7 +66,7 @@ async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
     };
     let mut entries: Vec<_> = list(app.db().writer(), &f, 100)
         .await
-        .unwrap()
+        .expect("must succeed")
         .into_iter()
         .map(|e| (e.action, e.details))
         .collect();
@@ -77,7 +77,7 @@ async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
 async fn put_and_patch_semantics(backend: Backend) {
     let (_t, app) = open(backend).await;
     let u = user(app.db()).await;
-    let doc = app.preferences(u, false).await.unwrap();
+    let doc = app.preferences(u, false).await.expect("must succeed");
     assert_eq!((doc.version, doc.updated_at), (0, None));
     assert_eq!(doc.preferences, app.preference_defaults().clone());
 
@@ -85,13 +85,13 @@ async fn put_and_patch_semantics(backend: Backend) {
     let doc = app
         .put_preferences(&c, u, json!({"ui": {"theme": "dark", "density": "compact"}, "ai": {"preferred_model": "gpt-4o"}}), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(doc.version, 1);
     // Partial PUT: only the keys sent change.
     let doc = app
         .put_preferences(&c, u, json!({"ui": {"theme": "light"}}), Some(1))
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(doc.version, 2);
     assert_eq!(doc.preferences.ui.theme, Theme::Light);
     assert_eq!(doc.preferences.ui.density.as_str(), "compact");
@@ -112,13 +112,13 @@ async fn put_and_patch_semantics(backend: Backend) {
             Some(2),
         )
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(doc.preferences.ui.theme, Theme::System);
     assert_eq!(doc.preferences.ai.preferred_model, None);
-    let read = app.preferences(u, true).await.unwrap();
+    let read = app.preferences(u, true).await.expect("must succeed");
     assert_eq!(read.version, 3);
     assert_eq!(read.preferences, doc.preferences);
-    let sources = read.sources.unwrap();
+    let sources = read.sources.expect("must succeed");
     assert_eq!(sources["ui"]["density"], "user");
     assert_eq!(sources["ui"]["theme"], "default");
     assert_eq!(sources["ai"]["preferred_model"], "default");
@@ -132,7 +132,7 @@ async fn put_and_patch_semantics(backend: Backend) {
             None,
         )
         .await
-        .unwrap_err();
+        .expect_err("must fail");
     let AppError::Validation(v) = err else {
         panic!("{err:?}")
     };
@@ -142,10 +142,13 @@ async fn put_and_patch_semantics(backend: Backend) {
     let same = app
         .patch_preferences(&c, u, json!({"ui": {"density": "compact"}}), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(same.version, 3);
 
-    let page = app.preference_history(u, None, 10).await.unwrap();
+    let page = app
+        .preference_history(u, None, 10)
+        .await
+        .expect("must succeed");
     assert_eq!(
         page.items.iter().map(|h| h.version).collect::<Vec<_>>(),
         [3, 2, 1]
@@ -172,14 +175,15 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
     let chooser = user(app.db()).await;
     app.put_preferences(&ctx(), chooser, json!({"ui": {"theme": "light"}}), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     // Same database, new configuration: the default theme becomes dark.
-    let app =
-        app.with_preference_defaults(defaults_with(&json!({"ui": {"theme": "dark"}})).unwrap());
+    let app = app.with_preference_defaults(
+        defaults_with(&json!({"ui": {"theme": "dark"}})).expect("must succeed"),
+    );
     assert_eq!(
         app.preferences(plain, false)
             .await
-            .unwrap()
+            .expect("must succeed")
             .preferences
             .ui
             .theme,
@@ -188,7 +192,7 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
     assert_eq!(
         app.preferences(chooser, false)
             .await
-            .unwrap()
+            .expect("must succeed")
             .preferences
             .ui
             .theme,
@@ -203,7 +207,7 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     let c = ctx();
     app.put_preferences(&c, u, json!({"ui": {"theme": "dark"}}), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     let (a, b) = tokio::join!(
         app.patch_preferences(&c, u, json!({"ui": {"density": "compact"}}), Some(1)),
         app.patch_preferences(
@@ -222,7 +226,7 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     assert_eq!(won.version, 2);
     // Nothing of the loser: the document holds only the winner's change, one history row
     // and one audit entry per version.
-    let doc = app.preferences(u, false).await.unwrap();
+    let doc = app.preferences(u, false).await.expect("must succeed");
     assert_eq!(doc.version, 2);
     assert_eq!(doc.preferences, won.preferences);
     let compact = doc.preferences.ui.density.as_str() == "compact";
@@ -230,7 +234,7 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     assert_eq!(
         app.preference_history(u, None, 10)
             .await
-            .unwrap()
+            .expect("must succeed")
             .items
             .len(),
         2
@@ -240,9 +244,15 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     let err = app
         .reset_preferences(&c, u, None, Some(1))
         .await
-        .unwrap_err();
+        .expect_err("must fail");
     assert!(matches!(err, AppError::PreconditionFailed(_)));
-    assert_eq!(app.preferences(u, false).await.unwrap().version, 2);
+    assert_eq!(
+        app.preferences(u, false)
+            .await
+            .expect("must succeed")
+            .version,
+        2
+    );
 }
 
 async fn history_rollback_and_reset(backend: Backend) {
@@ -256,30 +266,42 @@ async fn history_rollback_and_reset(backend: Backend) {
         None,
     )
     .await
-    .unwrap();
+    .expect("must succeed");
     app.put_preferences(&c, u, json!({"ui": {"theme": "light"}}), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     let v3 = app
         .reset_preferences(&c, u, Some(Category::Ui), None)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(v3.preferences.ui.theme, Theme::System);
     assert!(!v3.preferences.ai.memory_enabled);
 
     // Rollback to version 1 makes version 4 with version 1's values.
-    let v4 = app.rollback_preferences(&c, u, 1, Some(3)).await.unwrap();
+    let v4 = app
+        .rollback_preferences(&c, u, 1, Some(3))
+        .await
+        .expect("must succeed");
     assert_eq!(v4.version, 4);
     assert_eq!(v4.preferences.ui.theme, Theme::Dark);
     assert!(!v4.preferences.ai.memory_enabled);
-    let missing = app.rollback_preferences(&c, u, 42, None).await.unwrap_err();
+    let missing = app
+        .rollback_preferences(&c, u, 42, None)
+        .await
+        .expect_err("must fail");
     assert!(matches!(missing, AppError::NotFound(_)), "{missing:?}");
-    let v5 = app.reset_preferences(&c, u, None, None).await.unwrap();
+    let v5 = app
+        .reset_preferences(&c, u, None, None)
+        .await
+        .expect("must succeed");
     assert_eq!(v5.version, 5);
     assert_eq!(v5.preferences, app.preference_defaults().clone());
 
     // Pages, newest first.
-    let p1 = app.preference_history(u, None, 2).await.unwrap();
+    let p1 = app
+        .preference_history(u, None, 2)
+        .await
+        .expect("must succeed");
     assert_eq!(
         p1.items.iter().map(|h| h.version).collect::<Vec<_>>(),
         [5, 4]
@@ -287,7 +309,7 @@ async fn history_rollback_and_reset(backend: Backend) {
     let p2 = app
         .preference_history(u, p1.next_cursor.as_deref(), 2)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(
         p2.items.iter().map(|h| h.version).collect::<Vec<_>>(),
         [3, 2]
@@ -295,7 +317,7 @@ async fn history_rollback_and_reset(backend: Backend) {
     let p3 = app
         .preference_history(u, p2.next_cursor.as_deref(), 2)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(p3.items.iter().map(|h| h.version).collect::<Vec<_>>(), [1]);
     assert_eq!(p3.next_cursor, None);
     assert!(matches!(
@@ -328,8 +350,9 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     let doc = app
         .put_preferences(&c, alice, json!({"ui": {"timezone": "Europe/Berlin"}, "integrations": {"sync_frequency_minutes": 60, "default_calendar_provider": "google"}}), None)
         .await
-        .unwrap();
-    let export = serde_json::to_value(app.export_preferences(alice).await.unwrap()).unwrap();
+        .expect("must succeed");
+    let export = serde_json::to_value(app.export_preferences(alice).await.expect("must succeed"))
+        .expect("must succeed");
     assert_eq!(export["schema_version"], 1);
     assert_eq!(
         export["preferences"]["ui"],
@@ -338,13 +361,16 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     let imported = app
         .import_preferences(&c, bob, &export, Some(0))
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(imported.version, 1);
     assert_eq!(imported.preferences, doc.preferences);
 
     // A v0 document is migrated on import and replaces the user's overrides.
     let v0 = json!({"schema_version": 0, "preferences": {"ui": {"dark_mode": true}, "notifications": {"digest": "off"}}});
-    let migrated = app.import_preferences(&c, bob, &v0, None).await.unwrap();
+    let migrated = app
+        .import_preferences(&c, bob, &v0, None)
+        .await
+        .expect("must succeed");
     assert_eq!(migrated.version, 2);
     assert_eq!(migrated.preferences.ui.theme, Theme::Dark);
     assert_eq!(
@@ -356,7 +382,7 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     let AppError::Validation(v) = app
         .import_preferences(&c, bob, &bad, None)
         .await
-        .unwrap_err()
+        .expect_err("must fail")
     else {
         panic!("expected a validation error")
     };

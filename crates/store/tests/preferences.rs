@@ -17,8 +17,8 @@ async fn open(backend: Backend) -> (TestDb, Db) {
     let t = TestDb::new(backend).await;
     let db = Db::connect(t.url(), None, &DbOptions::default())
         .await
-        .unwrap();
-    db.migrate().await.unwrap();
+        .expect("must succeed");
+    db.migrate().await.expect("must succeed");
     (t, db)
 }
 
@@ -43,7 +43,7 @@ async fn user(db: &Db) -> Uuid {
     }
     .insert(db.writer())
     .await
-    .unwrap();
+    .expect("must succeed");
     id
 }
 
@@ -63,9 +63,11 @@ async fn race(db: &Db, a: NewVersion, b: NewVersion) -> (WriteOutcome, WriteOutc
     let write = |nv: NewVersion| {
         let db = db.clone();
         async move {
-            let txn = db.writer().begin().await.unwrap();
-            let out = preferences::write_version(&txn, nv).await.unwrap();
-            txn.commit().await.unwrap();
+            let txn = db.writer().begin().await.expect("must succeed");
+            let out = preferences::write_version(&txn, nv)
+                .await
+                .expect("must succeed");
+            txn.commit().await.expect("must succeed");
             out
         }
     };
@@ -98,34 +100,37 @@ async fn exactly_one_of_two_writers_wins(backend: Backend) {
     );
 
     // The loser wrote nothing: one history row per version, the row holds the winner.
-    let row = preferences::get(db.writer(), u).await.unwrap().unwrap();
+    let row = preferences::get(db.writer(), u)
+        .await
+        .expect("must succeed")
+        .expect("must succeed");
     assert_eq!(row.version, 2);
     assert_eq!(row.overrides, json!({"ui": {"theme": winner}}));
     assert_eq!(
         preference_history::Entity::find()
             .count(db.writer())
             .await
-            .unwrap(),
+            .expect("must succeed"),
         2
     );
     let v2 = preferences::history_version(db.writer(), u, 2)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("must succeed")
+        .expect("must succeed");
     assert_eq!(v2.changed_by, format!("user:{winner}"));
 
     // A stale expected version, sequentially, is refused too.
-    let txn = db.writer().begin().await.unwrap();
+    let txn = db.writer().begin().await.expect("must succeed");
     let out = preferences::write_version(&txn, version(u, 1, "system"))
         .await
-        .unwrap();
-    txn.commit().await.unwrap();
+        .expect("must succeed");
+    txn.commit().await.expect("must succeed");
     assert_eq!(out, WriteOutcome::Stale);
     assert_eq!(
         preferences::get(db.writer(), u)
             .await
-            .unwrap()
-            .unwrap()
+            .expect("must succeed")
+            .expect("must succeed")
             .version,
         2
     );
@@ -136,27 +141,29 @@ async fn history_pages_newest_first(backend: Backend) {
     let u = user(&db).await;
     let other = user(&db).await;
     for v in 0..5 {
-        let txn = db.writer().begin().await.unwrap();
+        let txn = db.writer().begin().await.expect("must succeed");
         let out = preferences::write_version(
             &txn,
             version(u, v, if v % 2 == 0 { "dark" } else { "light" }),
         )
         .await
-        .unwrap();
+        .expect("must succeed");
         assert_eq!(out, WriteOutcome::Written { version: v + 1 });
-        txn.commit().await.unwrap();
+        txn.commit().await.expect("must succeed");
     }
-    let txn = db.writer().begin().await.unwrap();
+    let txn = db.writer().begin().await.expect("must succeed");
     preferences::write_version(&txn, version(other, 0, "dark"))
         .await
-        .unwrap();
-    txn.commit().await.unwrap();
+        .expect("must succeed");
+    txn.commit().await.expect("must succeed");
 
-    let page = preferences::history(db.reader(), u, None, 2).await.unwrap();
+    let page = preferences::history(db.reader(), u, None, 2)
+        .await
+        .expect("must succeed");
     assert_eq!(page.iter().map(|h| h.version).collect::<Vec<_>>(), [5, 4]);
     let page = preferences::history(db.reader(), u, Some(4), 10)
         .await
-        .unwrap();
+        .expect("must succeed");
     assert_eq!(
         page.iter().map(|h| h.version).collect::<Vec<_>>(),
         [3, 2, 1]
@@ -165,13 +172,13 @@ async fn history_pages_newest_first(backend: Backend) {
     assert!(
         preferences::history_version(db.reader(), u, 9)
             .await
-            .unwrap()
+            .expect("must succeed")
             .is_none()
     );
     assert!(
         preferences::history_version(db.reader(), other, 2)
             .await
-            .unwrap()
+            .expect("must succeed")
             .is_none()
     );
 }
@@ -200,13 +207,18 @@ async fn upgrade_batch_migrates_old_rows(backend: Backend) {
         }
         .insert(db.writer())
         .await
-        .unwrap();
+        .expect("must succeed");
     }
     assert_eq!(
-        preferences::upgrade_batch(db.writer(), 10).await.unwrap(),
+        preferences::upgrade_batch(db.writer(), 10)
+            .await
+            .expect("must succeed"),
         1
     );
-    let row = preferences::get(db.writer(), old).await.unwrap().unwrap();
+    let row = preferences::get(db.writer(), old)
+        .await
+        .expect("must succeed")
+        .expect("must succeed");
     assert_eq!(row.schema_version, 1);
     assert_eq!(row.version, 3, "an upgrade keeps the user's version");
     assert_eq!(
@@ -215,14 +227,16 @@ async fn upgrade_batch_migrates_old_rows(backend: Backend) {
     );
     let b = preferences::get(db.writer(), broken)
         .await
-        .unwrap()
-        .unwrap();
+        .expect("must succeed")
+        .expect("must succeed");
     assert_eq!(
         b.schema_version, 0,
         "a row that cannot migrate is left alone"
     );
     assert_eq!(
-        preferences::upgrade_batch(db.writer(), 10).await.unwrap(),
+        preferences::upgrade_batch(db.writer(), 10)
+            .await
+            .expect("must succeed"),
         0
     );
 }

@@ -573,7 +573,7 @@ proptest! {
         for c in Category::ALL {
             by_category = by_category.reset(Some(*c));
         }
-        prop_assert_eq!(by_category.effective(&defaults), defaults.clone());
+        prop_assert_eq!(&by_category.effective(&defaults), &defaults);
         prop_assert_eq!(o.reset(None).effective(&defaults), defaults);
     }
 }
