@@ -12,11 +12,15 @@ pub mod context;
 mod error;
 pub mod keys;
 pub mod ops;
+pub mod preferences;
 pub mod users;
 
 pub use context::{Ctx, RequestMeta};
 pub use error::AppError;
 
+use std::sync::Arc;
+
+use domain::preferences::Preferences;
 use store::Db;
 use vault::Vault;
 
@@ -28,6 +32,8 @@ pub struct App {
     db: Db,
     vault: Vault,
     access_log: access_log::AccessLog,
+    /// System defaults of preferences (built in, or overridden by configuration).
+    preference_defaults: Arc<Preferences>,
 }
 
 impl App {
@@ -40,6 +46,7 @@ impl App {
             db,
             vault,
             access_log,
+            preference_defaults: Arc::new(Preferences::builtin()),
         }
     }
 
@@ -59,6 +66,20 @@ impl App {
     #[must_use]
     pub fn vault(&self) -> &Vault {
         &self.vault
+    }
+
+    /// Uses `defaults` as the system defaults of preferences (see
+    /// `domain::preferences::defaults_with` for building them from configuration).
+    #[must_use]
+    pub fn with_preference_defaults(mut self, defaults: Preferences) -> Self {
+        self.preference_defaults = Arc::new(defaults);
+        self
+    }
+
+    /// The system defaults of preferences in force.
+    #[must_use]
+    pub fn preference_defaults(&self) -> &Preferences {
+        &self.preference_defaults
     }
 
     /// The database (for startup, shutdown and the CLI).

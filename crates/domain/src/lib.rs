@@ -13,3 +13,4 @@ pub use ids::{IntegrationId, ServiceKeyId, UserId};
 pub use validation::{FieldError, ValidationErrors};
 pub mod audit;
 pub mod permission;
+pub mod preferences;

@@ -31,7 +31,9 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
-        let state = http::AppState::new(app::App::new(db, vault), Arc::new(config));
+        let app =
+            app::App::new(db, vault).with_preference_defaults(config.preference_defaults.clone());
+        let state = http::AppState::new(app, Arc::new(config));
         Ok(Self { listener, state })
     }
 

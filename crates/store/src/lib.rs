@@ -8,6 +8,7 @@ mod connect;
 pub mod entities;
 mod error;
 pub mod migration;
+pub mod preferences;
 pub mod users;
 pub mod webhook_events;
 

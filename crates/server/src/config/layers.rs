@@ -19,6 +19,8 @@ const DEFAULTS: &str = include_str!("../../../../config/default.toml");
 pub(super) struct Layers {
     values: HashMap<String, (String, bool)>,
     oauth: BTreeMap<String, BTreeMap<String, SecretString>>,
+    /// The file's `[preferences_defaults]` table (a partial preferences document), if any.
+    preferences_defaults: Option<toml::Table>,
 }
 
 impl Layers {
@@ -28,6 +30,7 @@ impl Layers {
     ) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
         let mut values: HashMap<String, (String, bool)> = HashMap::new();
+        let mut preferences_defaults = None;
         match flatten(DEFAULTS) {
             Ok(map) => values.extend(map.into_iter().map(|(k, v)| (k, (v, false)))),
             Err(e) => errors.push(format!("built-in defaults: {e}")),
@@ -36,6 +39,7 @@ impl Layers {
             match std::fs::read_to_string(path) {
                 Ok(text) => match flatten(&text) {
                     Ok(map) => {
+                        preferences_defaults = preferences_table(&text);
                         for (k, v) in map {
                             match values.get_mut(&k) {
                                 Some(slot) => *slot = (v, true),
@@ -66,7 +70,11 @@ impl Layers {
             }
         }
         if errors.is_empty() {
-            Ok(Self { values, oauth })
+            Ok(Self {
+                values,
+                oauth,
+                preferences_defaults,
+            })
         } else {
             Err(ConfigError(errors))
         }
@@ -78,6 +86,14 @@ impl Layers {
 
     pub(super) fn oauth_providers(&self) -> BTreeMap<String, BTreeMap<String, SecretString>> {
         self.oauth.clone()
+    }
+
+    /// The `[preferences_defaults]` table of the file, as JSON (an empty object without one).
+    pub(super) fn preferences_defaults(&self) -> serde_json::Value {
+        self.preferences_defaults
+            .as_ref()
+            .and_then(|t| serde_json::to_value(t).ok())
+            .unwrap_or_else(|| serde_json::json!({}))
     }
 
     pub(super) fn parser(&self) -> Parser<'_> {
@@ -106,6 +122,17 @@ fn split_provider_setting(rest: &str) -> Option<(String, String)> {
     })
 }
 
+/// The one table a configuration file may hold: system defaults of user preferences.
+const PREFERENCES_DEFAULTS: &str = "preferences_defaults";
+
+fn preferences_table(text: &str) -> Option<toml::Table> {
+    let mut table: toml::Table = text.parse().ok()?;
+    match table.remove(PREFERENCES_DEFAULTS)? {
+        toml::Value::Table(t) => Some(t),
+        _ => None,
+    }
+}
+
 /// A TOML document of scalar settings → key → string value (arrays joined with commas).
 fn flatten(text: &str) -> Result<HashMap<String, String>, String> {
     let table: toml::Table = text
@@ -113,6 +140,9 @@ fn flatten(text: &str) -> Result<HashMap<String, String>, String> {
         .map_err(|e: toml::de::Error| e.message().to_owned())?;
     let mut out = HashMap::new();
     for (k, v) in table {
+        if k == PREFERENCES_DEFAULTS && v.is_table() {
+            continue;
+        }
         let s = match v {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),

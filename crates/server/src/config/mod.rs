@@ -62,6 +62,9 @@ pub struct Config {
     pub http: HttpConfig,
     /// Log line format.
     pub log_format: LogFormat,
+    /// System defaults of user preferences: the built-in ones overlaid with the file's
+    /// `[preferences_defaults]` table, validated like a user's update.
+    pub preference_defaults: domain::preferences::Preferences,
     /// Settings that took their development default; `serve` warns about each.
     pub development_defaults: Vec<&'static str>,
 }
@@ -308,7 +311,18 @@ impl Config {
                 LogFormat::Text
             }
         };
+        let preference_defaults =
+            match domain::preferences::defaults_with(&l.preferences_defaults()) {
+                Ok(d) => d,
+                Err(e) => {
+                    for f in e.0 {
+                        p.fail(&format!("preferences_defaults.{}", f.field), f.message);
+                    }
+                    domain::preferences::Preferences::builtin()
+                }
+            };
         let config = Self {
+            preference_defaults,
             environment,
             listen_addr,
             data_dir: PathBuf::from(p.string("data_dir")),

@@ -190,3 +190,32 @@ fn rate_limit_settings_and_redis_url() {
         "the URL's password is never echoed: {text}"
     );
 }
+
+#[test]
+fn preference_defaults_come_from_the_file_and_are_validated() {
+    let c = Config::load(None, env(&[])).expect("defaults are valid");
+    assert_eq!(
+        c.preference_defaults,
+        domain::preferences::Preferences::builtin()
+    );
+
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(f, "user_retention_days = 7\n[preferences_defaults.ui]\ntheme = \"dark\"\n[preferences_defaults.privacy]\ndata_retention_days = 90").expect("write");
+    let c = Config::load(Some(f.path()), env(&[])).expect("valid");
+    assert_eq!(c.preference_defaults.ui.theme.as_str(), "dark");
+    assert_eq!(c.preference_defaults.privacy.data_retention_days.get(), 90);
+    assert_eq!(c.user_retention_days, 7);
+
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    writeln!(f, "[preferences_defaults.ui]\ntheme = \"neon\"\ncolour = 1").expect("write");
+    let err = Config::load(Some(f.path()), env(&[])).expect_err("invalid defaults");
+    let text = err.0.join("\n");
+    assert!(
+        text.contains("preferences_defaults.ui.theme: must be one of light, dark, system"),
+        "{text}"
+    );
+    assert!(
+        text.contains("preferences_defaults.ui.colour: is not a known field"),
+        "{text}"
+    );
+}

@@ -8,6 +8,7 @@ pub mod extract;
 mod health;
 pub mod meta;
 pub mod openapi;
+mod preferences;
 pub mod rate_limit;
 mod user_json;
 mod users;
@@ -115,6 +116,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(users::router())
         .merge(webhooks::router())
+        .merge(preferences::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).

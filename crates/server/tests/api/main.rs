@@ -7,6 +7,7 @@ mod cli;
 mod common;
 mod errors;
 mod health;
+mod preferences;
 mod rate_limit;
 mod shutdown;
 mod users;

@@ -1,0 +1,387 @@
+//! Preferences use cases (API.md "Preferences"): read the effective document, change it by
+//! PUT, merge patch, reset, rollback or import, read its history, export it.
+//!
+//! Every change runs in one transaction: lock the user's row, check `If-Match`, compute the
+//! new overrides, write the next version with its history row, append the audit entry.
+//! A change that changes nothing writes nothing and answers the current document.
+
+use chrono::{DateTime, Utc};
+use domain::{
+    UserId,
+    audit::AuditAction,
+    preferences::{
+        self, CURRENT_SCHEMA_VERSION, Category, Overrides, Preferences, PreferencesDocument,
+        PreferencesExport, changed_paths,
+    },
+};
+use serde::Serialize;
+use serde_json::{Value, json};
+use store::{
+    TransactionTrait,
+    preferences::{self as repo, NewVersion, StoredPreferences, WriteOutcome},
+};
+
+use crate::{
+    App, AppError, Ctx,
+    audit::{self, AuditRecord},
+};
+
+/// How often a change without `If-Match` is retried when a concurrent first write wins
+/// (the only race the row lock cannot cover: there is no row to lock yet).
+const ATTEMPTS: usize = 3;
+
+/// One version in the history (`GET …/preferences/history`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryItem {
+    pub version: i64,
+    pub schema_version: i32,
+    pub changed_at: DateTime<Utc>,
+    pub changed_by: String,
+    /// The merge patch that made this version.
+    pub changes: Value,
+}
+
+/// A page of history, newest first; `next_cursor` is `null` on the last page.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryPage {
+    pub items: Vec<HistoryItem>,
+    pub next_cursor: Option<String>,
+}
+
+/// `GET /preferences/schema`: the JSON Schema and the system defaults.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PreferencesSchema {
+    pub schema: Value,
+    pub defaults: Preferences,
+}
+
+/// What a change does to the current overrides.
+enum Change {
+    Put(Value),
+    Patch(Value),
+    Reset(Option<Category>),
+    Replace(Overrides),
+}
+
+impl App {
+    /// The effective preferences of `user`, with their version (0 and all defaults for a
+    /// user who never changed one); `include_sources` adds which values are whose.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn preferences(
+        &self,
+        user: UserId,
+        include_sources: bool,
+    ) -> Result<PreferencesDocument, AppError> {
+        let row = repo::get(self.db().writer(), user.as_uuid()).await?;
+        let (version, updated_at, overrides) = current(row.as_ref())?;
+        Ok(self.document(version, updated_at, &overrides, include_sources))
+    }
+
+    /// PUT: only the keys sent change; `null` sets a nullable field to `null`.
+    ///
+    /// # Errors
+    /// `Validation` by field path, `PreconditionFailed` on a stale `if_match`, storage.
+    pub async fn put_preferences(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        partial: Value,
+        if_match: Option<i64>,
+    ) -> Result<PreferencesDocument, AppError> {
+        self.change(
+            ctx,
+            user,
+            if_match,
+            Change::Put(partial),
+            AuditAction::PreferencesUpdated,
+        )
+        .await
+    }
+
+    /// PATCH (RFC 7396): `null` removes an override, falling back to the default.
+    ///
+    /// # Errors
+    /// As [`App::put_preferences`].
+    pub async fn patch_preferences(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        patch: Value,
+        if_match: Option<i64>,
+    ) -> Result<PreferencesDocument, AppError> {
+        self.change(
+            ctx,
+            user,
+            if_match,
+            Change::Patch(patch),
+            AuditAction::PreferencesUpdated,
+        )
+        .await
+    }
+
+    /// Back to the defaults: everything, or one category.
+    ///
+    /// # Errors
+    /// `PreconditionFailed` on a stale `if_match`, storage.
+    pub async fn reset_preferences(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        category: Option<Category>,
+        if_match: Option<i64>,
+    ) -> Result<PreferencesDocument, AppError> {
+        self.change(
+            ctx,
+            user,
+            if_match,
+            Change::Reset(category),
+            AuditAction::PreferencesReset,
+        )
+        .await
+    }
+
+    /// Restores the overrides of `version` as a new version (version 0: all defaults).
+    ///
+    /// # Errors
+    /// `NotFound` for a version the user never had, `PreconditionFailed`, storage.
+    pub async fn rollback_preferences(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        version: i64,
+        if_match: Option<i64>,
+    ) -> Result<PreferencesDocument, AppError> {
+        let snapshot = if version == 0 {
+            Overrides::empty()
+        } else {
+            // History rows never change: read before the write transaction starts.
+            let entry = repo::history_version(self.db().writer(), user.as_uuid(), version)
+                .await?
+                .ok_or(AppError::NotFound("preference version"))?;
+            stored_overrides(&entry.snapshot, entry.schema_version)?
+        };
+        self.change(
+            ctx,
+            user,
+            if_match,
+            Change::Replace(snapshot),
+            AuditAction::PreferencesRolledBack,
+        )
+        .await
+    }
+
+    /// The portable document: the user's own choices at the current schema version.
+    ///
+    /// # Errors
+    /// When storage fails.
+    pub async fn export_preferences(&self, user: UserId) -> Result<PreferencesExport, AppError> {
+        let row = repo::get(self.db().writer(), user.as_uuid()).await?;
+        let (_, _, overrides) = current(row.as_ref())?;
+        Ok(PreferencesExport::new(&overrides, Utc::now()))
+    }
+
+    /// Replaces the user's overrides with an exported document, migrating older schema
+    /// versions first.
+    ///
+    /// # Errors
+    /// `Validation` by field path (`preferences.ui.theme`), `PreconditionFailed`, storage.
+    pub async fn import_preferences(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        document: &Value,
+        if_match: Option<i64>,
+    ) -> Result<PreferencesDocument, AppError> {
+        let overrides = preferences::import(document)?;
+        self.change(
+            ctx,
+            user,
+            if_match,
+            Change::Replace(overrides),
+            AuditAction::PreferencesImported,
+        )
+        .await
+    }
+
+    /// A page of the user's history, newest first. `cursor` is the previous page's
+    /// `next_cursor`.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a malformed cursor, storage.
+    pub async fn preference_history(
+        &self,
+        user: UserId,
+        cursor: Option<&str>,
+        limit: u64,
+    ) -> Result<HistoryPage, AppError> {
+        let before = cursor
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| AppError::InvalidRequest("cursor is not valid".to_owned()))
+            })
+            .transpose()?;
+        let limit = limit.clamp(1, 100);
+        let mut rows = repo::history(self.db().reader(), user.as_uuid(), before, limit + 1).await?;
+        let more = rows.len() as u64 > limit;
+        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = more
+            .then(|| rows.last().map(|r| r.version.to_string()))
+            .flatten();
+        let items = rows
+            .into_iter()
+            .map(|r| HistoryItem {
+                version: r.version,
+                schema_version: r.schema_version,
+                changed_at: r.changed_at,
+                changed_by: r.changed_by,
+                changes: r.changes,
+            })
+            .collect();
+        Ok(HistoryPage { items, next_cursor })
+    }
+
+    /// The JSON Schema of the document and the system defaults in force.
+    #[must_use]
+    pub fn preferences_schema(&self) -> PreferencesSchema {
+        PreferencesSchema {
+            schema: preferences::json_schema(),
+            defaults: self.preference_defaults().clone(),
+        }
+    }
+
+    async fn change(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        if_match: Option<i64>,
+        change: Change,
+        action: AuditAction,
+    ) -> Result<PreferencesDocument, AppError> {
+        for _ in 0..ATTEMPTS {
+            if let Some(doc) = self
+                .try_change(ctx, user, if_match, &change, action)
+                .await?
+            {
+                return Ok(doc);
+            }
+            if let Some(v) = if_match {
+                return Err(AppError::PreconditionFailed(v.to_string()));
+            }
+        }
+        Err(AppError::Conflict(
+            "the preferences are being changed concurrently; try again".to_owned(),
+        ))
+    }
+
+    /// One attempt; `None` when a concurrent writer won.
+    async fn try_change(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        if_match: Option<i64>,
+        change: &Change,
+        action: AuditAction,
+    ) -> Result<Option<PreferencesDocument>, AppError> {
+        let txn = self.db().writer().begin().await?;
+        let row = repo::get_for_update(&txn, user.as_uuid()).await?;
+        let (version, updated_at, before) = current(row.as_ref())?;
+        if let Some(expected) = if_match
+            && expected != version
+        {
+            return Err(AppError::PreconditionFailed(expected.to_string()));
+        }
+        let after = match change {
+            Change::Put(partial) => before.partial_update(partial)?,
+            Change::Patch(patch) => before.apply_merge_patch(patch)?,
+            Change::Reset(category) => before.reset(*category),
+            Change::Replace(o) => o.clone(),
+        };
+        let changes = before.diff(&after);
+        if changes.as_object().is_some_and(serde_json::Map::is_empty) {
+            // Nothing changes: no new version, no history, no audit entry.
+            txn.rollback().await?;
+            return Ok(Some(self.document(version, updated_at, &before, false)));
+        }
+        let paths = changed_paths(&changes);
+        let at = Utc::now();
+        let outcome = repo::write_version(
+            &txn,
+            NewVersion {
+                user_id: user.as_uuid(),
+                expected_version: version,
+                overrides: after.to_value(),
+                changes,
+                changed_by: actor_label(ctx),
+                at,
+            },
+        )
+        .await?;
+        let WriteOutcome::Written {
+            version: new_version,
+        } = outcome
+        else {
+            txn.rollback().await?;
+            return Ok(None);
+        };
+        audit::record(
+            &txn,
+            ctx,
+            AuditRecord::new(action, Some(user))
+                .resource("preferences", user.to_string())
+                .details(json!({"changed": paths, "version": new_version})),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(Some(self.document(new_version, Some(at), &after, false)))
+    }
+
+    fn document(
+        &self,
+        version: i64,
+        updated_at: Option<DateTime<Utc>>,
+        overrides: &Overrides,
+        include_sources: bool,
+    ) -> PreferencesDocument {
+        PreferencesDocument {
+            schema_version: CURRENT_SCHEMA_VERSION,
+            version,
+            updated_at,
+            preferences: overrides.effective(self.preference_defaults()),
+            sources: include_sources.then(|| overrides.sources()),
+        }
+    }
+}
+
+/// Version, last change and overrides of a stored row (upgraded in memory when it is of an
+/// older schema version); version 0 and no overrides without a row.
+fn current(
+    row: Option<&StoredPreferences>,
+) -> Result<(i64, Option<DateTime<Utc>>, Overrides), AppError> {
+    match row {
+        None => Ok((0, None, Overrides::empty())),
+        Some(r) => Ok((
+            r.version,
+            Some(r.updated_at),
+            stored_overrides(&r.overrides, r.schema_version)?,
+        )),
+    }
+}
+
+/// Stored overrides (or a history snapshot) of `schema_version`, migrated and validated.
+/// Stored data that no longer validates is an internal error, never the caller's.
+fn stored_overrides(doc: &Value, schema_version: i32) -> Result<Overrides, AppError> {
+    let from = u32::try_from(schema_version).unwrap_or(0);
+    preferences::migrate(doc.clone(), from)
+        .and_then(|d| Overrides::from_value(&d))
+        .map_err(|e| AppError::Internal(format!("stored preferences are invalid: {e}")))
+}
+
+/// `kind:id` of the actor, for `changed_by`.
+fn actor_label(ctx: &Ctx) -> String {
+    match &ctx.actor.id {
+        Some(id) => format!("{}:{id}", ctx.actor.kind.as_str()),
+        None => ctx.actor.kind.as_str().to_owned(),
+    }
+}
