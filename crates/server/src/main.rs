@@ -43,6 +43,10 @@ fn main() -> ExitCode {
                 serve(config).await
             }
             Command::Migrate => migrate(&config).await,
+            Command::ServiceKey(cmd) => server::auth::commands::service_key(&config, cmd).await,
+            Command::Dev(server::cli::DevCommand::Token(args)) => {
+                server::auth::commands::dev_token(&config, &args)
+            }
             Command::Openapi => Ok(()),
         }
     });

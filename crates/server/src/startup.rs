@@ -30,7 +30,10 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
-        let state = http::AppState::new(app::App::new(db), Arc::new(config));
+        let auth = crate::auth::Auth::from_config(&config)
+            .await
+            .context("setting up authentication")?;
+        let state = http::AppState::new(app::App::new(db), Arc::new(config), auth);
         Ok(Self { listener, state })
     }
 

@@ -7,6 +7,7 @@ mod connect;
 pub mod entities;
 mod error;
 pub mod migration;
+pub mod service_keys;
 
 pub use connect::{Backend, Db, DbOptions};
 pub use error::StoreError;

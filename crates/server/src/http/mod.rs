@@ -6,6 +6,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod openapi;
+mod well_known;
 
 use std::{
     sync::{
@@ -41,16 +42,18 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     app: app::App,
     config: Arc<Config>,
+    auth: crate::auth::Auth,
     shutting_down: AtomicBool,
 }
 
 impl AppState {
     /// Builds the state.
     #[must_use]
-    pub fn new(app: app::App, config: Arc<Config>) -> Self {
+    pub fn new(app: app::App, config: Arc<Config>, auth: crate::auth::Auth) -> Self {
         Self(Arc::new(Inner {
             app,
             config,
+            auth,
             shutting_down: AtomicBool::new(false),
         }))
     }
@@ -65,6 +68,12 @@ impl AppState {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// Authentication: the session-token verifier and the development key.
+    #[must_use]
+    pub fn auth(&self) -> &crate::auth::Auth {
+        &self.0.auth
     }
 
     /// Marks the start of shutdown: `/ready` answers 503 from now on.
@@ -91,7 +100,9 @@ impl AppState {
 
 /// Every API route with its OpenAPI description, not yet bound to a state.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(health::router())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(health::router())
+        .merge(well_known::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
@@ -104,10 +115,20 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// The whole application: routes, docs, fallback and the middleware stack.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes behind the same middleware stack (axum applies a layer
+/// only to routes present when it is added, so routes merged afterwards would bypass
+/// authentication; tests use this to exercise extractors on their own routes).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config().clone();
     let (routes, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let authenticate =
+        axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate);
     let mut router = routes
+        .merge(extra)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .with_state(state)
@@ -121,7 +142,10 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&config) {
         router = router.layer(cors);
     }
-    router.layer(axum::middleware::from_fn(context::request_context))
+    // Inside the request context: failures render as problems with the request id.
+    router
+        .layer(authenticate)
+        .layer(axum::middleware::from_fn(context::request_context))
 }
 
 async fn not_found() -> ApiError {
