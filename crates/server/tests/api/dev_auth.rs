@@ -33,8 +33,7 @@ fn stdout_line(out: &std::process::Output) -> String {
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .next_back()
+        .rfind(|l| !l.is_empty())
         .unwrap_or_default()
         .to_owned()
 }
