@@ -271,14 +271,19 @@ impl RemoteJwks {
     }
 }
 
+/// Two rustls providers are compiled (ring for sqlx, aws-lc-rs for reqwest): make the
+/// process default explicit so no implicit `ClientConfig::builder()` can panic. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a default is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
 /// The HTTP client for outgoing calls of the auth layer: a timeout and our user agent.
 ///
 /// # Errors
 /// When the TLS configuration cannot be built.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    // Two rustls providers are compiled (ring for sqlx, aws-lc-rs for reqwest); make the
-    // process default explicit. An error only means one is installed already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    install_crypto_provider();
     Ok(reqwest::Client::builder()
         .user_agent(concat!("user-service/", env!("CARGO_PKG_VERSION")))
         .timeout(Duration::from_secs(5))

@@ -44,6 +44,7 @@ impl Auth {
     /// In production without Clerk; when the development key cannot be read or written; when
     /// the HTTP client cannot be built.
     pub async fn from_config(config: &Config) -> anyhow::Result<Self> {
+        jwks::install_crypto_provider();
         if let Some(url) = &config.clerk.jwks_url {
             let issuer = config
                 .clerk
