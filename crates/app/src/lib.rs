@@ -13,6 +13,7 @@ mod error;
 pub mod keys;
 pub mod ops;
 pub mod preferences;
+pub mod service_keys;
 pub mod users;
 
 pub use context::{Ctx, RequestMeta};
@@ -34,6 +35,7 @@ pub struct App {
     access_log: access_log::AccessLog,
     /// System defaults of preferences (built in, or overridden by configuration).
     preference_defaults: Arc<Preferences>,
+    service_keys: service_keys::KeyCache,
 }
 
 impl App {
@@ -47,6 +49,7 @@ impl App {
             vault,
             access_log,
             preference_defaults: Arc::new(Preferences::builtin()),
+            service_keys: service_keys::KeyCache::new(),
         }
     }
 
@@ -86,5 +89,10 @@ impl App {
     #[must_use]
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// Verified service keys, shared by every clone of this `App`.
+    pub(crate) fn service_key_cache(&self) -> &service_keys::KeyCache {
+        &self.service_keys
     }
 }

@@ -36,6 +36,63 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Create, list and revoke service keys.
+    #[command(subcommand)]
+    ServiceKey(ServiceKeyCommand),
+    /// Local development helpers (refused in production and when Clerk is configured).
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+/// `service-key …`
+#[derive(Debug, Subcommand)]
+pub enum ServiceKeyCommand {
+    /// Create a key and print it (once: it cannot be shown again).
+    Create {
+        /// 1–64 characters of a-z, 0-9, _ and -.
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: tokens:read, tokens:refresh, users:read, preferences:read,
+        /// integrations:read, audit:read, admin.
+        #[arg(long, value_delimiter = ',', required = true)]
+        permissions: Vec<String>,
+    },
+    /// List keys: name, prefix, permissions, created, last used, revoked.
+    List,
+    /// Revoke a key by name (exits non-zero when there is none).
+    Revoke {
+        /// The key's name.
+        name: String,
+    },
+}
+
+/// `dev …`
+#[derive(Debug, Subcommand)]
+pub enum DevCommand {
+    /// Print a session token the running development service accepts.
+    Token(DevTokenArgs),
+}
+
+/// Options of `dev token`.
+#[derive(Debug, clap::Args)]
+pub struct DevTokenArgs {
+    /// The Clerk user id to put in `sub` (e.g. user_123).
+    #[arg(long)]
+    pub sub: String,
+    /// Make the token an admin's.
+    #[arg(long)]
+    pub admin: bool,
+    /// Lifetime of the token.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl_seconds: u64,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Do not apply migrations at start (run `user-service migrate` separately).
+    #[arg(long)]
+    pub no_migrate: bool,
 }
 
 /// `keys …`
@@ -56,12 +113,4 @@ pub enum KeysCommand {
 pub enum AuditCommand {
     /// Check the hash chain; exits non-zero naming the first broken entry.
     Verify,
-}
-
-/// Options of `serve`.
-#[derive(Debug, Default, clap::Args)]
-pub struct ServeArgs {
-    /// Do not apply migrations at start (run `user-service migrate` separately).
-    #[arg(long)]
-    pub no_migrate: bool,
 }

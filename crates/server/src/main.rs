@@ -45,6 +45,10 @@ fn main() -> ExitCode {
             Command::Migrate => migrate(&config).await,
             Command::Keys { command } => server::commands::keys(&config, command).await,
             Command::Audit { command } => server::commands::audit(&config, command).await,
+            Command::ServiceKey(cmd) => server::auth::commands::service_key(&config, cmd).await,
+            Command::Dev(server::cli::DevCommand::Token(args)) => {
+                server::auth::commands::dev_token(&config, &args)
+            }
             Command::Openapi => Ok(()),
         }
     });

@@ -31,9 +31,12 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
+        let auth = crate::auth::Auth::from_config(&config)
+            .await
+            .context("setting up authentication")?;
         let app =
             app::App::new(db, vault).with_preference_defaults(config.preference_defaults.clone());
-        let state = http::AppState::new(app, Arc::new(config));
+        let state = http::AppState::new(app, Arc::new(config), auth);
         Ok(Self { listener, state })
     }
 

@@ -9,6 +9,7 @@ pub mod entities;
 mod error;
 pub mod migration;
 pub mod preferences;
+pub mod service_keys;
 pub mod users;
 pub mod webhook_events;
 

@@ -13,6 +13,7 @@ pub mod rate_limit;
 mod user_json;
 mod users;
 mod webhooks;
+mod well_known;
 
 use std::{
     sync::{
@@ -49,6 +50,7 @@ pub struct AppState(Arc<Inner>);
 struct Inner {
     app: app::App,
     config: Arc<Config>,
+    auth: crate::auth::Auth,
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
 }
@@ -56,7 +58,7 @@ struct Inner {
 impl AppState {
     /// Builds the state.
     #[must_use]
-    pub fn new(app: app::App, config: Arc<Config>) -> Self {
+    pub fn new(app: app::App, config: Arc<Config>, auth: crate::auth::Auth) -> Self {
         let rate_limiter = RateLimiter::new(
             config.rate_limits,
             config.http.trust_forwarded_for,
@@ -68,6 +70,7 @@ impl AppState {
         Self(Arc::new(Inner {
             app,
             config,
+            auth,
             shutting_down: AtomicBool::new(false),
             rate_limiter,
         }))
@@ -83,6 +86,12 @@ impl AppState {
     #[must_use]
     pub fn config(&self) -> &Config {
         &self.0.config
+    }
+
+    /// Authentication: the session-token verifier and the development key.
+    #[must_use]
+    pub fn auth(&self) -> &crate::auth::Auth {
+        &self.0.auth
     }
 
     /// Marks the start of shutdown: `/ready` answers 503 from now on.
@@ -117,6 +126,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(webhooks::router())
         .merge(preferences::router())
+        .merge(well_known::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
@@ -129,11 +139,21 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 
 /// The whole application: routes, docs, fallback and the middleware stack.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] with `extra` routes behind the same middleware stack (axum applies a layer
+/// only to routes present when it is added, so routes merged afterwards would bypass
+/// authentication; tests use this to exercise extractors on their own routes).
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let config = state.config().clone();
     let limiter = state.rate_limiter().clone();
     let (routes, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    let authenticate =
+        axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate);
     let mut router = routes
+        .merge(extra)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .with_state(state)
@@ -155,7 +175,10 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors_layer(&config) {
         router = router.layer(cors);
     }
-    router.layer(axum::middleware::from_fn(context::request_context))
+    // Inside the request context: failures render as problems with the request id.
+    router
+        .layer(authenticate)
+        .layer(axum::middleware::from_fn(context::request_context))
 }
 
 async fn not_found() -> ApiError {

@@ -17,6 +17,7 @@ use utoipa::{
     components(schemas(super::error::Problem, super::error::FieldErrorSchema)),
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
+        (name = "auth", description = "Local development auth: the signing key's JWKS"),
     )
 )]
 pub struct ApiDoc;

@@ -22,6 +22,31 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// A session token this app accepts: test apps run local development auth (no
+    /// `CLERK_JWKS_URL`), with the signing key under the test's data folder. With `admin`,
+    /// the claim at `ADMIN_ROLE_CLAIM` is `admin`.
+    pub fn user_token(&self, sub: &str, admin: bool) -> String {
+        self.state
+            .auth()
+            .dev_key()
+            .expect("test apps run local development auth")
+            .session_token(sub, admin, 3600, &self.state.config().admin_role_claim)
+            .expect("token is signed")
+    }
+
+    /// A new service key with `permissions`, created through the app use case; returns the
+    /// plaintext key.
+    pub async fn service_key(&self, name: &str, permissions: &[&str]) -> String {
+        self.state
+            .app()
+            .create_service_key(&app::Ctx::system("test"), name, permissions)
+            .await
+            .expect("service key is created")
+            .key
+            .expose_secret()
+            .to_owned()
+    }
+
     /// Sends the shutdown signal and waits for the server to finish draining.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {
@@ -71,6 +96,46 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let server = tokio::spawn(application.run_until(async move {
         let _ = rx.await;
     }));
+    TestApp {
+        addr,
+        client: reqwest::Client::new(),
+        state,
+        shutdown: Some(tx),
+        server: Some(server),
+        db,
+    }
+}
+
+/// Starts the application with extra environment settings and `routes` merged behind the
+/// real middleware stack (`server::http::router_with`): for exercising extractors through
+/// test-only routes before real routes exist.
+pub async fn spawn_app_with_routes(
+    backend: Backend,
+    extra: &[(&str, &str)],
+    routes: axum::Router<server::http::AppState>,
+) -> TestApp {
+    let db = TestDb::new(backend).await;
+    let config = test_config(&db, extra);
+    let application = Application::build(config)
+        .await
+        .expect("application starts");
+    let state = application.state().clone();
+    // Serve the extended router on a fresh listener; the application's own is dropped.
+    drop(application);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("bound address");
+    let router = server::http::router_with(state.clone(), routes);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(server::startup::serve(
+        listener,
+        router,
+        state.clone(),
+        async move {
+            let _ = rx.await;
+        },
+    ));
     TestApp {
         addr,
         client: reqwest::Client::new(),

@@ -2,13 +2,16 @@
 //! on Postgres. One test binary with one module per area (faster to link than many).
 
 // Shared helpers; each test module uses a different subset of them.
-mod cli;
 #[allow(dead_code)]
+mod auth;
+mod cli;
 mod common;
+mod dev_auth;
 mod errors;
 mod health;
 mod preferences;
 mod rate_limit;
+mod service_keys;
 mod shutdown;
 mod users;
 mod webhooks;

@@ -1,0 +1,413 @@
+//! Service keys: creation (the plaintext is returned once), listing, revocation, and the
+//! verification every service request goes through.
+//!
+//! A key is `usk_` + 32 random bytes (base64url, no padding). Only its hex SHA-256 is
+//! stored. Verification looks the hash up, then compares stored and computed hashes in
+//! constant time. Verified keys are cached in-process for at most [`CACHE_TTL`] so the
+//! token-fetch hot path does not query the database per request; revoking through this
+//! process drops the cached copy at once (another process's revocation takes effect
+//! within the TTL).
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use domain::{ServiceKeyId, ValidationErrors, audit::AuditAction, permission::Permission};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use store::TransactionTrait;
+use subtle::ConstantTimeEq;
+
+use crate::{
+    App, AppError, Ctx,
+    audit::{AuditRecord, record},
+};
+
+/// Every service key starts with this.
+pub const KEY_PREFIX: &str = "usk_";
+/// Longest time a verified key is trusted without asking the database again.
+pub const CACHE_TTL: Duration = Duration::from_secs(30);
+/// `last_used_at` is written at most once per this interval per key.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+/// Length of `usk_` + base64url of 32 bytes.
+const KEY_LEN: usize = KEY_PREFIX.len() + 43;
+/// Characters of the key kept for listings (`usk_` + 8).
+const SHOWN_PREFIX_LEN: usize = KEY_PREFIX.len() + 8;
+
+/// A freshly created key in plaintext. Shown once; `Debug` never prints it.
+pub struct ServiceKeySecret(String);
+
+impl ServiceKeySecret {
+    /// The key itself, for the one time it is shown.
+    #[must_use]
+    pub fn expose_secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ServiceKeySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceKeySecret([redacted])")
+    }
+}
+
+/// What is known about a key, without its hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceKeyInfo {
+    pub id: ServiceKeyId,
+    pub name: String,
+    /// `usk_` and the next 8 characters.
+    pub prefix: String,
+    pub permissions: Vec<Permission>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A created key: its description and the plaintext, shown once.
+#[derive(Debug)]
+pub struct CreatedServiceKey {
+    pub info: ServiceKeyInfo,
+    pub key: ServiceKeySecret,
+}
+
+/// A key that verified: who is calling and what they may do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedServiceKey {
+    pub id: ServiceKeyId,
+    pub name: Arc<str>,
+    pub permissions: Arc<[Permission]>,
+}
+
+/// Verified keys by the SHA-256 of the key.
+#[derive(Clone)]
+pub(crate) struct KeyCache(moka::sync::Cache<[u8; 32], Arc<VerifiedServiceKey>>);
+
+impl KeyCache {
+    pub(crate) fn new() -> Self {
+        Self(
+            moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        )
+    }
+}
+
+impl std::fmt::Debug for KeyCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyCache({} entries)", self.0.entry_count())
+    }
+}
+
+/// Validates a key name: 1–64 characters of `a-z 0-9 _ -`.
+///
+/// # Errors
+/// A field error on `name`.
+pub fn validate_name(name: &str) -> Result<(), ValidationErrors> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ValidationErrors::single(
+            "name",
+            "must be 1 to 64 characters of a-z, 0-9, _ and -",
+        ))
+    }
+}
+
+/// Parses permission names; at least one, duplicates removed.
+///
+/// # Errors
+/// A field error on `permissions` naming the unknown one.
+pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>, ValidationErrors> {
+    let mut out = Vec::with_capacity(names.len());
+    for n in names {
+        let p = Permission::parse(n.as_ref().trim())
+            .map_err(|e| ValidationErrors::single("permissions", e))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(ValidationErrors::single(
+            "permissions",
+            "at least one permission is required",
+        ));
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+fn from_hex(s: &str) -> Option<[u8; 32]> {
+    let bytes = s.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = char::from(pair[0]).to_digit(16)?;
+        let lo = char::from(pair[1]).to_digit(16)?;
+        out[i] = u8::try_from(hi * 16 + lo).ok()?;
+    }
+    Some(out)
+}
+
+/// True when `key` has the shape of a service key (checked before any lookup).
+#[must_use]
+pub fn looks_like_key(key: &str) -> bool {
+    key.len() == KEY_LEN
+        && key.starts_with(KEY_PREFIX)
+        && key[KEY_PREFIX.len()..]
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+}
+
+fn permissions_of(value: &serde_json::Value) -> Vec<Permission> {
+    value
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .filter_map(|s| match Permission::parse(s) {
+                    Ok(p) => Some(p),
+                    Err(_) => {
+                        tracing::warn!(permission = s, "ignoring unknown stored permission");
+                        None
+                    }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn info_of(row: store::service_keys::ServiceKeyRow) -> ServiceKeyInfo {
+    ServiceKeyInfo {
+        id: ServiceKeyId::from_uuid(row.id),
+        permissions: permissions_of(&row.permissions),
+        name: row.name,
+        prefix: row.key_prefix,
+        created_at: row.created_at,
+        last_used_at: row.last_used_at,
+        revoked_at: row.revoked_at,
+    }
+}
+
+impl App {
+    /// Creates a key. The plaintext is in the answer and nowhere else.
+    ///
+    /// # Errors
+    /// Validation of the name and permissions; conflict when the name is taken.
+    pub async fn create_service_key<S: AsRef<str>>(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        permissions: &[S],
+    ) -> Result<CreatedServiceKey, AppError> {
+        validate_name(name)?;
+        let permissions = parse_permissions(permissions)?;
+        let mut random = [0u8; 32];
+        getrandom::fill(&mut random)
+            .map_err(|e| AppError::Internal(format!("operating system RNG failed: {e}")))?;
+        let key = format!(
+            "{KEY_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
+        );
+        let names: Vec<String> = permissions.iter().map(|p| p.as_str().to_owned()).collect();
+        let prefix = key[..SHOWN_PREFIX_LEN].to_owned();
+
+        let txn = self.db().writer().begin().await?;
+        if store::service_keys::find_by_name(&txn, name)
+            .await?
+            .is_some()
+        {
+            return Err(AppError::Conflict(format!(
+                "a service key named {name:?} already exists"
+            )));
+        }
+        let row = store::service_keys::create(
+            &txn,
+            store::service_keys::NewServiceKey {
+                id: ServiceKeyId::new().as_uuid(),
+                name: name.to_owned(),
+                key_hash: to_hex(&hash_key(&key)),
+                key_prefix: prefix.clone(),
+                permissions: names.clone(),
+                created_at: Utc::now(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            store::StoreError::Conflict(_) => {
+                AppError::Conflict(format!("a service key named {name:?} already exists"))
+            }
+            other => AppError::Store(other),
+        })?;
+        record(
+            &txn,
+            ctx,
+            AuditRecord::new(AuditAction::ServiceKeyCreated, None)
+                .resource("service_key", name)
+                .details(json!({ "permissions": names, "prefix": prefix })),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(CreatedServiceKey {
+            info: info_of(row),
+            key: ServiceKeySecret(key),
+        })
+    }
+
+    /// Every key, oldest first (revoked ones included, marked).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn list_service_keys(&self) -> Result<Vec<ServiceKeyInfo>, AppError> {
+        Ok(store::service_keys::list(self.db().reader())
+            .await?
+            .into_iter()
+            .map(info_of)
+            .collect())
+    }
+
+    /// Revokes the named key; it is refused from now on (at once in this process). Revoking
+    /// a revoked key changes nothing and is not audited again.
+    ///
+    /// # Errors
+    /// Not found for an unknown name; database failures.
+    pub async fn revoke_service_key(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+    ) -> Result<ServiceKeyInfo, AppError> {
+        let now = Utc::now();
+        let txn = self.db().writer().begin().await?;
+        let Some(row) = store::service_keys::revoke_by_name(&txn, name, now).await? else {
+            return Err(AppError::NotFound("service key"));
+        };
+        let already = row.revoked_at.is_some();
+        if !already {
+            record(
+                &txn,
+                ctx,
+                AuditRecord::new(AuditAction::ServiceKeyRevoked, None)
+                    .resource("service_key", name),
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        if let Some(hash) = from_hex(&row.key_hash) {
+            self.service_key_cache().0.invalidate(&hash);
+        }
+        let mut info = info_of(row);
+        info.revoked_at.get_or_insert(now);
+        Ok(info)
+    }
+
+    /// Verifies a presented key: `None` when it is malformed, unknown or revoked.
+    ///
+    /// # Errors
+    /// Only when the database fails.
+    pub async fn verify_service_key(
+        &self,
+        presented: &str,
+    ) -> Result<Option<Arc<VerifiedServiceKey>>, AppError> {
+        if !looks_like_key(presented) {
+            return Ok(None);
+        }
+        let computed = hash_key(presented);
+        let cache = &self.service_key_cache().0;
+        if let Some(hit) = cache.get(&computed) {
+            return Ok(Some(hit));
+        }
+        let Some(row) =
+            store::service_keys::find_active_by_hash(self.db().reader(), &to_hex(&computed))
+                .await?
+        else {
+            return Ok(None);
+        };
+        // The lookup matched on the hash; compare again in constant time so no code path
+        // depends on a variable-time comparison of secret-derived bytes.
+        let stored = from_hex(&row.key_hash).unwrap_or([0u8; 32]);
+        if !bool::from(stored.ct_eq(&computed)) {
+            return Ok(None);
+        }
+        let verified = Arc::new(VerifiedServiceKey {
+            id: ServiceKeyId::from_uuid(row.id),
+            name: Arc::from(row.name.as_str()),
+            permissions: permissions_of(&row.permissions).into(),
+        });
+        cache.insert(computed, verified.clone());
+        // Only on a cache miss, and the store skips it when written within the interval.
+        if let Err(e) = store::service_keys::touch(
+            self.db().writer(),
+            row.id,
+            Utc::now(),
+            chrono::Duration::seconds(TOUCH_INTERVAL_SECS),
+        )
+        .await
+        {
+            tracing::warn!(error = %e, key = %row.name, "could not record service key use");
+        }
+        Ok(Some(verified))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "billing-svc", "x_1", &"a".repeat(64)] {
+            assert!(validate_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "A", "a b", "é", "a.b", &"a".repeat(65)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn permissions() {
+        assert_eq!(
+            parse_permissions(&["users:read", "tokens:read", "users:read"]).expect("valid"),
+            vec![Permission::TokensRead, Permission::UsersRead]
+        );
+        assert!(parse_permissions(&["users:write"]).is_err());
+        assert!(parse_permissions::<&str>(&[]).is_err());
+    }
+
+    #[test]
+    fn hex_round_trip_and_shape() {
+        let h = hash_key("usk_x");
+        assert_eq!(from_hex(&to_hex(&h)), Some(h));
+        assert!(from_hex("zz").is_none());
+        let key = format!("{KEY_PREFIX}{}", "A".repeat(43));
+        assert!(looks_like_key(&key));
+        assert!(!looks_like_key("usk_short"));
+        assert!(!looks_like_key(&format!("xyz_{}", "A".repeat(43))));
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = ServiceKeySecret("usk_secretvalue".to_owned());
+        assert!(!format!("{s:?}").contains("secretvalue"));
+    }
+}

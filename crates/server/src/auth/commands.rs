@@ -1,0 +1,115 @@
+//! The auth commands of the CLI: `service-key create|list|revoke` and `dev token`. They
+//! read the same configuration as `serve`.
+
+use anyhow::Context as _;
+use app::Ctx;
+
+use super::dev::DevSigningKey;
+use crate::{
+    cli::{DevTokenArgs, ServiceKeyCommand},
+    config::Config,
+    startup,
+};
+
+/// Longest lifetime `dev token` signs.
+const MAX_DEV_TTL_SECONDS: u64 = 30 * 24 * 3600;
+
+/// Runs a `service-key` subcommand.
+///
+/// # Errors
+/// Invalid input, an unknown name on revoke, or a database failure.
+#[allow(clippy::print_stdout)] // The listing and the new key are the command's output.
+pub async fn service_key(config: &Config, cmd: ServiceKeyCommand) -> anyhow::Result<()> {
+    let app = startup::open_app(config).await?;
+    let db = app.db().clone();
+    if config.database.run_migrations {
+        db.migrate().await.context("applying database migrations")?;
+    }
+    let ctx = Ctx::system("cli");
+    let result = match cmd {
+        ServiceKeyCommand::Create { name, permissions } => app
+            .create_service_key(&ctx, &name, &permissions)
+            .await
+            .map(|created| {
+                println!("{}", created.key.expose_secret());
+                eprintln!(
+                    "Created service key {:?} ({}) with permissions {}.\nStore it now: it cannot be shown again.",
+                    created.info.name,
+                    created.info.prefix,
+                    perms(&created.info.permissions)
+                );
+            }),
+        ServiceKeyCommand::List => app.list_service_keys().await.map(|keys| {
+            println!(
+                "{:<24} {:<14} {:<40} {:<20} {:<20} REVOKED",
+                "NAME", "PREFIX", "PERMISSIONS", "CREATED", "LAST USED"
+            );
+            for k in keys {
+                println!(
+                    "{:<24} {:<14} {:<40} {:<20} {:<20} {}",
+                    k.name,
+                    k.prefix,
+                    perms(&k.permissions),
+                    time(Some(k.created_at)),
+                    time(k.last_used_at),
+                    time(k.revoked_at),
+                );
+            }
+        }),
+        ServiceKeyCommand::Revoke { name } => app
+            .revoke_service_key(&ctx, &name)
+            .await
+            .map(|k| eprintln!("Revoked service key {:?} ({}).", k.name, k.prefix)),
+    };
+    db.close().await;
+    result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn perms(p: &[domain::permission::Permission]) -> String {
+    p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+}
+
+fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map_or_else(
+        || "-".to_owned(),
+        |t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
+}
+
+/// Prints a development session token for `args.sub`.
+///
+/// # Errors
+/// In production or with Clerk configured; an invalid `sub` or lifetime; key file errors.
+#[allow(clippy::print_stdout)] // The token is the command's output.
+pub fn dev_token(config: &Config, args: &DevTokenArgs) -> anyhow::Result<()> {
+    if !config.is_development() {
+        anyhow::bail!("dev token is refused in production");
+    }
+    if config.clerk.jwks_url.is_some() {
+        anyhow::bail!(
+            "dev token is refused: CLERK_JWKS_URL is set, so the service accepts only Clerk's tokens"
+        );
+    }
+    domain::user::ClerkUserId::parse(&args.sub)
+        .map_err(|e| anyhow::anyhow!("--sub {e} (a Clerk user id such as user_123)"))?;
+    if args.ttl_seconds == 0 || args.ttl_seconds > MAX_DEV_TTL_SECONDS {
+        anyhow::bail!("--ttl-seconds must be between 1 and {MAX_DEV_TTL_SECONDS}");
+    }
+    let key = DevSigningKey::load_or_create(&config.data_dir)?;
+    if key.was_created() {
+        eprintln!(
+            "note: generated a development signing key at {}",
+            key.path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+    let token = key.session_token(
+        &args.sub,
+        args.admin,
+        args.ttl_seconds,
+        &config.admin_role_claim,
+    )?;
+    println!("{token}");
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Service keys: the hashes, names and permissions of back-end callers' keys. The keys
+//! themselves are never stored; lookups go by the hex SHA-256 of a presented key.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+    QueryOrder, sea_query::Expr,
+};
+use uuid::Uuid;
+
+use crate::{StoreError, entities::service_keys};
+
+/// A stored key (hash included: callers must not print it).
+pub type ServiceKeyRow = service_keys::Model;
+
+/// A key to insert.
+#[derive(Clone, Debug)]
+pub struct NewServiceKey {
+    pub id: Uuid,
+    pub name: String,
+    /// Hex SHA-256 of the whole key.
+    pub key_hash: String,
+    /// The first characters of the key, to recognise it in listings.
+    pub key_prefix: String,
+    /// Permission wire names.
+    pub permissions: Vec<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Inserts a key.
+///
+/// # Errors
+/// [`StoreError::Conflict`] when the name (or hash) is taken; other database failures.
+pub async fn create<C: ConnectionTrait>(
+    conn: &C,
+    key: NewServiceKey,
+) -> Result<ServiceKeyRow, StoreError> {
+    let row = service_keys::ActiveModel {
+        id: Set(key.id),
+        name: Set(key.name),
+        key_hash: Set(key.key_hash),
+        key_prefix: Set(key.key_prefix),
+        permissions: Set(serde_json::Value::from(key.permissions)),
+        created_at: Set(key.created_at),
+        last_used_at: Set(None),
+        revoked_at: Set(None),
+    };
+    match service_keys::Entity::insert(row).exec(conn).await {
+        Ok(_) => {}
+        Err(e) => {
+            let e = StoreError::Database(e);
+            return Err(if e.is_unique_violation() {
+                StoreError::Conflict("a service key with this name exists")
+            } else {
+                e
+            });
+        }
+    }
+    service_keys::Entity::find_by_id(key.id)
+        .one(conn)
+        .await?
+        .ok_or(StoreError::Conflict("service key vanished after insert"))
+}
+
+/// The key with this hash, unless it is revoked.
+///
+/// # Errors
+/// When the database fails.
+pub async fn find_active_by_hash<C: ConnectionTrait>(
+    conn: &C,
+    key_hash: &str,
+) -> Result<Option<ServiceKeyRow>, StoreError> {
+    Ok(service_keys::Entity::find()
+        .filter(service_keys::Column::KeyHash.eq(key_hash))
+        .filter(service_keys::Column::RevokedAt.is_null())
+        .one(conn)
+        .await?)
+}
+
+/// The key with this name (revoked or not).
+///
+/// # Errors
+/// When the database fails.
+pub async fn find_by_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+) -> Result<Option<ServiceKeyRow>, StoreError> {
+    Ok(service_keys::Entity::find()
+        .filter(service_keys::Column::Name.eq(name))
+        .one(conn)
+        .await?)
+}
+
+/// Every key, oldest first.
+///
+/// # Errors
+/// When the database fails.
+pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<ServiceKeyRow>, StoreError> {
+    Ok(service_keys::Entity::find()
+        .order_by_asc(service_keys::Column::CreatedAt)
+        .order_by_asc(service_keys::Column::Name)
+        .all(conn)
+        .await?)
+}
+
+/// Marks the named key revoked at `at`. Returns the key as it was before (so the caller
+/// can tell "unknown" from "already revoked" and drop cached copies of it).
+///
+/// # Errors
+/// When the database fails.
+pub async fn revoke_by_name<C: ConnectionTrait>(
+    conn: &C,
+    name: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<ServiceKeyRow>, StoreError> {
+    let Some(row) = find_by_name(conn, name).await? else {
+        return Ok(None);
+    };
+    if row.revoked_at.is_none() {
+        service_keys::Entity::update_many()
+            .col_expr(service_keys::Column::RevokedAt, Expr::value(at))
+            .filter(service_keys::Column::Id.eq(row.id))
+            .filter(service_keys::Column::RevokedAt.is_null())
+            .exec(conn)
+            .await?;
+    }
+    Ok(Some(row))
+}
+
+/// Sets `last_used_at = now` unless it was set within `min_interval` already, so a busy key
+/// costs at most one write per interval. Returns whether a row was written.
+///
+/// # Errors
+/// When the database fails.
+pub async fn touch<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+    now: DateTime<Utc>,
+    min_interval: chrono::Duration,
+) -> Result<bool, StoreError> {
+    let threshold = now - min_interval;
+    let res = service_keys::Entity::update_many()
+        .col_expr(service_keys::Column::LastUsedAt, Expr::value(now))
+        .filter(service_keys::Column::Id.eq(id))
+        .filter(
+            Condition::any()
+                .add(service_keys::Column::LastUsedAt.is_null())
+                .add(service_keys::Column::LastUsedAt.lt(threshold)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected > 0)
+}
