@@ -48,23 +48,23 @@ impl App {
                 domain::ValidationErrors::single("limit", "must be between 1 and 100").into(),
             );
         }
-        if let Some(a) = &q.action {
-            if domain::audit::AuditAction::parse(a).is_none() {
-                return Err(domain::ValidationErrors::single(
-                    "action",
-                    "is not a known audit action",
-                )
-                .into());
-            }
+        if q.action
+            .as_deref()
+            .is_some_and(|a| domain::audit::AuditAction::parse(a).is_none())
+        {
+            return Err(
+                domain::ValidationErrors::single("action", "is not a known audit action").into(),
+            );
         }
-        if let Some(t) = &q.actor_type {
-            if !matches!(t.as_str(), "user" | "service" | "system" | "webhook") {
-                return Err(domain::ValidationErrors::single(
-                    "actor_type",
-                    "must be one of user, service, system, webhook",
-                )
-                .into());
-            }
+        if q.actor_type
+            .as_deref()
+            .is_some_and(|t| !matches!(t, "user" | "service" | "system" | "webhook"))
+        {
+            return Err(domain::ValidationErrors::single(
+                "actor_type",
+                "must be one of user, service, system, webhook",
+            )
+            .into());
         }
         let before_id = match &q.cursor {
             Some(c) => Some(
