@@ -1,8 +1,13 @@
 use testkit::both_backends;
 
-use crate::common::{Backend, assert_problem, spawn_app};
+use axum::routing::get;
+
+use crate::common::{Backend, assert_problem, spawn_app, spawn_app_with, spawn_app_with_routes};
 
 both_backends!(
+    body_limits_and_media_types_are_problems,
+    panic_is_a_500_problem_without_internals,
+    cors_allows_only_configured_origins,
     unknown_route_is_problem_404_with_request_id,
     request_ids_sane_or_replaced,
     wrong_method_is_problem_405
@@ -61,4 +66,126 @@ async fn wrong_method_is_problem_405(backend: Backend) {
         .await
         .expect("request");
     assert_problem(res, 405, "method_not_allowed").await;
+}
+
+async fn body_limits_and_media_types_are_problems(backend: Backend) {
+    let app = spawn_app_with(backend, &[("MAX_BODY_BYTES", "2048")]).await;
+    sqlx_free_user(&app).await;
+    let token = app.user_token("user_limits", false);
+    let big = format!("{{\"first_name\": \"{}\"}}", "a".repeat(4096));
+    let res = app
+        .client
+        .patch(app.url("/users/me"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(res, 413, "payload_too_large").await;
+    let res = app
+        .client
+        .patch(app.url("/users/me"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(res, 415, "unsupported_media_type").await;
+    let res = app
+        .client
+        .patch(app.url("/users/me"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{\"first_name\": ")
+        .send()
+        .await
+        .expect("request");
+    assert_problem(res, 400, "invalid_request").await;
+    let res = app
+        .client
+        .patch(app.url("/users/me"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"nickname": "x"}))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(res, 422, "validation_error").await;
+    assert_eq!(body["errors"][0]["field"], "nickname");
+}
+
+async fn sqlx_free_user(app: &crate::common::TestApp) {
+    use sea_orm::{ActiveValue::Set, EntityTrait};
+    let now = chrono::Utc::now();
+    store::entities::users::Entity::insert(store::entities::users::ActiveModel {
+        id: Set(uuid::Uuid::now_v7()),
+        clerk_user_id: Set("user_limits".to_owned()),
+        email: Set(None),
+        first_name: Set(None),
+        last_name: Set(None),
+        profile_image_url: Set(None),
+        onboarding_completed: Set(false),
+        onboarding_step: Set(None),
+        onboarding_completed_at: Set(None),
+        last_sign_in_at: Set(None),
+        clerk_updated_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    })
+    .exec(app.state.app().db().writer())
+    .await
+    .expect("user");
+}
+
+async fn panic_is_a_500_problem_without_internals(backend: Backend) {
+    let routes = axum::Router::new().route(
+        "/test/panic",
+        get(|| async {
+            let secret_detail = "internal-detail-xyz";
+            if !secret_detail.is_empty() {
+                panic!("boom: {secret_detail}");
+            }
+            "unreachable"
+        }),
+    );
+    let app = spawn_app_with_routes(backend, &[], routes).await;
+    let res = app
+        .client
+        .get(app.url("/test/panic"))
+        .send()
+        .await
+        .expect("request");
+    let body = assert_problem(res, 500, "internal_error").await;
+    assert!(
+        !body.to_string().contains("internal-detail-xyz"),
+        "internals leaked: {body}"
+    );
+    // The service keeps serving after a panic.
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+}
+
+async fn cors_allows_only_configured_origins(backend: Backend) {
+    let app = spawn_app_with(backend, &[("CORS_ALLOWED_ORIGINS", "https://app.example")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(reqwest::Method::OPTIONS, app.url("/users/me"))
+            .header("origin", origin)
+            .header("access-control-request-method", "PATCH")
+            .send()
+    };
+    let ok = preflight("https://app.example").await.expect("preflight");
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    let other = preflight("https://evil.example").await.expect("preflight");
+    assert!(other.headers().get("access-control-allow-origin").is_none());
 }
