@@ -1,45 +1,16 @@
 //! Audit routes with real credentials: a user's change is audited with the right actor and
 //! request id; `/audit` needs an admin or `audit:read`; a user reads their own entries.
 
-use chrono::Utc;
-use sea_orm::{ActiveValue::Set, EntityTrait};
-use store::entities::users;
 use testkit::both_backends;
-use uuid::Uuid;
 
-use crate::common::{Backend, TestApp, assert_problem, spawn_app};
+use crate::common::{Backend, assert_problem, spawn_app};
 
 both_backends!(audit_routes_record_and_guard);
 
-async fn insert_user(app: &TestApp, clerk: &str) -> Uuid {
-    let id = Uuid::now_v7();
-    let now = Utc::now();
-    users::Entity::insert(users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(clerk.to_owned()),
-        email: Set(Some(format!("{clerk}@example.com"))),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    })
-    .exec(app.state.app().db().writer())
-    .await
-    .expect("user");
-    id
-}
-
 async fn audit_routes_record_and_guard(backend: Backend) {
     let app = spawn_app(backend).await;
-    let ada = insert_user(&app, "user_ada").await;
-    insert_user(&app, "user_bob").await;
+    let ada = app.insert_user("user_ada").await;
+    app.insert_user("user_bob").await;
     let ada_token = app.user_token("user_ada", false);
     let bob_token = app.user_token("user_bob", false);
 

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use sea_orm::{ActiveValue::Set, EntityTrait};
 use server::{config::Config, startup::Application};
 pub use testkit::{Backend, TestDb};
 
@@ -17,6 +18,32 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Inserts an active user row with Clerk id `clerk` (no webhook needed); returns its id.
+    pub async fn insert_user(&self, clerk: &str) -> uuid::Uuid {
+        let id = uuid::Uuid::now_v7();
+        let now = chrono::Utc::now();
+        store::entities::users::Entity::insert(store::entities::users::ActiveModel {
+            id: Set(id),
+            clerk_user_id: Set(clerk.to_owned()),
+            email: Set(Some(format!("{clerk}@example.com"))),
+            first_name: Set(None),
+            last_name: Set(None),
+            profile_image_url: Set(None),
+            onboarding_completed: Set(false),
+            onboarding_step: Set(None),
+            onboarding_completed_at: Set(None),
+            last_sign_in_at: Set(None),
+            clerk_updated_at: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            deleted_at: Set(None),
+        })
+        .exec(self.state.app().db().writer())
+        .await
+        .expect("user");
+        id
+    }
+
     /// `http://127.0.0.1:PORT{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -70,7 +70,7 @@ async fn wrong_method_is_problem_405(backend: Backend) {
 
 async fn body_limits_and_media_types_are_problems(backend: Backend) {
     let app = spawn_app_with(backend, &[("MAX_BODY_BYTES", "2048")]).await;
-    sqlx_free_user(&app).await;
+    app.insert_user("user_limits").await;
     let token = app.user_token("user_limits", false);
     let big = format!("{{\"first_name\": \"{}\"}}", "a".repeat(4096));
     let res = app
@@ -113,30 +113,6 @@ async fn body_limits_and_media_types_are_problems(backend: Backend) {
         .expect("request");
     let body = assert_problem(res, 422, "validation_error").await;
     assert_eq!(body["errors"][0]["field"], "nickname");
-}
-
-async fn sqlx_free_user(app: &crate::common::TestApp) {
-    use sea_orm::{ActiveValue::Set, EntityTrait};
-    let now = chrono::Utc::now();
-    store::entities::users::Entity::insert(store::entities::users::ActiveModel {
-        id: Set(uuid::Uuid::now_v7()),
-        clerk_user_id: Set("user_limits".to_owned()),
-        email: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    })
-    .exec(app.state.app().db().writer())
-    .await
-    .expect("user");
 }
 
 async fn panic_is_a_500_problem_without_internals(backend: Backend) {
