@@ -10,7 +10,7 @@ pub mod validation;
 
 pub use error::ErrorCode;
 pub use ids::{IntegrationId, ServiceKeyId, UserId};
-pub use validation::{FieldError, ValidationErrors};
+pub use validation::{FieldError, ValidationErrors, redacted_serde_message};
 pub mod audit;
 pub mod permission;
 pub mod preferences;

@@ -53,3 +53,51 @@ impl ValidationErrors {
             .join("; ")
     }
 }
+
+/// serde's message about a value, without the value: `invalid type: string "hunter2",
+/// expected a boolean` becomes `invalid type, expected a boolean`. A value may be a secret
+/// pasted into the wrong field, and an error must never carry it to logs or clients.
+/// Messages of our own validating types say what is wrong without quoting, and pass as they
+/// are (only serde's position suffix is dropped).
+#[must_use]
+pub fn redacted_serde_message(raw: &str) -> String {
+    let msg = raw.rsplit_once(" at line ").map_or(raw, |(m, _)| m);
+    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
+        if msg.starts_with(prefix) {
+            let expected = msg
+                .split_once(", expected ")
+                .map_or("another value", |(_, e)| e);
+            let what = prefix.trim_end_matches([':', ' ']);
+            return format!("{what}, expected {expected}");
+        }
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let expected = rest
+            .split_once(", expected ")
+            .map_or("another value", |(_, e)| e);
+        return format!("must be {expected}");
+    }
+    msg.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_serde_message as r;
+
+    #[test]
+    fn serde_messages_lose_the_value() {
+        assert_eq!(
+            r(r#"invalid type: string "hunter2", expected a boolean at line 1 column 9"#),
+            "invalid type, expected a boolean"
+        );
+        assert_eq!(
+            r("invalid value: integer `-4`, expected u32"),
+            "invalid value, expected u32"
+        );
+        assert_eq!(
+            r("unknown variant `s3cr3t`, expected one of `a`, `b`"),
+            "must be one of `a`, `b`"
+        );
+        assert_eq!(r("must be HH:MM"), "must be HH:MM");
+    }
+}

@@ -234,8 +234,10 @@ fn check_leaf(path: &str, value: &Value) -> Result<Value, String> {
     if let Some(slot) = candidate.pointer_mut(&pointer) {
         *slot = value.clone();
     }
-    let typed = serde_json::from_value::<Preferences>(candidate).map_err(|e| e.to_string())?;
-    let canonical = serde_json::to_value(typed).map_err(|e| e.to_string())?;
+    let typed = serde_json::from_value::<Preferences>(candidate)
+        .map_err(|e| crate::redacted_serde_message(&e.to_string()))?;
+    let canonical =
+        serde_json::to_value(typed).map_err(|e| crate::redacted_serde_message(&e.to_string()))?;
     Ok(canonical
         .pointer(&pointer)
         .cloned()

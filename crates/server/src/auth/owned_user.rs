@@ -11,7 +11,12 @@ use domain::{ErrorCode, user::UserRef};
 use serde::Deserialize;
 use store::users::{Deleted, User};
 
-use super::{AuthFailure, Principal};
+use std::marker::PhantomData;
+
+use super::{
+    Principal, ServicePrincipal,
+    extract::{AuthRejection, RequiredPermission, Service, require_principal},
+};
 use crate::http::{AppState, error::ApiError, meta::request_meta};
 
 /// The caller, or 401 when the request carries no valid credentials.
@@ -19,14 +24,7 @@ use crate::http::{AppState, error::ApiError, meta::request_meta};
 /// # Errors
 /// 401 `unauthorized`.
 pub fn principal(parts: &Parts) -> Result<Principal, ApiError> {
-    if let Some(p) = parts.extensions.get::<Principal>() {
-        return Ok(p.clone());
-    }
-    let detail = parts
-        .extensions
-        .get::<AuthFailure>()
-        .map_or("this route needs a session token or a service key", |f| f.0);
-    Err(ApiError::new(ErrorCode::Unauthorized).detail(detail))
+    require_principal(parts).map_err(AuthRejection::into_api_error)
 }
 
 /// The use-case context of a request made by `p`.
@@ -191,5 +189,46 @@ impl FromRequestParts<AppState> for AdminTarget {
             .await?
             .ok_or_else(not_found)?;
         Ok(Self { user, ctx })
+    }
+}
+
+/// The user named by `{user_ref}` on an `/internal/…` route: the caller is a service key
+/// holding `P` (checked first, before the user's existence is revealed); `me` means nothing
+/// to a service and is 400; an unknown or soft-deleted user is 404.
+#[derive(Clone, Debug)]
+pub struct ServiceTarget<P> {
+    /// The user the path names.
+    pub user: User,
+    /// The calling key.
+    pub key: ServicePrincipal,
+    /// The caller's use-case context.
+    pub ctx: Ctx,
+    permission: PhantomData<fn() -> P>,
+}
+
+impl<P: RequiredPermission> FromRequestParts<AppState> for ServiceTarget<P> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Service { key, .. } = Service::<P>::from_request_parts(parts, state)
+            .await
+            .map_err(AuthRejection::into_api_error)?;
+        let principal = Principal::Service(key.clone());
+        let user_key = key_of(path_ref(parts, state).await?, &principal)?;
+        let user = state
+            .app()
+            .find_user(&user_key, Deleted::Exclude)
+            .await?
+            .ok_or_else(not_found)?;
+        let ctx = ctx_of(&principal, parts);
+        Ok(Self {
+            user,
+            key,
+            ctx,
+            permission: PhantomData,
+        })
     }
 }

@@ -183,6 +183,13 @@ pub(crate) fn render(res: &mut Response, err: Option<&ApiError>, instance: &str,
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
+    // RFC 9110 §11.6.1: every 401 names the scheme, whichever extractor refused.
+    if problem.status == 401 && !res.headers().contains_key(header::WWW_AUTHENTICATE) {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"user-service\""),
+        );
+    }
     res.headers_mut().remove(header::CONTENT_LENGTH);
     *res.body_mut() = axum::body::Body::from(body);
 }

@@ -91,24 +91,7 @@ fn field_and_message(path: &str, raw: &str) -> (String, String) {
         let name = rest.split('`').next().unwrap_or_default();
         return (join(name), "is required".to_owned());
     }
-    for prefix in ["invalid type: ", "invalid value: ", "invalid length "] {
-        if msg.starts_with(prefix) {
-            let expected = msg
-                .split_once(", expected ")
-                .map_or("another value", |(_, e)| e);
-            let what = prefix.trim_end_matches([':', ' ']);
-            return (field_or_body(&base), format!("{what}, expected {expected}"));
-        }
-    }
-    if let Some(rest) = msg.strip_prefix("unknown variant `") {
-        let expected = rest
-            .split_once(", expected ")
-            .map_or("another value", |(_, e)| e);
-        return (field_or_body(&base), format!("must be {expected}"));
-    }
-    // Messages from our own validating `Deserialize` impls (e.g. newtypes) say what is wrong
-    // without quoting the input.
-    (field_or_body(&base), msg.to_owned())
+    (field_or_body(&base), domain::redacted_serde_message(msg))
 }
 
 fn field_or_body(base: &str) -> String {

@@ -9,6 +9,7 @@ mod health;
 pub mod meta;
 pub mod openapi;
 mod preferences;
+mod preferences_json;
 pub mod rate_limit;
 mod user_json;
 mod users;
