@@ -11,6 +11,7 @@ pub mod clerk;
 pub mod context;
 mod error;
 pub mod keys;
+pub mod oauth;
 pub mod ops;
 pub mod preferences;
 pub mod service_keys;
@@ -36,6 +37,8 @@ pub struct App {
     /// System defaults of preferences (built in, or overridden by configuration).
     preference_defaults: Arc<Preferences>,
     service_keys: service_keys::KeyCache,
+    /// The OAuth providers this deployment knows.
+    catalog: Arc<oauth::Catalog>,
 }
 
 impl App {
@@ -50,6 +53,7 @@ impl App {
             access_log,
             preference_defaults: Arc::new(Preferences::builtin()),
             service_keys: service_keys::KeyCache::new(),
+            catalog: Arc::new(oauth::Catalog::builtin()),
         }
     }
 

@@ -299,6 +299,7 @@ impl App {
             Change::Replace(o) => o.clone(),
         };
         let changes = before.diff(&after);
+        self.check_provider_names(&changes, action)?;
         if changes.as_object().is_some_and(serde_json::Map::is_empty) {
             // Nothing changes: no new version, no history, no audit entry.
             txn.rollback().await?;
@@ -335,6 +336,32 @@ impl App {
         .await?;
         txn.commit().await?;
         Ok(Some(self.document(new_version, Some(at), &after, false)))
+    }
+
+    /// `default_calendar_provider` must name a provider of this deployment's catalog (the
+    /// domain checks only its form). Checked only when a change sets it, so a provider
+    /// later removed from the catalog never blocks unrelated changes.
+    fn check_provider_names(&self, changes: &Value, action: AuditAction) -> Result<(), AppError> {
+        let Some(name) = changes
+            .pointer("/integrations/default_calendar_provider")
+            .and_then(Value::as_str)
+        else {
+            return Ok(());
+        };
+        if self.catalog().get(name).is_some() {
+            return Ok(());
+        }
+        let prefix = if action == AuditAction::PreferencesImported {
+            "preferences."
+        } else {
+            ""
+        };
+        let known: Vec<&str> = self.catalog().names().collect();
+        Err(domain::ValidationErrors::single(
+            format!("{prefix}integrations.default_calendar_provider"),
+            format!("must be null or a known provider: {}", known.join(", ")),
+        )
+        .into())
     }
 
     fn document(

@@ -34,8 +34,9 @@ impl Application {
         let auth = crate::auth::Auth::from_config(&config)
             .await
             .context("setting up authentication")?;
-        let app =
-            app::App::new(db, vault).with_preference_defaults(config.preference_defaults.clone());
+        let app = app::App::new(db, vault)
+            .with_preference_defaults(config.preference_defaults.clone())
+            .with_catalog(config.oauth.catalog.clone());
         let state = http::AppState::new(app, Arc::new(config), auth);
         Ok(Self { listener, state })
     }

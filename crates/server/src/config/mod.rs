@@ -119,10 +119,24 @@ pub struct OAuthConfig {
     pub redirect_uri: Option<url::Url>,
     /// Callbacks a client may ask for.
     pub allowed_redirect_uris: Vec<url::Url>,
-    /// Every `OAUTH_<PROVIDER>_<SETTING>` variable, keyed by lower-case provider then
-    /// setting (`client_id`, `client_secret`, `token_url`, …). Values may be secrets.
-    pub providers:
-        std::collections::BTreeMap<String, std::collections::BTreeMap<String, SecretString>>,
+    /// The provider catalog: built in, extended by `OAUTH_PROVIDERS_FILE`, completed by
+    /// every `OAUTH_<PROVIDER>_<SETTING>` variable (credentials, endpoints, tenant).
+    pub catalog: app::oauth::Catalog,
+}
+
+/// The catalog from the built-in one, the operator's file and the provider settings.
+fn provider_catalog(
+    file: Option<String>,
+    settings: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, SecretString>>,
+) -> Result<app::oauth::Catalog, Vec<String>> {
+    let extra = match file {
+        Some(path) => Some(
+            std::fs::read_to_string(&path)
+                .map_err(|e| vec![format!("OAUTH_PROVIDERS_FILE: cannot read {path}: {e}")])?,
+        ),
+        None => None,
+    };
+    app::oauth::Catalog::build(app::oauth::catalog::BUILTIN, extra.as_deref(), settings)
 }
 
 /// One subscriber of outgoing events.
@@ -268,10 +282,17 @@ impl Config {
                 p.fail("TOKEN_ENCRYPTION_KEYS", e.to_string());
             }
         }
+        let catalog = provider_catalog(p.optional("oauth_providers_file"), &l.oauth_providers())
+            .unwrap_or_else(|errors| {
+                for e in errors {
+                    p.fail("OAUTH", e);
+                }
+                app::oauth::Catalog::default()
+            });
         let oauth = OAuthConfig {
             redirect_uri: p.optional_url("oauth_redirect_uri"),
             allowed_redirect_uris: p.url_list("oauth_allowed_redirect_uris"),
-            providers: l.oauth_providers(),
+            catalog,
         };
         let events = EventsConfig {
             subscribers: p.subscribers("webhook_subscribers"),

@@ -99,6 +99,7 @@ fn debug_never_shows_secrets() {
                 "1:c2VjcmV0LWtleS1tYXRlcmlhbC0zMi1ieXRlcy1sb24=",
             ),
             ("CLERK_WEBHOOK_SECRET", "whsec_c2VjcmV0"),
+            ("OAUTH_GOOGLE_CLIENT_ID", "gclient"),
             ("OAUTH_GOOGLE_CLIENT_SECRET", "gsecret-value"),
             (
                 "WEBHOOK_SUBSCRIBERS",
@@ -118,10 +119,9 @@ fn debug_never_shows_secrets() {
         assert!(!dbg.contains(secret), "{secret} leaked in Debug");
     }
     assert_eq!(c.database.redacted_url(), "postgres://u:***@db/app");
-    assert_eq!(
-        c.oauth.providers["google"]["client_secret"].expose_secret(),
-        "gsecret-value"
-    );
+    let google = c.oauth.catalog.get("google").expect("google");
+    let client = google.client.as_ref().expect("configured");
+    assert_eq!(client.secret.expose_secret(), "gsecret-value");
 }
 
 #[test]
@@ -218,4 +218,21 @@ fn preference_defaults_come_from_the_file_and_are_validated() {
         text.contains("preferences_defaults.ui.colour: is not a known field"),
         "{text}"
     );
+}
+
+#[test]
+fn provider_settings_are_checked_at_load() {
+    let err = Config::load(
+        None,
+        env(&[
+            ("OAUTH_GITHUB_CLIENT_ID", "only-the-id"),
+            ("OAUTH_NOSUCH_CLIENT_ID", "x"),
+            ("OAUTH_NOSUCH_CLIENT_SECRET", "nosuch-secret"),
+        ]),
+    )
+    .expect_err("refused");
+    let all = err.0.join("\n");
+    assert!(all.contains("OAUTH_GITHUB_CLIENT_SECRET"), "{all}");
+    assert!(all.contains("OAUTH_NOSUCH_*"), "{all}");
+    assert!(!all.contains("nosuch-secret"), "{all}");
 }

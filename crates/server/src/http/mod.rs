@@ -10,6 +10,7 @@ pub mod meta;
 pub mod openapi;
 mod preferences;
 mod preferences_json;
+mod providers;
 pub mod rate_limit;
 mod user_json;
 mod users;
@@ -127,6 +128,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(users::router())
         .merge(webhooks::router())
         .merge(preferences::router())
+        .merge(providers::router())
         .merge(well_known::router())
 }
 

@@ -19,6 +19,7 @@ use utoipa::{
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Local development auth: the signing key's JWKS"),
         (name = "preferences", description = "Effective preferences = system defaults overlaid with the user's own choices. Writes take `If-Match: \"<version>\"` (the `ETag` of the last read) and answer 412 when someone changed the document since."),
+        (name = "integrations", description = "Connections to OAuth providers. Tokens never appear in these answers."),
         (name = "internal", description = "For back-end services, with a service key (`X-API-Key`) holding the route's permission."),
     )
 )]

@@ -11,6 +11,7 @@ mod dev_auth;
 mod errors;
 mod health;
 mod preferences;
+mod providers;
 mod rate_limit;
 mod service_keys;
 mod shutdown;

@@ -210,7 +210,7 @@ async fn validation_errors_name_the_field_path(backend: Backend) {
         (
             "integrations.default_calendar_provider",
             json!("microsoft"),
-            json!("Not A Provider"),
+            json!("myspace"),
         ),
         ("privacy.data_retention_days", json!(30), json!(3651)),
         (

@@ -1,0 +1,401 @@
+//! The provider catalog: which OAuth providers exist and how each one speaks OAuth. It is
+//! data (`config/providers.toml`, embedded), extended by an operator's file and completed
+//! by per-deployment settings (client credentials, endpoint overrides, tenant).
+
+use std::collections::BTreeMap;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use url::Url;
+
+/// The built-in catalog.
+pub const BUILTIN: &str = include_str!("../../../../config/providers.toml");
+
+/// How the client authenticates at the token and revocation endpoints (RFC 6749 §2.3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenAuth {
+    /// HTTP Basic with the URL-encoded id and secret.
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` in the form body.
+    ClientSecretPost,
+}
+
+/// Which token a revocation sends (RFC 7009 `token`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RevokeToken {
+    /// The refresh token: revoking it ends the whole grant.
+    Refresh,
+    /// The access token (for providers that only accept that).
+    Access,
+}
+
+/// A deployment's credentials for one provider. `Debug` never shows the secret.
+#[derive(Clone, Debug)]
+pub struct ClientCredentials {
+    /// The OAuth client id (public).
+    pub id: String,
+    /// The client secret.
+    pub secret: SecretString,
+}
+
+/// One provider, with this deployment's settings applied.
+#[derive(Clone, Debug)]
+pub struct Provider {
+    /// Catalog key, e.g. `google`.
+    pub name: String,
+    /// Shown to users.
+    pub display_name: String,
+    /// Consent page.
+    pub authorize_url: Url,
+    /// Code exchange and refresh.
+    pub token_url: Url,
+    /// RFC 7009 revocation, when the provider has one.
+    pub revoke_url: Option<Url>,
+    /// Which token revocation sends.
+    pub revoke_token: RevokeToken,
+    /// The account behind a token (and a cheap health probe).
+    pub userinfo_url: Option<Url>,
+    /// Scopes asked for when the client names none.
+    pub default_scopes: Vec<String>,
+    /// How scopes are joined in requests and split in answers.
+    pub scope_separator: String,
+    /// Whether to send a PKCE S256 challenge.
+    pub pkce: bool,
+    /// Client authentication at the token endpoint.
+    pub token_auth: TokenAuth,
+    /// Extra authorize parameters (offline access and the like).
+    pub authorize_params: BTreeMap<String, String>,
+    /// JSON pointer to the account id in the user info.
+    pub account_id: String,
+    /// JSON pointer to the account email, if any.
+    pub account_email: Option<String>,
+    /// Client credentials; `None` when this deployment has not configured the provider.
+    pub client: Option<ClientCredentials>,
+}
+
+impl Provider {
+    /// Whether users can connect it here (credentials are configured).
+    #[must_use]
+    pub fn is_configured(&self) -> bool {
+        self.client.is_some()
+    }
+
+    /// Whether disconnecting can revoke at the provider.
+    #[must_use]
+    pub fn can_revoke(&self) -> bool {
+        self.revoke_url.is_some()
+    }
+}
+
+/// Every provider this deployment knows, by name.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    providers: BTreeMap<String, Provider>,
+}
+
+/// One catalog entry as written in TOML.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    display_name: String,
+    authorize_url: String,
+    token_url: String,
+    revoke_url: Option<String>,
+    #[serde(default = "refresh")]
+    revoke_token: RevokeToken,
+    userinfo_url: Option<String>,
+    default_scopes: Vec<String>,
+    #[serde(default = "space")]
+    scope_separator: String,
+    #[serde(default)]
+    pkce: bool,
+    #[serde(default = "post")]
+    token_auth: TokenAuth,
+    #[serde(default)]
+    authorize_params: BTreeMap<String, String>,
+    #[serde(default = "sub")]
+    account_id: String,
+    account_email: Option<String>,
+    tenant: Option<String>,
+}
+
+fn refresh() -> RevokeToken {
+    RevokeToken::Refresh
+}
+fn space() -> String {
+    " ".to_owned()
+}
+fn post() -> TokenAuth {
+    TokenAuth::ClientSecretPost
+}
+fn sub() -> String {
+    "/sub".to_owned()
+}
+
+impl Catalog {
+    /// Builds the catalog: `builtin`, then `extra` (an operator's file: adds providers or
+    /// replaces them by name), then `settings` (`OAUTH_<PROVIDER>_<SETTING>`, keyed by
+    /// lower-case provider and setting).
+    ///
+    /// # Errors
+    /// Every problem found: malformed TOML, a bad URL, half-configured credentials, a
+    /// setting for a provider no catalog names.
+    pub fn build(
+        builtin: &str,
+        extra: Option<&str>,
+        settings: &BTreeMap<String, BTreeMap<String, SecretString>>,
+    ) -> Result<Self, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
+        for (origin, text) in [
+            ("built-in catalog", Some(builtin)),
+            ("OAUTH_PROVIDERS_FILE", extra),
+        ] {
+            let Some(text) = text else { continue };
+            match toml::from_str::<BTreeMap<String, Entry>>(text) {
+                Ok(map) => entries.extend(map),
+                Err(e) => errors.push(format!("{origin}: {}", e.message())),
+            }
+        }
+        for name in settings.keys() {
+            if !entries.contains_key(name) {
+                errors.push(format!(
+                    "OAUTH_{}_*: no provider {name:?} in the catalog (add it with OAUTH_PROVIDERS_FILE)",
+                    name.to_ascii_uppercase()
+                ));
+            }
+        }
+        let empty = BTreeMap::new();
+        let mut providers = BTreeMap::new();
+        for (name, entry) in entries {
+            let set = settings.get(&name).unwrap_or(&empty);
+            match provider(&name, entry, set) {
+                Ok(p) => {
+                    providers.insert(name, p);
+                }
+                Err(mut e) => errors.append(&mut e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Self { providers })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The built-in catalog without any deployment settings (tests, tools).
+    ///
+    /// # Panics
+    /// Never: the built-in catalog is checked by a unit test.
+    #[must_use]
+    pub fn builtin() -> Self {
+        Self::build(BUILTIN, None, &BTreeMap::new()).expect("the built-in catalog is valid")
+    }
+
+    /// The provider named `name`.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&Provider> {
+        self.providers.get(name)
+    }
+
+    /// Every provider, by name.
+    pub fn iter(&self) -> impl Iterator<Item = &Provider> {
+        self.providers.values()
+    }
+
+    /// The names, for validating `default_calendar_provider` and the like.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.providers.keys().map(String::as_str)
+    }
+}
+
+fn provider(
+    name: &str,
+    e: Entry,
+    set: &BTreeMap<String, SecretString>,
+) -> Result<Provider, Vec<String>> {
+    let mut errors = Vec::new();
+    let env = |s: &str| {
+        format!(
+            "OAUTH_{}_{}",
+            name.to_ascii_uppercase(),
+            s.to_ascii_uppercase()
+        )
+    };
+    let plain = |s: &str| set.get(s).map(|v| v.expose_secret().to_owned());
+    let tenant = plain("tenant").or(e.tenant).unwrap_or_default();
+    let mut url = |setting: &str, value: Option<String>| -> Option<Url> {
+        let raw = plain(setting).or(value)?;
+        let raw = raw.replace("{tenant}", &tenant);
+        match Url::parse(&raw) {
+            Ok(u) if matches!(u.scheme(), "https" | "http") => Some(u),
+            _ => {
+                errors.push(format!(
+                    "{name}: {setting} is not an http(s) URL (set by the catalog or {})",
+                    env(setting)
+                ));
+                None
+            }
+        }
+    };
+    let authorize_url = url("authorize_url", Some(e.authorize_url));
+    let token_url = url("token_url", Some(e.token_url));
+    let revoke_url = url("revoke_url", e.revoke_url);
+    let userinfo_url = url("userinfo_url", e.userinfo_url);
+    let client = match (plain("client_id"), set.get("client_secret")) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {
+            Some(ClientCredentials {
+                id,
+                secret: secret.clone(),
+            })
+        }
+        (None, None) => None,
+        _ => {
+            errors.push(format!(
+                "{name}: set both {} and {}",
+                env("client_id"),
+                env("client_secret")
+            ));
+            None
+        }
+    };
+    for (what, pointer) in [
+        ("account_id", Some(&e.account_id)),
+        ("account_email", e.account_email.as_ref()),
+    ] {
+        if pointer.is_some_and(|p| !p.starts_with('/')) {
+            errors.push(format!(
+                "{name}: {what} must be a JSON pointer such as /sub"
+            ));
+        }
+    }
+    match (authorize_url, token_url) {
+        (Some(authorize_url), Some(token_url)) if errors.is_empty() => Ok(Provider {
+            name: name.to_owned(),
+            display_name: e.display_name,
+            authorize_url,
+            token_url,
+            revoke_url,
+            revoke_token: e.revoke_token,
+            userinfo_url,
+            default_scopes: e.default_scopes,
+            scope_separator: e.scope_separator,
+            pkce: e.pkce,
+            token_auth: e.token_auth,
+            authorize_params: e.authorize_params,
+            account_id: e.account_id,
+            account_email: e.account_email,
+            client,
+        }),
+        _ => Err(errors),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str, &str)]) -> BTreeMap<String, BTreeMap<String, SecretString>> {
+        let mut m: BTreeMap<String, BTreeMap<String, SecretString>> = BTreeMap::new();
+        for (p, k, v) in pairs {
+            m.entry((*p).to_owned())
+                .or_default()
+                .insert((*k).to_owned(), SecretString::from(*v));
+        }
+        m
+    }
+
+    #[test]
+    fn builtin_catalog_has_the_contracted_providers() {
+        let c = Catalog::builtin();
+        for name in [
+            "google",
+            "microsoft",
+            "github",
+            "slack",
+            "notion",
+            "dropbox",
+            "atlassian",
+            "zoom",
+            "hubspot",
+            "salesforce",
+            "linear",
+        ] {
+            let p = c.get(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert!(!p.is_configured(), "{name}");
+        }
+        let g = c.get("google").unwrap();
+        assert_eq!(g.authorize_params["access_type"], "offline");
+        assert_eq!(g.authorize_params["prompt"], "consent");
+        assert!(g.can_revoke() && g.pkce);
+        let m = c.get("microsoft").unwrap();
+        assert!(!m.can_revoke());
+        assert!(m.default_scopes.iter().any(|s| s == "offline_access"));
+        assert_eq!(
+            m.token_url.as_str(),
+            "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn settings_configure_and_override() {
+        let s = settings(&[
+            ("google", "client_id", "cid"),
+            ("google", "client_secret", "csecret"),
+            ("google", "token_url", "http://127.0.0.1:9999/token"),
+            ("microsoft", "tenant", "contoso.onmicrosoft.com"),
+        ]);
+        let c = Catalog::build(BUILTIN, None, &s).unwrap();
+        let g = c.get("google").unwrap();
+        assert!(g.is_configured());
+        assert_eq!(g.token_url.as_str(), "http://127.0.0.1:9999/token");
+        assert!(
+            !format!("{g:?}").contains("csecret"),
+            "Debug hides the secret"
+        );
+        assert!(
+            c.get("microsoft")
+                .unwrap()
+                .authorize_url
+                .as_str()
+                .contains("/contoso.onmicrosoft.com/")
+        );
+    }
+
+    #[test]
+    fn an_operator_file_adds_providers_and_errors_are_collected() {
+        let extra = r#"
+[acme]
+display_name = "Acme ID"
+authorize_url = "https://id.acme.test/authorize"
+token_url = "https://id.acme.test/token"
+revoke_url = "https://id.acme.test/revoke"
+userinfo_url = "https://id.acme.test/userinfo"
+default_scopes = ["openid", "offline_access"]
+token_auth = "client_secret_basic"
+"#;
+        let c = Catalog::build(BUILTIN, Some(extra), &BTreeMap::new()).unwrap();
+        let a = c.get("acme").unwrap();
+        assert_eq!(a.token_auth, TokenAuth::ClientSecretBasic);
+        assert_eq!(a.account_id, "/sub");
+        assert_eq!(a.revoke_token, RevokeToken::Refresh);
+
+        let s = settings(&[
+            ("nosuch", "client_id", "x"),
+            ("github", "client_id", "only-the-id"),
+            ("zoom", "token_url", "ftp://zoom"),
+        ]);
+        let errors = Catalog::build(BUILTIN, Some("[bad]\nnope = 1"), &s).unwrap_err();
+        let all = errors.join("\n");
+        for needle in [
+            "OAUTH_PROVIDERS_FILE",
+            "OAUTH_NOSUCH_*",
+            "OAUTH_GITHUB_CLIENT_SECRET",
+            "OAUTH_ZOOM_TOKEN_URL",
+        ] {
+            assert!(all.contains(needle), "{needle} in {all}");
+        }
+    }
+}
