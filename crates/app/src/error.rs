@@ -24,6 +24,10 @@ pub enum AppError {
     /// The caller lacks a right.
     #[error("{0}")]
     Forbidden(String),
+    /// The OAuth provider refused or failed; the message names the provider and the OAuth
+    /// error code, never a token.
+    #[error("{0}")]
+    Provider(String),
     /// Storage failed; details are logged, never sent.
     #[error("storage failure: {0}")]
     Store(#[from] store::StoreError),
@@ -54,6 +58,7 @@ impl AppError {
             Self::PreconditionFailed(_) => ErrorCode::PreconditionFailed,
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Provider(_) => ErrorCode::ProviderError,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
     }

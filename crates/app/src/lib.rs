@@ -10,6 +10,7 @@ mod audit_verify;
 pub mod clerk;
 pub mod context;
 mod error;
+pub mod integrations;
 pub mod keys;
 pub mod oauth;
 pub mod ops;
@@ -39,6 +40,10 @@ pub struct App {
     service_keys: service_keys::KeyCache,
     /// The OAuth providers this deployment knows.
     catalog: Arc<oauth::Catalog>,
+    /// Redirect URIs of the connect flow.
+    oauth_settings: Arc<integrations::OAuthSettings>,
+    /// The HTTP client for providers.
+    oauth_client: oauth::client::OAuthClient,
 }
 
 impl App {
@@ -54,6 +59,8 @@ impl App {
             preference_defaults: Arc::new(Preferences::builtin()),
             service_keys: service_keys::KeyCache::new(),
             catalog: Arc::new(oauth::Catalog::builtin()),
+            oauth_settings: Arc::new(integrations::OAuthSettings::default()),
+            oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
         }
     }
 

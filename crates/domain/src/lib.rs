@@ -4,6 +4,7 @@
 
 pub mod error;
 pub mod ids;
+pub mod integration;
 pub mod profile;
 pub mod user;
 pub mod validation;

@@ -36,7 +36,11 @@ impl Application {
             .context("setting up authentication")?;
         let app = app::App::new(db, vault)
             .with_preference_defaults(config.preference_defaults.clone())
-            .with_catalog(config.oauth.catalog.clone());
+            .with_catalog(config.oauth.catalog.clone())
+            .with_oauth_settings(app::integrations::OAuthSettings {
+                default_redirect: config.oauth.redirect_uri.clone(),
+                allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
+            });
         let state = http::AppState::new(app, Arc::new(config), auth);
         Ok(Self { listener, state })
     }

@@ -2,6 +2,7 @@
 //! flow lands, the client that talks to providers.
 
 pub mod catalog;
+pub mod client;
 
 pub use catalog::{Catalog, ClientCredentials, Provider, RevokeToken, TokenAuth};
 
@@ -29,6 +30,21 @@ impl App {
     pub fn with_catalog(mut self, catalog: Catalog) -> Self {
         self.catalog = std::sync::Arc::new(catalog);
         self
+    }
+
+    /// Uses these redirect URIs for the connect flow.
+    #[must_use]
+    pub fn with_oauth_settings(mut self, settings: crate::integrations::OAuthSettings) -> Self {
+        self.oauth_settings = std::sync::Arc::new(settings);
+        self
+    }
+
+    pub(crate) fn oauth_settings(&self) -> &crate::integrations::OAuthSettings {
+        &self.oauth_settings
+    }
+
+    pub(crate) fn oauth_client(&self) -> &client::OAuthClient {
+        &self.oauth_client
     }
 
     /// The catalog as `GET /providers` shows it, by name.

@@ -271,12 +271,7 @@ impl RemoteJwks {
     }
 }
 
-/// Two rustls providers are compiled (ring for sqlx, aws-lc-rs for reqwest): make the
-/// process default explicit so no implicit `ClientConfig::builder()` can panic. Idempotent.
-pub fn install_crypto_provider() {
-    // An error only means a default is installed already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+pub use app::oauth::client::install_crypto_provider;
 
 /// The HTTP client for outgoing calls of the auth layer: a timeout and our user agent.
 ///

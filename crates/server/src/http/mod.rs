@@ -6,6 +6,7 @@ pub mod context;
 pub mod error;
 pub mod extract;
 mod health;
+mod integrations;
 pub mod meta;
 pub mod openapi;
 mod preferences;
@@ -129,6 +130,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(preferences::router())
         .merge(providers::router())
+        .merge(integrations::router())
         .merge(well_known::router())
 }
 

@@ -1,0 +1,469 @@
+//! Connecting providers (API.md "Integrations"): start an authorization, complete it,
+//! list, disconnect. Tokens are sealed by the vault, bound to user, provider and kind;
+//! the PKCE verifier is sealed beside the single-use `state`.
+
+use base64::Engine as _;
+use chrono::{DateTime, Duration, Utc};
+use domain::{UserId, ValidationErrors, audit::AuditAction};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use store::{
+    TransactionTrait,
+    integrations::{self as repo, Connected, Integration, NewState},
+};
+use url::Url;
+use vault::{Binding, TokenKind};
+
+use crate::{
+    App, AppError, Ctx,
+    audit::{self, AuditRecord},
+    oauth::{
+        Provider,
+        client::{ProviderError, TokenSet},
+    },
+};
+
+/// How long a `state` may wait for its code.
+const STATE_TTL_MINUTES: i64 = 10;
+/// Bounds on a client's scope list.
+const MAX_SCOPES: usize = 50;
+const MAX_SCOPE_LEN: usize = 256;
+
+/// Where the user goes to consent, and the state that comes back.
+#[derive(Debug)]
+pub struct AuthorizeStart {
+    pub authorization_url: Url,
+    pub state: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// What a disconnection did at the provider.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The provider confirmed the revocation.
+    Revoked,
+    /// The provider has no revocation endpoint: deleted locally only.
+    NotSupported,
+    /// No token was held (already disconnected, or re-authorization pending).
+    NoToken,
+    /// The provider call failed; the tokens were deleted here all the same.
+    Failed,
+}
+
+impl Revocation {
+    /// The name recorded in the audit entry.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Revoked => "revoked",
+            Self::NotSupported => "not_supported",
+            Self::NoToken => "no_token",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl App {
+    fn provider(&self, name: &str) -> Result<&Provider, AppError> {
+        self.catalog()
+            .get(name)
+            .ok_or(AppError::NotFound("provider"))
+    }
+
+    /// Starts connecting `provider`: a single-use state bound to user and provider, valid
+    /// ten minutes, with the PKCE verifier sealed beside it.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown provider, `Conflict` for one not configured here,
+    /// `Validation` for a redirect URI outside the allow list or bad scopes, storage.
+    pub async fn authorize_integration(
+        &self,
+        user: UserId,
+        provider: &str,
+        redirect_uri: Option<&str>,
+        scopes: Option<Vec<String>>,
+    ) -> Result<AuthorizeStart, AppError> {
+        let p = self.provider(provider)?;
+        let Some(client) = &p.client else {
+            return Err(AppError::Conflict(format!(
+                "{provider} is not configured on this deployment"
+            )));
+        };
+        let redirect = self.oauth_settings().redirect(redirect_uri)?;
+        let scopes = match scopes {
+            Some(s) => checked_scopes(s)?,
+            None => p.default_scopes.clone(),
+        };
+        let state = random_state();
+        let start = self
+            .oauth_client()
+            .authorize_url(p, &client.id, &state, &scopes, &redirect);
+        let verifier = start
+            .pkce_verifier
+            .as_ref()
+            .map_or("", |v| v.expose_secret());
+        let binding = Binding::new(user.as_uuid(), provider, TokenKind::PkceVerifier);
+        let sealed = self.vault().seal(verifier.as_bytes(), &binding);
+        let now = Utc::now();
+        let expires_at = now + Duration::minutes(STATE_TTL_MINUTES);
+        repo::insert_state(
+            self.db().writer(),
+            NewState {
+                state_hash: state_hash(&state),
+                user_id: user.as_uuid(),
+                provider: provider.to_owned(),
+                redirect_uri: redirect.to_string(),
+                scopes,
+                key_version: key_version(&sealed),
+                pkce_verifier: sealed,
+                created_at: now,
+                expires_at,
+            },
+        )
+        .await?;
+        Ok(AuthorizeStart {
+            authorization_url: start.url,
+            state,
+            expires_at,
+        })
+    }
+
+    /// Completes a connection: uses up the state, exchanges the code with the PKCE
+    /// verifier, reads the account, and stores both tokens sealed with the integration
+    /// `active` and its audit entry, in one transaction.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
+    /// provider refuses or fails; storage.
+    pub async fn complete_integration(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Integration, AppError> {
+        let p = self.provider(provider)?;
+        let now = Utc::now();
+        let row = repo::consume_state(
+            self.db().writer(),
+            &state_hash(state),
+            user.as_uuid(),
+            provider,
+            now,
+        )
+        .await?
+        .ok_or_else(|| {
+            AppError::InvalidRequest(
+                "the state is unknown, already used, expired, or not this user's and provider's"
+                    .to_owned(),
+            )
+        })?;
+        let binding = Binding::new(user.as_uuid(), provider, TokenKind::PkceVerifier);
+        let verifier = self
+            .vault()
+            .open(&row.pkce_verifier, &binding)
+            .map_err(|e| AppError::Internal(format!("PKCE verifier: {e}")))?;
+        let verifier = verifier
+            .to_secret_string()
+            .map_err(|_| AppError::Internal("PKCE verifier is not UTF-8".to_owned()))?;
+        let verifier = (!verifier.expose_secret().is_empty()).then_some(verifier);
+        let redirect = Url::parse(&row.redirect_uri)
+            .map_err(|_| AppError::Internal("stored redirect URI is invalid".to_owned()))?;
+        let tokens = self
+            .oauth_client()
+            .exchange_code(p, code, verifier.as_ref(), &redirect)
+            .await
+            .map_err(|e| provider_error(&e, "the code exchange"))?;
+        let info = self
+            .oauth_client()
+            .userinfo(p, &tokens.access_token)
+            .await
+            .map_err(|e| provider_error(&e, "reading the account"))?;
+        let requested: Vec<String> = serde_json::from_value(row.scopes).unwrap_or_default();
+        let scopes = tokens.scopes.clone().unwrap_or(requested);
+        let (account_id, account_email) = account(p, info.as_ref());
+        let txn = self.db().writer().begin().await?;
+        let integration = repo::upsert_connected(
+            &txn,
+            Connected {
+                user_id: user.as_uuid(),
+                provider: provider.to_owned(),
+                account_id,
+                account_email,
+                scopes: scopes.clone(),
+                expires_at: tokens.expires_at,
+                at: now,
+            },
+        )
+        .await?;
+        self.store_tokens(&txn, user, &integration, &tokens).await?;
+        audit::record(
+            &txn,
+            ctx,
+            AuditRecord::new(AuditAction::IntegrationConnected, Some(user))
+                .resource("integration", provider)
+                .details(json!({"provider": provider, "scopes": scopes,
+                    "refresh_token": tokens.refresh_token.is_some()})),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(integration)
+    }
+
+    /// Seals and stores the access token and, when the answer has one, the refresh token
+    /// (an answer without one keeps the stored refresh token).
+    pub(crate) async fn store_tokens<C: store::ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        integration: &Integration,
+        tokens: &TokenSet,
+    ) -> Result<(), AppError> {
+        let put = |kind: TokenKind, secret: &SecretString| {
+            let binding = Binding::new(user.as_uuid(), &integration.provider, kind);
+            (
+                kind,
+                self.vault()
+                    .seal(secret.expose_secret().as_bytes(), &binding),
+            )
+        };
+        let mut sealed = vec![put(TokenKind::Access, &tokens.access_token)];
+        if let Some(r) = &tokens.refresh_token {
+            sealed.push(put(TokenKind::Refresh, r));
+        }
+        for (kind, ct) in sealed {
+            store::ciphertexts::put_token(
+                conn,
+                user.as_uuid(),
+                integration.id,
+                kind.as_str(),
+                key_version(&ct),
+                ct,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A stored token of the integration, opened.
+    pub(crate) async fn read_token<C: store::ConnectionTrait>(
+        &self,
+        conn: &C,
+        user: UserId,
+        integration: &Integration,
+        kind: TokenKind,
+    ) -> Result<Option<SecretString>, AppError> {
+        let Some((_, ct)) =
+            store::ciphertexts::get_token(conn, user.as_uuid(), integration.id, kind.as_str())
+                .await?
+        else {
+            return Ok(None);
+        };
+        let binding = Binding::new(user.as_uuid(), &integration.provider, kind);
+        let plain = self
+            .vault()
+            .open(&ct, &binding)
+            .map_err(|e| AppError::Internal(format!("{} token: {e}", kind.as_str())))?;
+        plain
+            .to_secret_string()
+            .map(Some)
+            .map_err(|_| AppError::Internal("token is not UTF-8".to_owned()))
+    }
+
+    /// The user's integrations, by provider.
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn list_integrations(&self, user: UserId) -> Result<Vec<Integration>, AppError> {
+        Ok(repo::list(self.db().reader(), user.as_uuid()).await?)
+    }
+
+    /// Disconnects: revokes at the provider where it can (best effort, the outcome goes
+    /// into the audit entry), deletes the ciphertexts, marks the integration
+    /// `disconnected`.
+    ///
+    /// # Errors
+    /// `NotFound` when the user never connected the provider; storage.
+    pub async fn disconnect_integration(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+    ) -> Result<Revocation, AppError> {
+        let p = self.provider(provider)?;
+        let integration = repo::find(self.db().reader(), user.as_uuid(), provider)
+            .await?
+            .ok_or(AppError::NotFound("integration"))?;
+        let revocation = self.revoke_at_provider(p, user, &integration).await?;
+        let txn = self.db().writer().begin().await?;
+        repo::disconnect(&txn, user.as_uuid(), provider, Utc::now())
+            .await?
+            .ok_or(AppError::NotFound("integration"))?;
+        if revocation == Revocation::Revoked {
+            audit::record(
+                &txn,
+                ctx,
+                AuditRecord::new(AuditAction::TokenRevoked, Some(user))
+                    .resource("integration", provider)
+                    .details(json!({"provider": provider})),
+            )
+            .await?;
+        }
+        audit::record(
+            &txn,
+            ctx,
+            AuditRecord::new(AuditAction::IntegrationDisconnected, Some(user))
+                .resource("integration", provider)
+                .details(
+                    json!({"provider": provider, "revocation": revocation.as_str(),
+                    "local_only": revocation != Revocation::Revoked}),
+                ),
+        )
+        .await?;
+        txn.commit().await?;
+        Ok(revocation)
+    }
+
+    async fn revoke_at_provider(
+        &self,
+        p: &Provider,
+        user: UserId,
+        integration: &Integration,
+    ) -> Result<Revocation, AppError> {
+        if !p.can_revoke() {
+            return Ok(Revocation::NotSupported);
+        }
+        // The refresh token ends the whole grant (RFC 7009 §2.1); some providers take
+        // only the access token.
+        let kinds = match p.revoke_token {
+            crate::oauth::RevokeToken::Refresh => [TokenKind::Refresh, TokenKind::Access],
+            crate::oauth::RevokeToken::Access => [TokenKind::Access, TokenKind::Refresh],
+        };
+        let reader = self.db().reader();
+        let mut token = None;
+        for kind in kinds {
+            token = self.read_token(reader, user, integration, kind).await?;
+            if token.is_some() {
+                break;
+            }
+        }
+        let Some(token) = token else {
+            return Ok(Revocation::NoToken);
+        };
+        Ok(match self.oauth_client().revoke(p, &token).await {
+            Ok(true) => Revocation::Revoked,
+            Ok(false) => Revocation::NotSupported,
+            Err(e) => {
+                tracing::warn!(provider = %p.name, error = %e, "revocation at the provider failed; tokens deleted locally");
+                Revocation::Failed
+            }
+        })
+    }
+}
+
+/// The OAuth settings of the deployment that are not the catalog.
+#[derive(Clone, Debug, Default)]
+pub struct OAuthSettings {
+    /// `OAUTH_REDIRECT_URI`: used when a client names none.
+    pub default_redirect: Option<Url>,
+    /// `OAUTH_ALLOWED_REDIRECT_URIS` (the default is always allowed).
+    pub allowed_redirects: Vec<Url>,
+}
+
+impl OAuthSettings {
+    /// The redirect URI to use: the one asked for, which must be allowed, or the default.
+    ///
+    /// # Errors
+    /// `Validation` on `redirect_uri`.
+    pub fn redirect(&self, asked: Option<&str>) -> Result<Url, AppError> {
+        let field = |m: &str| AppError::from(ValidationErrors::single("redirect_uri", m));
+        let Some(asked) = asked else {
+            return self
+                .default_redirect
+                .clone()
+                .ok_or_else(|| field("is required: no OAUTH_REDIRECT_URI is configured"));
+        };
+        let url = Url::parse(asked).map_err(|_| field("must be an absolute URL"))?;
+        let allowed = self
+            .allowed_redirects
+            .iter()
+            .chain(self.default_redirect.iter())
+            .any(|a| *a == url);
+        if allowed {
+            Ok(url)
+        } else {
+            Err(field("is not one of OAUTH_ALLOWED_REDIRECT_URIS"))
+        }
+    }
+}
+
+fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, AppError> {
+    let mut errors = ValidationErrors::default();
+    if scopes.len() > MAX_SCOPES {
+        errors.push("scopes", format!("must hold at most {MAX_SCOPES} scopes"));
+    }
+    for (i, s) in scopes.iter().enumerate() {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_SCOPE_LEN
+            && s.chars()
+                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
+        if !ok {
+            errors.push(
+                format!("scopes[{i}]"),
+                "must be 1-256 printable characters without spaces or quotes",
+            );
+        }
+    }
+    errors.into_result()?;
+    Ok(scopes)
+}
+
+/// 32 random bytes, URL-safe base64.
+fn random_state() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("the OS random source failed: {e}"));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The state is stored only as its SHA-256: a database copy cannot complete a flow.
+fn state_hash(state: &str) -> String {
+    Sha256::digest(state.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn key_version(ciphertext: &[u8]) -> i32 {
+    vault::key_version_of(ciphertext)
+        .ok()
+        .and_then(|v| i32::try_from(v).ok())
+        .unwrap_or_default()
+}
+
+/// The account id (string or number) and email at the catalog's JSON pointers.
+fn account(p: &Provider, info: Option<&Value>) -> (Option<String>, Option<String>) {
+    let Some(info) = info else {
+        return (None, None);
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    };
+    let id = info.pointer(&p.account_id).and_then(text);
+    let email = p
+        .account_email
+        .as_deref()
+        .and_then(|ptr| info.pointer(ptr))
+        .and_then(text);
+    (id, email)
+}
+
+fn provider_error(e: &ProviderError, during: &str) -> AppError {
+    match e {
+        ProviderError::NotConfigured { .. } => AppError::Conflict(e.to_string()),
+        _ => AppError::Provider(format!("{during} failed: {e}")),
+    }
+}

@@ -1,0 +1,385 @@
+//! Talking to providers: the authorize URL, code exchange, refresh, revocation (the
+//! `oauth2` crate over our own reqwest client) and user info. Every call has timeouts and
+//! our user agent. Tokens travel only inside `SecretString`s; errors carry the provider's
+//! OAuth error code, never a token or a response body.
+
+use std::{borrow::Cow, time::Duration};
+
+use chrono::{DateTime, Utc};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
+    basic::{BasicClient, BasicErrorResponseType},
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use url::Url;
+
+use super::catalog::{Provider, TokenAuth};
+
+/// What a provider answered to a code exchange or a refresh.
+#[derive(Debug)]
+pub struct TokenSet {
+    pub access_token: SecretString,
+    /// `None` when the provider sent none (Google on refresh): keep the stored one.
+    pub refresh_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The scopes granted, when the provider says (else: those asked for).
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// `invalid_grant`: the code or refresh token is revoked, expired or used. Terminal.
+    #[error("{provider} answered invalid_grant")]
+    InvalidGrant { provider: String },
+    /// A definite refusal (bad client, bad request): retrying will not help.
+    #[error("{provider} refused the request: {code}")]
+    Rejected { provider: String, code: String },
+    /// Timeouts, connection failures, 5xx, 429, unreadable answers: worth retrying.
+    #[error("{provider} is unavailable: {reason}")]
+    Transient { provider: String, reason: String },
+    /// The provider is not configured on this deployment.
+    #[error("{provider} is not configured (OAUTH_{upper}_CLIENT_ID and _CLIENT_SECRET)", upper = provider.to_ascii_uppercase())]
+    NotConfigured { provider: String },
+}
+
+/// A PKCE pair and where to send the user.
+#[derive(Debug)]
+pub struct AuthorizeUrl {
+    pub url: Url,
+    /// The PKCE verifier to keep (sealed) until the code comes back; `None` without PKCE.
+    pub pkce_verifier: Option<SecretString>,
+}
+
+/// The HTTP client for providers.
+#[derive(Clone, Debug)]
+pub struct OAuthClient {
+    http: reqwest::Client,
+}
+
+impl OAuthClient {
+    /// A client with our user agent and timeouts; redirects are not followed (a token
+    /// endpoint that redirects is misconfigured, and following could leak the code).
+    ///
+    /// # Panics
+    /// When the TLS backend cannot be set up at all (reqwest's own `Client::new` panics
+    /// the same way); a bad builder setting cannot happen with these constants.
+    #[must_use]
+    pub fn new(timeout: Duration) -> Self {
+        install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("user-service/", env!("CARGO_PKG_VERSION")))
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|e| panic!("the HTTP client for providers cannot start: {e}"));
+        Self { http }
+    }
+
+    /// The consent URL with `state`, the scopes, the provider's extra parameters and (when
+    /// the provider takes PKCE) a fresh S256 challenge.
+    #[must_use]
+    pub fn authorize_url(
+        &self,
+        p: &Provider,
+        client_id: &str,
+        state: &str,
+        scopes: &[String],
+        redirect: &Url,
+    ) -> AuthorizeUrl {
+        let client = BasicClient::new(ClientId::new(client_id.to_owned()))
+            .set_auth_uri(AuthUrl::from_url(p.authorize_url.clone()))
+            .set_redirect_uri(RedirectUrl::from_url(redirect.clone()));
+        let state = state.to_owned();
+        let mut req = client.authorize_url(move || CsrfToken::new(state));
+        // One `scope` parameter joined by the provider's separator (some want commas).
+        if !scopes.is_empty() {
+            req = req.add_scope(Scope::new(scopes.join(&p.scope_separator)));
+        }
+        for (k, v) in &p.authorize_params {
+            req = req.add_extra_param(k.clone(), v.clone());
+        }
+        let mut verifier = None;
+        if p.pkce {
+            let (challenge, v) = PkceCodeChallenge::new_random_sha256();
+            req = req.set_pkce_challenge(challenge);
+            verifier = Some(SecretString::from(v.secret().clone()));
+        }
+        let (url, _) = req.url();
+        AuthorizeUrl {
+            url,
+            pkce_verifier: verifier,
+        }
+    }
+
+    /// Exchanges an authorization code (with the PKCE verifier, when one was sent).
+    ///
+    /// # Errors
+    /// [`ProviderError`] by kind.
+    pub async fn exchange_code(
+        &self,
+        p: &Provider,
+        code: &str,
+        verifier: Option<&SecretString>,
+        redirect: &Url,
+    ) -> Result<TokenSet, ProviderError> {
+        let (id, secret) = credentials(p)?;
+        let client = BasicClient::new(ClientId::new(id))
+            .set_client_secret(ClientSecret::new(secret))
+            .set_auth_type(auth_type(p))
+            .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
+        let redirect = RedirectUrl::from_url(redirect.clone());
+        let mut req = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_redirect_uri(Cow::Owned(redirect));
+        if let Some(v) = verifier {
+            req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
+        }
+        let http = self.http_fn();
+        let answer = req.request_async(&http).await;
+        token_set(p, answer)
+    }
+
+    /// Refreshes with `refresh_token`.
+    ///
+    /// # Errors
+    /// [`ProviderError`] by kind; `InvalidGrant` means the grant is gone.
+    pub async fn refresh(
+        &self,
+        p: &Provider,
+        refresh_token: &SecretString,
+    ) -> Result<TokenSet, ProviderError> {
+        let (id, secret) = credentials(p)?;
+        let client = BasicClient::new(ClientId::new(id))
+            .set_client_secret(ClientSecret::new(secret))
+            .set_auth_type(auth_type(p))
+            .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
+        let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
+        let http = self.http_fn();
+        let answer = client
+            .exchange_refresh_token(&token)
+            .request_async(&http)
+            .await;
+        token_set(p, answer)
+    }
+
+    /// RFC 7009 revocation of `token` (the refresh token ends the grant). `Ok(false)` when
+    /// the provider has no revocation endpoint.
+    ///
+    /// # Errors
+    /// [`ProviderError`] by kind.
+    pub async fn revoke(&self, p: &Provider, token: &SecretString) -> Result<bool, ProviderError> {
+        let Some(url) = &p.revoke_url else {
+            return Ok(false);
+        };
+        let (id, secret) = credentials(p)?;
+        let mut form = vec![("token", token.expose_secret().to_owned())];
+        let mut req = self.http.post(url.clone());
+        match p.token_auth {
+            TokenAuth::ClientSecretBasic => req = req.basic_auth(id, Some(secret)),
+            TokenAuth::ClientSecretPost => {
+                form.push(("client_id", id));
+                form.push(("client_secret", secret));
+            }
+        }
+        let body = serde_urlencoded_form(&form);
+        let res = req
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| transient(p, &e))?;
+        let status = res.status();
+        if status.is_success() {
+            Ok(true)
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            Err(ProviderError::Transient {
+                provider: p.name.clone(),
+                reason: format!("revocation answered {}", status.as_u16()),
+            })
+        } else {
+            Err(ProviderError::Rejected {
+                provider: p.name.clone(),
+                code: format!("revocation answered {}", status.as_u16()),
+            })
+        }
+    }
+
+    /// The provider's user info for `access_token` (JSON).
+    ///
+    /// # Errors
+    /// [`ProviderError`] by kind; `Ok(None)` when the provider has no user-info endpoint.
+    pub async fn userinfo(
+        &self,
+        p: &Provider,
+        access_token: &SecretString,
+    ) -> Result<Option<Value>, ProviderError> {
+        let Some(url) = &p.userinfo_url else {
+            return Ok(None);
+        };
+        let res = self
+            .http
+            .get(url.clone())
+            .bearer_auth(access_token.expose_secret())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| transient(p, &e))?;
+        let status = res.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            return Err(ProviderError::Transient {
+                provider: p.name.clone(),
+                reason: format!("user info answered {}", status.as_u16()),
+            });
+        }
+        if !status.is_success() {
+            return Err(ProviderError::Rejected {
+                provider: p.name.clone(),
+                code: format!("user info answered {}", status.as_u16()),
+            });
+        }
+        res.json::<Value>()
+            .await
+            .map(Some)
+            .map_err(|_| ProviderError::Transient {
+                provider: p.name.clone(),
+                reason: "user info was not JSON".to_owned(),
+            })
+    }
+
+    /// The `oauth2` crate's HTTP seam over our reqwest client.
+    fn http_fn(
+        &self,
+    ) -> impl Fn(
+        oauth2::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
+    > + use<> {
+        let client = self.http.clone();
+        move |req: oauth2::HttpRequest| {
+            let client = client.clone();
+            Box::pin(async move {
+                let (parts, body) = req.into_parts();
+                let res = client
+                    .request(parts.method, parts.uri.to_string())
+                    .headers(parts.headers)
+                    .body(body)
+                    .send()
+                    .await?;
+                let status = res.status();
+                let headers = res.headers().clone();
+                let bytes = res.bytes().await?;
+                let mut out = http::Response::new(bytes.to_vec());
+                *out.status_mut() = status;
+                *out.headers_mut() = headers;
+                Ok(out)
+            })
+        }
+    }
+}
+
+/// Two rustls providers are compiled (ring for sqlx, aws-lc-rs for reqwest): make the
+/// process default explicit so no implicit `ClientConfig::builder()` can panic. Idempotent.
+pub fn install_crypto_provider() {
+    // An error only means a default is installed already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+}
+
+fn credentials(p: &Provider) -> Result<(String, String), ProviderError> {
+    let c = p
+        .client
+        .as_ref()
+        .ok_or_else(|| ProviderError::NotConfigured {
+            provider: p.name.clone(),
+        })?;
+    Ok((c.id.clone(), c.secret.expose_secret().to_owned()))
+}
+
+fn auth_type(p: &Provider) -> AuthType {
+    match p.token_auth {
+        TokenAuth::ClientSecretBasic => AuthType::BasicAuth,
+        TokenAuth::ClientSecretPost => AuthType::RequestBody,
+    }
+}
+
+fn transient(p: &Provider, e: &reqwest::Error) -> ProviderError {
+    let reason = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    ProviderError::Transient {
+        provider: p.name.clone(),
+        reason: reason.to_owned(),
+    }
+}
+
+fn serde_urlencoded_form(pairs: &[(&str, String)]) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
+        .finish()
+}
+
+type TokenAnswer = Result<
+    oauth2::basic::BasicTokenResponse,
+    RequestTokenError<reqwest::Error, oauth2::basic::BasicErrorResponse>,
+>;
+
+fn token_set(p: &Provider, answer: TokenAnswer) -> Result<TokenSet, ProviderError> {
+    let res = answer.map_err(|e| match e {
+        RequestTokenError::ServerResponse(r) => match r.error() {
+            BasicErrorResponseType::InvalidGrant => ProviderError::InvalidGrant {
+                provider: p.name.clone(),
+            },
+            BasicErrorResponseType::Extension(code)
+                if matches!(code.as_str(), "temporarily_unavailable" | "server_error") =>
+            {
+                ProviderError::Transient {
+                    provider: p.name.clone(),
+                    reason: code.clone(),
+                }
+            }
+            other => ProviderError::Rejected {
+                provider: p.name.clone(),
+                code: other.to_string(),
+            },
+        },
+        RequestTokenError::Request(e) => transient(p, &e),
+        // An answer that is neither a token nor an OAuth error is most often a 5xx page.
+        RequestTokenError::Parse(..) | RequestTokenError::Other(_) => ProviderError::Transient {
+            provider: p.name.clone(),
+            reason: "unreadable answer from the token endpoint".to_owned(),
+        },
+    })?;
+    let expires_at = res
+        .expires_in()
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .map(|d| Utc::now() + d);
+    let scopes = res.scopes().map(|s| {
+        s.iter()
+            .flat_map(|x| {
+                x.split(p.scope_separator.as_str())
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    });
+    Ok(TokenSet {
+        access_token: SecretString::from(res.access_token().secret().clone()),
+        refresh_token: res
+            .refresh_token()
+            .map(|r| SecretString::from(r.secret().clone())),
+        expires_at,
+        scopes,
+    })
+}

@@ -1,0 +1,75 @@
+//! The integration status machine (API.md "Integrations").
+//!
+//! `pending` → `active` on a completed connection; `active` ⇄ `refresh_failed` on transient
+//! refresh trouble and recovery; any connected state → `reauth_required` when the provider
+//! rejects the refresh token (terminal until the user reconnects); any → `disconnected`.
+
+use serde::{Deserialize, Serialize};
+
+/// Where a user's connection to a provider stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntegrationStatus {
+    /// Authorization started, not completed.
+    Pending,
+    /// Tokens stored and usable.
+    Active,
+    /// Transient trouble refreshing; retried with backoff.
+    RefreshFailed,
+    /// The refresh token was rejected or revoked: the user must reconnect.
+    ReauthRequired,
+    /// Disconnected by the user (or their deletion); no tokens are kept.
+    Disconnected,
+}
+
+impl IntegrationStatus {
+    /// Every status.
+    pub const ALL: [Self; 5] = [
+        Self::Pending,
+        Self::Active,
+        Self::RefreshFailed,
+        Self::ReauthRequired,
+        Self::Disconnected,
+    ];
+
+    /// The stored and wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::RefreshFailed => "refresh_failed",
+            Self::ReauthRequired => "reauth_required",
+            Self::Disconnected => "disconnected",
+        }
+    }
+
+    /// Parses a stored name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// Whether tokens are held (a token can be handed out or refreshed).
+    #[must_use]
+    pub const fn holds_tokens(self) -> bool {
+        matches!(self, Self::Active | Self::RefreshFailed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IntegrationStatus;
+
+    #[test]
+    fn names_round_trip() {
+        for s in IntegrationStatus::ALL {
+            assert_eq!(IntegrationStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert_eq!(IntegrationStatus::parse("revoked"), None);
+    }
+}

@@ -1,0 +1,208 @@
+//! Integrations (API.md "Integrations (OAuth)"): list, start an authorization, complete
+//! it, disconnect. Answers never hold a token.
+
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
+use chrono::{DateTime, Utc};
+use domain::{ErrorCode, integration::IntegrationStatus, preferences::ProviderName};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::{Json as Body, OptionalJson},
+};
+use crate::auth::owned_user::OwnedUser;
+
+/// The routes of this file.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_integrations))
+        .routes(routes!(authorize))
+        .routes(routes!(complete, disconnect))
+}
+
+/// An integration: never a token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationResource {
+    pub provider: String,
+    pub status: IntegrationStatus,
+    pub account_id: Option<String>,
+    pub account_email: Option<String>,
+    pub scopes: Vec<String>,
+    pub connected_at: Option<DateTime<Utc>>,
+    /// When the access token expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    /// The last refresh or health error (an OAuth error code and where, never a token).
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<store::integrations::Integration> for IntegrationResource {
+    fn from(i: store::integrations::Integration) -> Self {
+        Self {
+            status: IntegrationStatus::parse(&i.status).unwrap_or(IntegrationStatus::Disconnected),
+            scopes: serde_json::from_value(i.scopes).unwrap_or_default(),
+            provider: i.provider,
+            account_id: i.account_id,
+            account_email: i.account_email,
+            connected_at: i.connected_at,
+            expires_at: i.expires_at,
+            last_refreshed_at: i.last_refreshed_at,
+            last_checked_at: i.last_checked_at,
+            last_error: i.last_error,
+            updated_at: i.updated_at,
+        }
+    }
+}
+
+/// `{"items": [...]}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IntegrationList {
+    pub items: Vec<IntegrationResource>,
+}
+
+/// Body of authorize; both fields optional.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizeBody {
+    /// Where the provider sends the user back; defaults to `OAUTH_REDIRECT_URI` and must be
+    /// one of `OAUTH_ALLOWED_REDIRECT_URIS`.
+    pub redirect_uri: Option<String>,
+    /// Scopes to ask for; the provider's defaults when absent.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// Where to send the user.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizeAnswer {
+    /// The provider's consent page with `state`, the PKCE challenge and offline access.
+    pub authorization_url: String,
+    /// Single use, bound to this user and provider; comes back with the code.
+    pub state: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Body of complete.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    /// The authorization code from the callback.
+    pub code: String,
+    /// The state from the callback.
+    pub state: String,
+}
+
+fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
+    raw.parse::<ProviderName>()
+        .map_err(|_| ApiError::new(ErrorCode::NotFound).detail("provider not found"))
+}
+
+/// The user's integrations, by provider.
+#[utoipa::path(get, path = "/users/{user_ref}/integrations", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    responses(
+        (status = 200, description = "The integrations", body = IntegrationList),
+        (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn list_integrations(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+) -> Result<Json<IntegrationList>, ApiError> {
+    let id = app::users::id_of(&owned.user);
+    let items = state.app().list_integrations(id).await?;
+    Ok(Json(IntegrationList {
+        items: items.into_iter().map(Into::into).collect(),
+    }))
+}
+
+/// Starts connecting a provider: the consent URL with a single-use state (10 minutes)
+/// and a PKCE S256 challenge.
+#[utoipa::path(post, path = "/users/{user_ref}/integrations/{provider}/authorize", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+    request_body(content = AuthorizeBody, description = "Optional"),
+    responses(
+        (status = 200, description = "Where to send the user", body = AuthorizeAnswer),
+        (status = 404, description = "Unknown provider", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Provider not configured on this deployment", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Redirect URI not allowed, or bad scopes", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn authorize(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+    Path((_, provider)): Path<(String, String)>,
+    OptionalJson(body): OptionalJson<AuthorizeBody>,
+) -> Result<Json<AuthorizeAnswer>, ApiError> {
+    let provider = provider_name(&provider)?;
+    let id = app::users::id_of(&owned.user);
+    let start = state
+        .app()
+        .authorize_integration(
+            id,
+            provider.as_str(),
+            body.redirect_uri.as_deref(),
+            body.scopes,
+        )
+        .await?;
+    Ok(Json(AuthorizeAnswer {
+        authorization_url: start.authorization_url.to_string(),
+        state: start.state,
+        expires_at: start.expires_at,
+    }))
+}
+
+/// Completes the connection with the callback's code and state.
+#[utoipa::path(post, path = "/users/{user_ref}/integrations/{provider}", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+    request_body = CompleteBody,
+    responses(
+        (status = 200, description = "The connected integration", body = IntegrationResource),
+        (status = 400, description = "Reused, expired or foreign state", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider refused the code or failed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn complete(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+    Path((_, provider)): Path<(String, String)>,
+    Body(body): Body<CompleteBody>,
+) -> Result<Json<IntegrationResource>, ApiError> {
+    let provider = provider_name(&provider)?;
+    let id = app::users::id_of(&owned.user);
+    let integration = state
+        .app()
+        .complete_integration(&owned.ctx, id, provider.as_str(), &body.code, &body.state)
+        .await?;
+    Ok(Json(integration.into()))
+}
+
+/// Disconnects: revokes at the provider where it supports revocation (best effort; the
+/// outcome is in the audit entry), deletes the tokens, status `disconnected`.
+#[utoipa::path(delete, path = "/users/{user_ref}/integrations/{provider}", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+    responses(
+        (status = 204, description = "Disconnected"),
+        (status = 404, description = "Never connected", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn disconnect(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+    Path((_, provider)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let provider = provider_name(&provider)?;
+    let id = app::users::id_of(&owned.user);
+    state
+        .app()
+        .disconnect_integration(&owned.ctx, id, provider.as_str())
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}

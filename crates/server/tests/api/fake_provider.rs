@@ -1,0 +1,233 @@
+//! A small OAuth 2.0 provider for tests, faked at the HTTP boundary only: it really checks
+//! the client credentials, the redirect URI and PKCE (S256), issues single-use codes,
+//! rotates refresh tokens (a replayed one is `invalid_grant`), revokes (RFC 7009), and
+//! serves user info for live access tokens. Tokens are long and distinctive so tests can
+//! grep for them in storage and logs.
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+pub const CLIENT_ID: &str = "fake-client";
+pub const CLIENT_SECRET: &str = "fake-client-secret-value";
+
+/// What a test can inspect and steer.
+#[derive(Default)]
+pub struct Inner {
+    /// code → (PKCE challenge, redirect URI, scope)
+    codes: HashMap<String, (Option<String>, String, String)>,
+    /// live access tokens
+    access: Vec<String>,
+    /// the current refresh token of the grant (rotated on each refresh)
+    refresh: Option<String>,
+    /// every token ever issued, for grepping
+    pub issued: Vec<String>,
+    pub token_calls: usize,
+    pub refresh_calls: usize,
+    pub revoked: Vec<String>,
+    /// Answer the next token calls with this status (and `error` body) instead.
+    pub fail_next: Vec<(StatusCode, &'static str)>,
+    counter: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeProvider {
+    pub addr: SocketAddr,
+    pub inner: Arc<Mutex<Inner>>,
+}
+
+impl FakeProvider {
+    pub async fn start() -> Self {
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/token", post(token))
+            .route("/revoke", post(revoke))
+            .route("/userinfo", get(userinfo))
+            .with_state(inner.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self { addr, inner }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Environment that points provider `name` of the catalog at this fake.
+    pub fn env(&self, name: &str) -> Vec<(String, String)> {
+        let upper = name.to_ascii_uppercase();
+        vec![
+            (format!("OAUTH_{upper}_CLIENT_ID"), CLIENT_ID.to_owned()),
+            (
+                format!("OAUTH_{upper}_CLIENT_SECRET"),
+                CLIENT_SECRET.to_owned(),
+            ),
+            (
+                format!("OAUTH_{upper}_AUTHORIZE_URL"),
+                self.url("/authorize"),
+            ),
+            (format!("OAUTH_{upper}_TOKEN_URL"), self.url("/token")),
+            (format!("OAUTH_{upper}_REVOKE_URL"), self.url("/revoke")),
+            (format!("OAUTH_{upper}_USERINFO_URL"), self.url("/userinfo")),
+        ]
+    }
+
+    /// The user consents on the authorization URL: a code bound to its PKCE challenge,
+    /// redirect URI and scope. Returns (code, state from the URL).
+    pub fn consent(&self, authorization_url: &str) -> (String, String) {
+        let url = url::Url::parse(authorization_url).expect("authorization URL");
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
+        assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
+        let mut inner = self.inner.lock().expect("lock");
+        inner.counter += 1;
+        let code = format!("code-{}", inner.counter);
+        let challenge = q.get("code_challenge").cloned();
+        if challenge.is_some() {
+            assert_eq!(
+                q.get("code_challenge_method").map(String::as_str),
+                Some("S256")
+            );
+        }
+        inner.codes.insert(
+            code.clone(),
+            (
+                challenge,
+                q.get("redirect_uri").cloned().unwrap_or_default(),
+                q.get("scope").cloned().unwrap_or_default(),
+            ),
+        );
+        (code, q.get("state").cloned().unwrap_or_default())
+    }
+}
+
+fn parse_form(body: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn oauth_error(status: StatusCode, error: &str) -> Response {
+    (status, Json(json!({"error": error}))).into_response()
+}
+
+fn client_ok(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
+    let post = form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+        && form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET);
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .is_some_and(|d| d == format!("{CLIENT_ID}:{CLIENT_SECRET}").as_bytes());
+    post || basic
+}
+
+fn issue(inner: &mut Inner, scope: &str) -> Value {
+    inner.counter += 1;
+    let n = inner.counter;
+    let access = format!("AT-{n}-{}", uuid::Uuid::new_v4().simple());
+    let refresh = format!("RT-{n}-{}", uuid::Uuid::new_v4().simple());
+    inner.access.push(access.clone());
+    inner.refresh = Some(refresh.clone());
+    inner.issued.push(access.clone());
+    inner.issued.push(refresh.clone());
+    json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
+           "refresh_token": refresh, "scope": scope})
+}
+
+async fn token(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let form = parse_form(&body);
+    let mut inner = inner.lock().expect("lock");
+    inner.token_calls += 1;
+    if !client_ok(&headers, &form) {
+        return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    if let Some((status, error)) = (!inner.fail_next.is_empty()).then(|| inner.fail_next.remove(0))
+    {
+        return oauth_error(status, error);
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let code = form.get("code").cloned().unwrap_or_default();
+            let Some((challenge, redirect, scope)) = inner.codes.remove(&code) else {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            };
+            if form.get("redirect_uri") != Some(&redirect) {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            if let Some(challenge) = challenge {
+                let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(Sha256::digest(verifier.as_bytes()));
+                if computed != challenge {
+                    return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+                }
+            }
+            Json(issue(&mut inner, &scope)).into_response()
+        }
+        Some("refresh_token") => {
+            inner.refresh_calls += 1;
+            let given = form.get("refresh_token");
+            if given.is_none() || given != inner.refresh.as_ref() {
+                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
+            }
+            Json(issue(&mut inner, "openid email")).into_response()
+        }
+        _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
+    }
+}
+
+async fn revoke(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    body: String,
+) -> StatusCode {
+    let form = parse_form(&body);
+    let mut inner = inner.lock().expect("lock");
+    if !client_ok(&headers, &form) {
+        return StatusCode::UNAUTHORIZED;
+    }
+    let token = form.get("token").cloned().unwrap_or_default();
+    if inner.refresh.as_ref() == Some(&token) {
+        inner.refresh = None;
+        inner.access.clear();
+    }
+    inner.access.retain(|t| *t != token);
+    inner.revoked.push(token);
+    StatusCode::OK
+}
+
+async fn userinfo(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Response {
+    let inner = inner.lock().expect("lock");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !inner.access.iter().any(|t| t == token) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    Json(json!({"sub": "acct-42", "email": "someone@provider.test", "name": "Someone"}))
+        .into_response()
+}
