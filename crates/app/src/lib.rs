@@ -10,6 +10,7 @@ mod audit_verify;
 pub mod clerk;
 pub mod context;
 mod error;
+pub mod jobs;
 pub mod keys;
 pub mod ops;
 pub mod preferences;

@@ -18,6 +18,7 @@ use utoipa::{
     tags(
         (name = "operations", description = "Health, readiness, metrics and this document"),
         (name = "auth", description = "Local development auth: the signing key's JWKS"),
+        (name = "jobs", description = "Background jobs: status and manual runs (admins)"),
     )
 )]
 pub struct ApiDoc;
