@@ -232,25 +232,26 @@ impl Runner {
         let (outcome, error, finish) = match result {
             Ok(value) => ("succeeded", None, Finish::Succeeded(value)),
             Err(e) if !e.permanent && attempt < run.max_attempts => {
-                let at =
-                    end + chrono::Duration::from_std(self.backoff(attempt)).unwrap_or_default();
+                let at = (end
+                    + chrono::Duration::from_std(self.backoff(attempt)).unwrap_or_default())
+                // Stored at microseconds: compare what will be read back.
+                .trunc_subsecs(6);
                 let msg = e.message;
                 ("retry", Some(msg.clone()), Finish::Retry { error: msg, at })
             }
             Err(e) => ("failed", Some(e.message.clone()), Finish::Failed(e.message)),
         };
         q::finish(conn, run.id, end, finish).await?;
-        match &error {
-            Some(e) => {
-                tracing::warn!(job = name, run_id = run.id, attempt, outcome, error = %e, "job attempt failed")
-            }
-            None => tracing::info!(
+        if let Some(e) = &error {
+            tracing::warn!(job = name, run_id = run.id, attempt, outcome, error = %e, "job attempt failed");
+        } else {
+            tracing::info!(
                 job = name,
                 run_id = run.id,
                 attempt,
                 elapsed_ms = elapsed.as_millis() as u64,
                 "job succeeded"
-            ),
+            );
         }
         metrics::counter!("user_service_job_runs_total", "job" => name, "outcome" => outcome)
             .increment(1);

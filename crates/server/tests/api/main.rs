@@ -10,6 +10,7 @@ mod common;
 mod dev_auth;
 mod errors;
 mod health;
+mod jobs;
 mod preferences;
 mod rate_limit;
 mod service_keys;
