@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
     ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TryInsertResult,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -44,20 +45,16 @@ pub async fn ensure<C: ConnectionTrait>(
     if let Some(row) = jobs::Entity::find_by_id(name.to_owned()).one(conn).await? {
         return Ok(row);
     }
-    let insert = jobs::Entity::insert(jobs::ActiveModel {
+    // Another replica may create it at the same moment: theirs is as good as ours.
+    jobs::Entity::insert(jobs::ActiveModel {
         name: Set(name.to_owned()),
         scheduled_through: Set(now),
         locked_by: Set(None),
         locked_until: Set(None),
     })
-    .exec_without_returning(conn)
-    .await;
-    match insert {
-        Ok(_) => {}
-        // Another replica created it first: theirs is as good as ours.
-        Err(e) if StoreError::from(e.clone()).is_unique_violation() => {}
-        Err(e) => return Err(e.into()),
-    }
+    .on_conflict_do_nothing_on([jobs::Column::Name])
+    .exec(conn)
+    .await?;
     jobs::Entity::find_by_id(name.to_owned())
         .one(conn)
         .await?
@@ -78,7 +75,6 @@ pub struct NewRun<'a> {
 }
 
 /// Enqueues a run; `None` when a run with the same key exists (another replica won).
-/// Not inside a transaction: on Postgres a unique violation would abort it.
 ///
 /// # Errors
 /// When the database fails.
@@ -102,19 +98,15 @@ pub async fn enqueue<C: ConnectionTrait>(
         started_at: Set(None),
         finished_at: Set(None),
     })
+    // ON CONFLICT DO NOTHING: losing the race is normal, not an error (and not a Postgres
+    // error log line per replica per tick).
+    .on_conflict_do_nothing_on([job_runs::Column::Job, job_runs::Column::RunKey])
     .exec(conn)
-    .await;
-    match res {
-        Ok(r) => Ok(Some(r.last_insert_id)),
-        Err(e) => {
-            let e = StoreError::from(e);
-            if e.is_unique_violation() {
-                Ok(None)
-            } else {
-                Err(e)
-            }
-        }
-    }
+    .await?;
+    Ok(match res {
+        TryInsertResult::Inserted(r) => Some(r.last_insert_id),
+        TryInsertResult::Conflicted | TryInsertResult::Empty => None,
+    })
 }
 
 /// Moves the schedule watermark forward to `tick` (never back).
@@ -278,19 +270,24 @@ pub enum Finish {
     Failed(String),
 }
 
-/// Records the end of an attempt.
+/// Records the end of attempt number `attempt`. False when the run is no longer that
+/// attempt (its lease lapsed and another runner took it over): a stale runner's result
+/// never overwrites the newer one.
 ///
 /// # Errors
 /// When the database fails.
 pub async fn finish<C: ConnectionTrait>(
     conn: &C,
     id: i64,
+    attempt: i32,
     now: DateTime<Utc>,
     how: Finish,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let none_time = Option::<DateTime<Utc>>::None;
     let q = job_runs::Entity::update_many()
         .filter(job_runs::Column::Id.eq(id))
+        .filter(job_runs::Column::Status.eq(status::RUNNING))
+        .filter(job_runs::Column::Attempts.eq(attempt))
         .col_expr(job_runs::Column::LockedUntil, Expr::value(none_time));
     let q = match how {
         Finish::Succeeded(result) => q
@@ -310,8 +307,7 @@ pub async fn finish<C: ConnectionTrait>(
             .col_expr(job_runs::Column::LastError, Expr::value(error))
             .col_expr(job_runs::Column::FinishedAt, Expr::value(now)),
     };
-    q.exec(conn).await?;
-    Ok(())
+    Ok(q.exec(conn).await?.rows_affected == 1)
 }
 
 /// The run of `job` attempted most recently (for its status).

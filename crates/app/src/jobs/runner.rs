@@ -46,7 +46,8 @@ pub struct RunOutcome {
     pub job: String,
     pub run_id: i64,
     pub attempt: i32,
-    /// `succeeded`, `retry` (failed, will run again) or `failed` (kept as failed).
+    /// `succeeded`, `retry` (failed, will run again), `failed` (kept as failed) or
+    /// `abandoned` (this runner's lease lapsed and another runner took the run over).
     pub outcome: &'static str,
     pub error: Option<String>,
 }
@@ -241,7 +242,15 @@ impl Runner {
             }
             Err(e) => ("failed", Some(e.message.clone()), Finish::Failed(e.message)),
         };
-        q::finish(conn, run.id, end, finish).await?;
+        let (outcome, error) = if q::finish(conn, run.id, attempt, end, finish).await? {
+            (outcome, error)
+        } else {
+            // Our lease lapsed and another runner took the run over: its result stands.
+            (
+                "abandoned",
+                error.or(Some("lease lapsed; another runner took over".to_owned())),
+            )
+        };
         if let Some(e) = &error {
             tracing::warn!(job = name, run_id = run.id, attempt, outcome, error = %e, "job attempt failed");
         } else {
