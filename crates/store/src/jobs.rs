@@ -369,3 +369,16 @@ pub async fn runs<C: ConnectionTrait>(
 pub async fn run<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<JobRun>, StoreError> {
     Ok(job_runs::Entity::find_by_id(id).one(conn).await?)
 }
+
+/// Deletes finished runs (succeeded or failed) that ended before `before`; returns how many.
+///
+/// # Errors
+/// When the database fails.
+pub async fn prune<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Result<u64, StoreError> {
+    Ok(job_runs::Entity::delete_many()
+        .filter(job_runs::Column::Status.is_in([status::SUCCEEDED, status::FAILED]))
+        .filter(job_runs::Column::FinishedAt.lt(before))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}

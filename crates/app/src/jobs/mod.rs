@@ -17,6 +17,7 @@ pub mod cron;
 mod key_reencrypt;
 mod purge_users;
 mod runner;
+mod status;
 mod usage_analytics;
 
 use std::{
@@ -31,7 +32,8 @@ pub use backup_verify::{BackupVerify, check_backup_file};
 pub use cron::Cron;
 pub use key_reencrypt::KeyReencrypt;
 pub use purge_users::{PurgeReport, PurgeUsers};
-pub use runner::{Clock, JobStatus, RunOutcome, Runner};
+pub use runner::{Clock, RunOutcome, Runner};
+pub use status::JobStatus;
 pub use store::jobs::JobRun;
 pub use usage_analytics::UsageAnalytics;
 

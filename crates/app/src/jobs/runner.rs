@@ -11,10 +11,13 @@ use std::{
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use store::jobs::{self as q, Finish, NewRun, status};
+use store::jobs::{self as q, Finish, NewRun};
 
 use super::{JobCx, JobError, JobRun, JobSettings, Registered, Registry};
 use crate::{App, AppError};
+
+/// Finished runs are kept this long.
+const RUN_RETENTION_DAYS: i64 = 90;
 
 /// The time as the runner sees it: the system clock, unless a test set it.
 #[derive(Clone, Debug, Default)]
@@ -52,32 +55,15 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
-/// A job as `GET /admin/jobs` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct JobStatus {
-    pub name: String,
-    /// The cron expression; `None`: runs only when asked.
-    pub schedule: Option<String>,
-    /// Start of the most recent attempt.
-    pub last_run_at: Option<DateTime<Utc>>,
-    /// `succeeded`, `failed`, `retrying` (an attempt failed; another is scheduled) or `running`.
-    pub last_outcome: Option<String>,
-    pub last_error: Option<String>,
-    /// The earlier of the next tick and the next pending (or retry) run.
-    pub next_run_at: Option<DateTime<Utc>>,
-    /// What the last successful attempt reported (counts, files, notes).
-    pub last_result: Option<Value>,
-}
-
 /// Runs the jobs of a [`Registry`]; cheap to share behind an `Arc`.
 #[derive(Debug)]
 pub struct Runner {
-    app: App,
-    registry: Registry,
+    pub(super) app: App,
+    pub(super) registry: Registry,
     settings: JobSettings,
     /// Identifies this runner in the job locks.
     owner: String,
-    clock: Clock,
+    pub(super) clock: Clock,
 }
 
 impl Runner {
@@ -114,6 +100,8 @@ impl Runner {
     pub async fn schedule_due(&self) -> Result<u64, AppError> {
         let now = self.clock.now();
         let conn = self.app.db().writer();
+        // Finished runs are history for `/admin/jobs`; past this they only take space.
+        q::prune(conn, now - chrono::Duration::days(RUN_RETENTION_DAYS)).await?;
         let mut created = 0;
         for reg in self.registry.jobs() {
             let name = reg.job.name();
@@ -321,47 +309,6 @@ impl Runner {
             0.0
         };
         base + base.mul_f64(0.5 * fraction)
-    }
-
-    /// The status of every registered job.
-    ///
-    /// # Errors
-    /// When the database fails.
-    pub async fn status(&self) -> Result<Vec<JobStatus>, AppError> {
-        let conn = self.app.db().writer();
-        let now = self.clock.now();
-        let mut out = Vec::with_capacity(self.registry.jobs().len());
-        for reg in self.registry.jobs() {
-            let name = reg.job.name();
-            let last = q::last_attempted(conn, name).await?;
-            let pending = q::next_pending(conn, name).await?.map(|r| r.run_after);
-            let tick = reg.schedule.as_ref().and_then(|c| c.next_after(now));
-            let next_run_at = match (pending, tick) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let last_result = q::runs(conn, name, 50)
-                .await?
-                .into_iter()
-                .find(|r| r.status == status::SUCCEEDED)
-                .and_then(|r| r.result);
-            out.push(JobStatus {
-                name: name.to_owned(),
-                schedule: reg.schedule.as_ref().map(|c| c.as_str().to_owned()),
-                last_run_at: last.as_ref().and_then(|r| r.started_at),
-                last_outcome: last.as_ref().map(|r| {
-                    match r.status.as_str() {
-                        status::PENDING => "retrying",
-                        other => other,
-                    }
-                    .to_owned()
-                }),
-                last_error: last.and_then(|r| r.last_error),
-                next_run_at,
-                last_result,
-            });
-        }
-        Ok(out)
     }
 
     /// The newest runs of `name` (operators and tests).
