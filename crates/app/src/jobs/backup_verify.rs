@@ -4,7 +4,9 @@
 //!   then renamed, so a half-written file never looks like a backup), `PRAGMA
 //!   integrity_check` it and compare its row counts with the database at the moment of the
 //!   snapshot; re-check the integrity of the snapshots kept from earlier runs (a backup
-//!   that rotted on disk is caught); keep the newest `BACKUP_KEEP`.
+//!   that rotted on disk is caught); keep the newest `BACKUP_KEEP`. The snapshot holds the
+//!   one writer connection while it is written, so writes wait for it (for a database of a
+//!   few hundred MB, seconds): hence the quiet-hours default schedule.
 //! - **Postgres**: the service does not dump Postgres (that is `pg_dump`/`pg_basebackup`,
 //!   run by the operator). The job checks that the newest file in `BACKUP_DIR` is younger
 //!   than `BACKUP_MAX_AGE_HOURS` and readable to its end (gzip files are decompressed
