@@ -423,8 +423,14 @@ async fn backup_verification_catches_a_corrupted_backup(backend: Backend) {
                 "the status says what was checked: {mode}"
             );
 
-            // A newer, truncated dump: the newest backup is corrupt.
-            std::thread::sleep(Duration::from_millis(20)); // distinct mtimes, not a timing assertion
+            // A newer, truncated dump: the newest backup is corrupt. The older file is dated
+            // back a minute so "newest" does not depend on the file system's clock resolution.
+            std::fs::File::options()
+                .write(true)
+                .open(dir.join("dump-1.sql.gz"))
+                .expect("open")
+                .set_modified(std::time::SystemTime::now() - Duration::from_secs(60))
+                .expect("mtime");
             std::fs::write(dir.join("dump-2.sql.gz"), &good[..good.len() / 2]).expect("write");
             r.clock().set(now + chrono::Duration::hours(2));
             let done = run(&r, "backup_verify").await;
