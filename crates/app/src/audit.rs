@@ -1,6 +1,16 @@
 //! The audit API every mutating use case calls inside its own transaction, so a change
 //! and its entry commit together. Entries are hash-chained over a canonical encoding;
 //! `details` pass through one scrubber that removes anything secret-shaped.
+//!
+//! Pseudonymization (the purge of a user) must not break the chain, so the personal fields
+//! (`actor_id`, `user_id`, `resource_id`, `ip`, `user_agent`, `details`) enter the chain
+//! hash only through their digest (`pii_digest`, stored with the entry): the v2 hash covers
+//! the other fields plus that digest. While an entry is intact, `audit verify` recomputes
+//! the digest from the fields too; once it is pseudonymized (`pseudonymized_at` set) the
+//! fields are replaced and only the stored digest is chained. What stays provable: that an
+//! entry existed at its place with its time, action, outcome and request id, and that its
+//! personal fields once hashed to the digest. Entries without a digest (written before it
+//! existed) keep the v1 hash over all fields and cannot be pseudonymized.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{UserId, audit::AuditAction};
@@ -78,7 +88,7 @@ pub async fn record<C: ConnectionTrait>(
 /// Builds the stored form of a record (scrubbed, timestamp at storage precision).
 #[must_use]
 pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry {
-    NewAuditEntry {
+    with_digest(NewAuditEntry {
         // Postgres keeps microseconds: hash exactly what will be read back.
         occurred_at: at.trunc_subsecs(6),
         actor_type: ctx.actor.kind.as_str().to_owned(),
@@ -92,7 +102,21 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
         user_agent: ctx.meta.user_agent.clone(),
         request_id: ctx.meta.request_id.clone(),
         details: scrub(rec.details),
-    }
+        pii_digest: None,
+    })
+}
+
+/// Fills in the digest of an entry's personal fields.
+fn with_digest(mut e: NewAuditEntry) -> NewAuditEntry {
+    e.pii_digest = Some(pii_digest(&Personal {
+        actor_id: e.actor_id.as_deref(),
+        user_id: e.user_id,
+        resource_id: e.resource_id.as_deref(),
+        ip: e.ip.as_deref(),
+        user_agent: e.user_agent.as_deref(),
+        details: &e.details,
+    }));
+    e
 }
 
 /// Key names whose values never enter the audit log, whatever a caller passes.
@@ -136,7 +160,8 @@ pub fn scrub(details: Value) -> Value {
 }
 
 /// SHA-256 over the previous hash and a canonical encoding of the entry: fields in a fixed
-/// order, each length-prefixed, `details` as JSON with sorted keys.
+/// order, each length-prefixed, `details` as JSON with sorted keys. With a `pii_digest`
+/// (every entry written now) the personal fields enter only through that digest (v2).
 #[must_use]
 pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
     hash_fields(
@@ -145,85 +170,141 @@ pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
         &Fields {
             occurred_at: e.occurred_at,
             actor_type: &e.actor_type,
-            actor_id: e.actor_id.as_deref(),
             action: &e.action,
-            user_id: e.user_id,
             resource_type: e.resource_type.as_deref(),
-            resource_id: e.resource_id.as_deref(),
             outcome: &e.outcome,
-            ip: e.ip.as_deref(),
-            user_agent: e.user_agent.as_deref(),
             request_id: e.request_id.as_deref(),
-            details: &e.details,
+            personal: Personal {
+                actor_id: e.actor_id.as_deref(),
+                user_id: e.user_id,
+                resource_id: e.resource_id.as_deref(),
+                ip: e.ip.as_deref(),
+                user_agent: e.user_agent.as_deref(),
+                details: &e.details,
+            },
         },
+        e.pii_digest.as_deref(),
     )
 }
 
-/// The hash a stored entry should have, given its predecessor's hash.
+/// The hash a stored entry should have, given its predecessor's hash (v2 over the stored
+/// digest when it has one, v1 over the fields otherwise).
 #[must_use]
 pub fn stored_hash(e: &AuditEntry, prev_hash: &str) -> String {
-    hash_fields(
-        e.id,
-        prev_hash,
-        &Fields {
-            occurred_at: e.occurred_at,
-            actor_type: &e.actor_type,
+    hash_fields(e.id, prev_hash, &stored_fields(e), e.pii_digest.as_deref())
+}
+
+/// For an intact (not pseudonymized) v2 entry: true when its personal fields still hash to
+/// its stored digest. Pseudonymized and v1 entries answer true (nothing to compare).
+#[must_use]
+pub fn personal_fields_intact(e: &AuditEntry) -> bool {
+    match (&e.pii_digest, e.pseudonymized_at) {
+        (Some(d), None) => *d == pii_digest(&stored_fields(e).personal),
+        _ => true,
+    }
+}
+
+fn stored_fields(e: &AuditEntry) -> Fields<'_> {
+    Fields {
+        occurred_at: e.occurred_at,
+        actor_type: &e.actor_type,
+        action: &e.action,
+        resource_type: e.resource_type.as_deref(),
+        outcome: &e.outcome,
+        request_id: e.request_id.as_deref(),
+        personal: Personal {
             actor_id: e.actor_id.as_deref(),
-            action: &e.action,
             user_id: e.user_id,
-            resource_type: e.resource_type.as_deref(),
             resource_id: e.resource_id.as_deref(),
-            outcome: &e.outcome,
             ip: e.ip.as_deref(),
             user_agent: e.user_agent.as_deref(),
-            request_id: e.request_id.as_deref(),
             details: &e.details,
         },
-    )
+    }
 }
 
 struct Fields<'a> {
     occurred_at: DateTime<Utc>,
     actor_type: &'a str,
-    actor_id: Option<&'a str>,
     action: &'a str,
-    user_id: Option<uuid::Uuid>,
     resource_type: Option<&'a str>,
-    resource_id: Option<&'a str>,
     outcome: &'a str,
+    request_id: Option<&'a str>,
+    personal: Personal<'a>,
+}
+
+/// The fields a purge replaces.
+struct Personal<'a> {
+    actor_id: Option<&'a str>,
+    user_id: Option<uuid::Uuid>,
+    resource_id: Option<&'a str>,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,
-    request_id: Option<&'a str>,
     details: &'a Value,
 }
 
-fn hash_fields(id: i64, prev_hash: &str, f: &Fields<'_>) -> String {
-    let mut h = Sha256::new();
-    let mut put = |s: Option<&str>| match s {
+/// Feeds length-prefixed strings into a hasher; `None` is a distinct marker.
+fn put(h: &mut Sha256, s: Option<&str>) {
+    match s {
         // A length prefix keeps ("ab","c") and ("a","bc") apart; u64::MAX marks "absent".
         Some(s) => {
             h.update((s.len() as u64).to_be_bytes());
             h.update(s.as_bytes());
         }
         None => h.update(u64::MAX.to_be_bytes()),
-    };
-    put(Some("user-service/audit/v1"));
-    put(Some(prev_hash));
-    put(Some(&id.to_string()));
-    put(Some(&f.occurred_at.timestamp_micros().to_string()));
-    put(Some(f.actor_type));
-    put(f.actor_id);
-    put(Some(f.action));
-    put(f.user_id.map(|u| u.to_string()).as_deref());
-    put(f.resource_type);
-    put(f.resource_id);
-    put(Some(f.outcome));
-    put(f.ip);
-    put(f.user_agent);
-    put(f.request_id);
-    // serde_json's map is a BTreeMap here (no preserve_order): keys come out sorted.
-    put(Some(&f.details.to_string()));
+    }
+}
+
+fn pii_digest(p: &Personal<'_>) -> String {
+    let mut h = Sha256::new();
+    put(&mut h, Some("user-service/audit/pii/v1"));
+    put(&mut h, p.actor_id);
+    put(&mut h, p.user_id.map(|u| u.to_string()).as_deref());
+    put(&mut h, p.resource_id);
+    put(&mut h, p.ip);
+    put(&mut h, p.user_agent);
+    put(&mut h, Some(&p.details.to_string()));
     hex(&h.finalize())
+}
+
+fn hash_fields(id: i64, prev_hash: &str, f: &Fields<'_>, digest: Option<&str>) -> String {
+    let mut h = Sha256::new();
+    let Some(digest) = digest else {
+        return hash_v1(&mut h, id, prev_hash, f);
+    };
+    put(&mut h, Some("user-service/audit/v2"));
+    put(&mut h, Some(prev_hash));
+    put(&mut h, Some(&id.to_string()));
+    put(&mut h, Some(&f.occurred_at.timestamp_micros().to_string()));
+    put(&mut h, Some(f.actor_type));
+    put(&mut h, Some(f.action));
+    put(&mut h, f.resource_type);
+    put(&mut h, Some(f.outcome));
+    put(&mut h, f.request_id);
+    put(&mut h, Some(digest));
+    hex(&h.finalize())
+}
+
+/// The original encoding, kept so entries written before the digest existed still verify.
+fn hash_v1(h: &mut Sha256, id: i64, prev_hash: &str, f: &Fields<'_>) -> String {
+    let p = &f.personal;
+    put(h, Some("user-service/audit/v1"));
+    put(h, Some(prev_hash));
+    put(h, Some(&id.to_string()));
+    put(h, Some(&f.occurred_at.timestamp_micros().to_string()));
+    put(h, Some(f.actor_type));
+    put(h, p.actor_id);
+    put(h, Some(f.action));
+    put(h, p.user_id.map(|u| u.to_string()).as_deref());
+    put(h, f.resource_type);
+    put(h, p.resource_id);
+    put(h, Some(f.outcome));
+    put(h, p.ip);
+    put(h, p.user_agent);
+    put(h, f.request_id);
+    // serde_json's map is a BTreeMap here (no preserve_order): keys come out sorted.
+    put(h, Some(&p.details.to_string()));
+    hex(&h.clone().finalize())
 }
 
 fn hex(bytes: &[u8]) -> String {

@@ -97,6 +97,8 @@ fn write_archive(path: &Path, entries: &[store::audit::AuditEntry]) -> std::io::
         details: &'a serde_json::Value,
         prev_hash: &'a str,
         hash: &'a str,
+        pii_digest: Option<&'a str>,
+        pseudonymized_at: Option<String>,
     }
     let tmp = path.with_extension("partial");
     let file = std::fs::File::create(&tmp)?;
@@ -120,6 +122,10 @@ fn write_archive(path: &Path, entries: &[store::audit::AuditEntry]) -> std::io::
             details: &e.details,
             prev_hash: &e.prev_hash,
             hash: &e.hash,
+            pii_digest: e.pii_digest.as_deref(),
+            pseudonymized_at: e
+                .pseudonymized_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
         };
         serde_json::to_writer(&mut gz, &line)?;
         gz.write_all(b"\n")?;

@@ -5,7 +5,10 @@
 
 use serde::Serialize;
 
-use crate::{App, AppError, audit::stored_hash};
+use crate::{
+    App, AppError,
+    audit::{personal_fields_intact, stored_hash},
+};
 
 /// The genesis hash: the `prev_hash` of entry 1.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -85,7 +88,7 @@ impl App {
                         reason: "prev_hash does not match the previous entry's hash".to_owned(),
                     }));
                 }
-                if stored_hash(&e, &expected_prev) != e.hash {
+                if stored_hash(&e, &expected_prev) != e.hash || !personal_fields_intact(&e) {
                     return Ok(Err(ChainBreak {
                         id: e.id,
                         reason: "content does not match its hash (modified)".to_owned(),

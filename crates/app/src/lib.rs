@@ -11,6 +11,7 @@ pub mod clerk;
 pub mod context;
 mod error;
 pub mod integrations;
+pub mod jobs;
 pub mod keys;
 pub mod oauth;
 pub mod ops;

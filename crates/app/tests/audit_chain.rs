@@ -17,7 +17,8 @@ both_backends!(
     modification_is_detected,
     deletion_is_detected,
     reordering_is_detected,
-    tail_deletion_is_detected
+    tail_deletion_is_detected,
+    personal_fields_are_chained_and_pseudonymizable
 );
 
 async fn write(app: &app::App, n: usize) {
@@ -346,4 +347,70 @@ async fn listing_pages_and_stats_group(backend: Backend) {
         .expect("stats");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
     assert_eq!(by_day, vec![(today, 8)]);
+}
+
+/// Personal fields enter the chain through their digest: changing them in an intact entry
+/// is detected; pseudonymizing them (the purge) keeps the chain verifiable, and the rest of
+/// a pseudonymized entry is still protected.
+async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
+    let (app, _db) = app(backend, KEY1).await;
+    write(&app, 4).await;
+    let w = app.db().writer();
+    let original = audit_log::Entity::find_by_id(2)
+        .one(w)
+        .await
+        .expect("q")
+        .expect("entry");
+    assert!(
+        original.pii_digest.is_some(),
+        "new entries carry the digest"
+    );
+    audit_log::Entity::update(audit_log::ActiveModel {
+        id: Set(2),
+        details: Set(serde_json::json!({"i": 99})),
+        ..Default::default()
+    })
+    .exec(w)
+    .await
+    .expect("tamper");
+    assert_broken_at(&app, 2).await;
+    audit_log::Entity::update(audit_log::ActiveModel {
+        id: Set(2),
+        details: Set(original.details.clone()),
+        ..Default::default()
+    })
+    .exec(w)
+    .await
+    .expect("undo");
+    app.verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("intact again");
+
+    store::audit::pseudonymize(
+        w,
+        2,
+        store::audit::Pseudonymized {
+            actor_id: Some("purged:x".to_owned()),
+            user_id: Some(uuid::Uuid::new_v4()),
+            resource_id: None,
+            details: serde_json::json!({"pseudonymized": true}),
+        },
+        chrono::Utc::now(),
+    )
+    .await
+    .expect("pseudonymize");
+    app.verify_audit_chain()
+        .await
+        .expect("db")
+        .expect("still verifies");
+    audit_log::Entity::update(audit_log::ActiveModel {
+        id: Set(2),
+        action: Set("user.restored".into()),
+        ..Default::default()
+    })
+    .exec(w)
+    .await
+    .expect("tamper");
+    assert_broken_at(&app, 2).await;
 }

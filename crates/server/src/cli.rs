@@ -20,8 +20,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the HTTP API (and, once jobs exist, the scheduler and worker).
+    /// Run the HTTP API, plus the job scheduler and worker unless `--no-worker`.
     Serve(ServeArgs),
+    /// Run the job scheduler and worker only (no HTTP API), e.g. as separate replicas.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Print the OpenAPI document and exit.
@@ -93,6 +95,9 @@ pub struct ServeArgs {
     /// Do not apply migrations at start (run `user-service migrate` separately).
     #[arg(long)]
     pub no_migrate: bool,
+    /// Serve the API only: no job scheduler or worker here (run `user-service worker`).
+    #[arg(long)]
+    pub no_worker: bool,
 }
 
 /// `keys …`

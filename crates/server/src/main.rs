@@ -40,8 +40,12 @@ fn main() -> ExitCode {
                 if args.no_migrate {
                     config.database.run_migrations = false;
                 }
+                if args.no_worker {
+                    config.run_worker = false;
+                }
                 serve(config).await
             }
+            Command::Worker => startup::run_worker(config, startup::shutdown_signal()).await,
             Command::Migrate => migrate(&config).await,
             Command::Keys { command } => server::commands::keys(&config, command).await,
             Command::Audit { command } => server::commands::audit(&config, command).await,

@@ -119,10 +119,13 @@ pub async fn serve(
     let delay = state.config().http.shutdown_delay;
     let timeout = state.config().http.shutdown_timeout;
     let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_worker, worker) = start_worker(&state);
     let graceful = {
         let state = state.clone();
         async move {
             shutdown.await;
+            // The worker finishes the run in progress while requests drain.
+            let _ = stop_worker.send(true);
             state.begin_shutdown();
             tracing::info!(
                 delay_s = delay.as_secs(),
@@ -150,8 +153,70 @@ pub async fn serve(
         res = server => res.context("HTTP server failed")?,
         () = deadline => tracing::warn!(timeout_s = timeout.as_secs(), "in-flight requests still running at the shutdown timeout; exiting anyway"),
     }
+    if let Some(worker) = worker {
+        drain_worker(worker, timeout).await;
+    }
     state.app().shutdown().await;
     tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// Starts the job worker of `serve` when configured; returns its stop switch and task.
+fn start_worker(
+    state: &http::AppState,
+) -> (
+    tokio::sync::watch::Sender<bool>,
+    Option<tokio::task::JoinHandle<()>>,
+) {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let worker = state.config().run_worker.then(|| {
+        let jobs = state.jobs().clone();
+        tokio::spawn(async move { jobs.work(rx).await })
+    });
+    (tx, worker)
+}
+
+/// Waits for a stopped worker to finish its current run, up to `timeout`. A run cut off
+/// here is retried by another worker once its lease lapses (every job is interruptible).
+async fn drain_worker(worker: tokio::task::JoinHandle<()>, timeout: std::time::Duration) {
+    if tokio::time::timeout(timeout, worker).await.is_err() {
+        tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "a job was still running at the shutdown timeout; it will be retried"
+        );
+    }
+}
+
+/// `user-service worker`: the scheduler and worker without the HTTP API, until `shutdown`
+/// resolves; then the run in progress finishes (up to the shutdown timeout) and it returns.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn run_worker(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let app = open_app(&config).await?;
+    if config.database.run_migrations {
+        app.db()
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+    }
+    let runner = Arc::new(app::jobs::Runner::new(
+        app.clone(),
+        app::jobs::Registry::standard(&config.jobs),
+        config.jobs.clone(),
+    ));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(async move { runner.work(rx).await });
+    tracing::info!(database = %config.database.redacted_url(), "user-service worker started");
+    shutdown.await;
+    tracing::info!("shutdown requested: finishing the job in progress");
+    let _ = tx.send(true);
+    drain_worker(worker, config.http.shutdown_timeout).await;
+    app.shutdown().await;
+    tracing::info!("worker stopped");
     Ok(())
 }
 

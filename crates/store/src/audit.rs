@@ -5,6 +5,7 @@
 //! chain onto the same predecessor.
 
 use chrono::{DateTime, Utc};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect,
@@ -31,6 +32,8 @@ pub struct NewAuditEntry {
     pub user_agent: Option<String>,
     pub request_id: Option<String>,
     pub details: serde_json::Value,
+    /// Digest of the personal fields (see the `audit_log` entity); `None` hashes v1-style.
+    pub pii_digest: Option<String>,
 }
 
 /// A stored entry.
@@ -77,6 +80,8 @@ pub async fn append<C: ConnectionTrait>(
             details: Set(e.details),
             prev_hash: Set(last_hash),
             hash: Set(h.clone()),
+            pii_digest: Set(e.pii_digest),
+            pseudonymized_at: Set(None),
         });
         ids.push(id);
         last_id = id;
@@ -245,4 +250,66 @@ pub async fn delete_through<C: ConnectionTrait>(conn: &C, last_id: i64) -> Resul
         .exec(conn)
         .await?
         .rows_affected)
+}
+
+/// Entries that carry personal data of a user: about them (`user_id`), by them
+/// (`actor_id` = their Clerk id) or naming them as the resource. Not yet pseudonymized.
+///
+/// # Errors
+/// When the database fails.
+pub async fn personal_entries<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    clerk_user_id: &str,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    use sea_orm::Condition;
+    let uid = user_id.to_string();
+    Ok(audit_log::Entity::find()
+        .filter(
+            Condition::any()
+                .add(audit_log::Column::UserId.eq(user_id))
+                .add(audit_log::Column::ActorId.eq(clerk_user_id))
+                .add(audit_log::Column::ResourceId.is_in([uid.as_str(), clerk_user_id])),
+        )
+        .filter(audit_log::Column::PseudonymizedAt.is_null())
+        .order_by_asc(audit_log::Column::Id)
+        .all(conn)
+        .await?)
+}
+
+/// The replacement personal fields of one entry.
+#[derive(Clone, Debug)]
+pub struct Pseudonymized {
+    pub actor_id: Option<String>,
+    pub user_id: Option<Uuid>,
+    pub resource_id: Option<String>,
+    pub details: serde_json::Value,
+}
+
+/// Replaces the personal fields of entry `id` (ip and user agent are cleared). The hash,
+/// `prev_hash` and `pii_digest` stay: the chain still verifies over the digest.
+///
+/// # Errors
+/// When the database fails.
+pub async fn pseudonymize<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    p: Pseudonymized,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    audit_log::Entity::update_many()
+        .col_expr(audit_log::Column::ActorId, Expr::value(p.actor_id))
+        .col_expr(audit_log::Column::UserId, Expr::value(p.user_id))
+        .col_expr(audit_log::Column::ResourceId, Expr::value(p.resource_id))
+        .col_expr(audit_log::Column::Ip, Expr::value(Option::<String>::None))
+        .col_expr(
+            audit_log::Column::UserAgent,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(audit_log::Column::Details, Expr::value(p.details))
+        .col_expr(audit_log::Column::PseudonymizedAt, Expr::value(Some(at)))
+        .filter(audit_log::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

@@ -3,14 +3,17 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backup;
 pub mod ciphertexts;
 mod connect;
 pub mod entities;
 mod error;
 pub mod integrations;
+pub mod jobs;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;
+pub mod usage;
 pub mod users;
 pub mod webhook_events;
 

@@ -303,6 +303,43 @@ pub async fn export_rows<C: ConnectionTrait>(
     })
 }
 
+/// Users soft-deleted before `cutoff` (the purge job's input), oldest deletion first.
+///
+/// # Errors
+/// When the database fails.
+pub async fn deleted_before<C: ConnectionTrait>(
+    conn: &C,
+    cutoff: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<User>, StoreError> {
+    Ok(users::Entity::find()
+        .filter(users::Column::DeletedAt.lt(cutoff))
+        .order_by_asc(users::Column::DeletedAt)
+        .limit(limit)
+        .all(conn)
+        .await?)
+}
+
+/// Deletes a soft-deleted user's row for good, with everything hanging off it
+/// (preferences, history, integrations, tokens, OAuth states: foreign keys cascade, and
+/// ciphertexts are deleted explicitly first so the count is reported). Returns the number
+/// of ciphertexts deleted, or `None` when the user is not (or no longer) soft-deleted.
+///
+/// # Errors
+/// When the database fails.
+pub async fn hard_delete<C: ConnectionTrait>(
+    conn: &C,
+    id: Uuid,
+) -> Result<Option<u64>, StoreError> {
+    let cascade = delete_credentials(conn, id, Utc::now()).await?;
+    let res = users::Entity::delete_many()
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::DeletedAt.is_not_null())
+        .exec(conn)
+        .await?;
+    Ok((res.rows_affected == 1).then_some(cascade.tokens_deleted + cascade.states_deleted))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -58,6 +58,10 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// OTLP endpoint for traces.
     pub otel_endpoint: Option<String>,
+    /// Background jobs: schedules, retries, folders.
+    pub jobs: app::jobs::JobSettings,
+    /// Run the scheduler and a worker inside `serve` (`--no-worker` turns it off).
+    pub run_worker: bool,
     /// HTTP server behaviour.
     pub http: HttpConfig,
     /// Log line format.
@@ -342,11 +346,15 @@ impl Config {
                     domain::preferences::Preferences::builtin()
                 }
             };
+        let data_dir = PathBuf::from(p.string("data_dir"));
+        let jobs = jobs_settings(&mut p, &data_dir);
         let config = Self {
+            jobs,
+            run_worker: p.boolean("jobs_worker"),
             preference_defaults,
             environment,
             listen_addr,
-            data_dir: PathBuf::from(p.string("data_dir")),
+            data_dir,
             redis_url,
             admin_role_claim: p.string("admin_role_claim"),
             user_retention_days: p.number("user_retention_days", 1, 36_500),
@@ -379,6 +387,45 @@ impl Config {
     #[must_use]
     pub fn is_development(&self) -> bool {
         self.environment == Environment::Development
+    }
+}
+
+/// The `job_*`, `backup_*` and archive settings.
+fn jobs_settings(p: &mut layers::Parser<'_>, data_dir: &std::path::Path) -> app::jobs::JobSettings {
+    let mut schedules = std::collections::BTreeMap::new();
+    for (name, _) in app::jobs::DEFAULT_SCHEDULES {
+        let key = format!("job_schedule_{name}");
+        let Some(text) = p.optional(&key) else {
+            continue;
+        };
+        match app::jobs::Cron::parse(&text) {
+            Ok(c) => {
+                schedules.insert(name.to_owned(), c);
+            }
+            Err(e) => p.fail(&key.to_ascii_uppercase(), e),
+        }
+    }
+    let folder = |p: &layers::Parser<'_>, key: &str, default: &str| {
+        p.optional(key)
+            .map_or_else(|| data_dir.join(default), PathBuf::from)
+    };
+    app::jobs::JobSettings {
+        schedules,
+        max_attempts: p.number("job_max_attempts", 1, 100),
+        retry_base: Duration::from_secs(p.number("job_retry_base_seconds", 1, 86_400).into()),
+        retry_max: Duration::from_secs(p.number("job_retry_max_seconds", 1, 604_800).into()),
+        lease: Duration::from_secs(p.number("job_lease_seconds", 10, 86_400).into()),
+        poll_interval: Duration::from_secs(p.number("job_poll_interval_seconds", 1, 3600).into()),
+        user_retention_days: p.number("user_retention_days", 1, 36_500),
+        audit_retention_days: p.number("audit_retention_days", 1, 36_500),
+        audit_archive_dir: folder(p, "audit_archive_dir", "audit-archive"),
+        backup_dir: folder(p, "backup_dir", "backups"),
+        backup_keep: p.number("backup_keep", 1, 1000) as usize,
+        backup_max_age: Duration::from_secs(
+            u64::from(p.number("backup_max_age_hours", 1, 8760)) * 3600,
+        ),
+        reencrypt_batch: p.number("key_reencrypt_batch_size", 1, 100_000).into(),
+        reencrypt_max_batches: p.number("key_reencrypt_max_batches", 1, 100_000).into(),
     }
 }
 

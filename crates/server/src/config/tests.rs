@@ -236,3 +236,52 @@ fn provider_settings_are_checked_at_load() {
     assert!(all.contains("OAUTH_NOSUCH_*"), "{all}");
     assert!(!all.contains("nosuch-secret"), "{all}");
 }
+
+#[test]
+fn job_settings_default_and_bad_schedules_are_named() {
+    let c = Config::load(None, env(&[("DATA_DIR", "/srv/us")])).expect("defaults are valid");
+    assert!(c.run_worker);
+    assert_eq!(
+        c.jobs.schedules.len(),
+        7,
+        "every documented job has a default schedule"
+    );
+    assert_eq!(c.jobs.schedules["purge_users"].as_str(), "30 3 * * *");
+    assert_eq!(c.jobs.backup_dir, std::path::Path::new("/srv/us/backups"));
+    assert_eq!(
+        c.jobs.audit_archive_dir,
+        std::path::Path::new("/srv/us/audit-archive")
+    );
+    assert_eq!(c.jobs.max_attempts, 5);
+
+    let c = Config::load(
+        None,
+        env(&[
+            ("JOB_SCHEDULE_AUDIT_ARCHIVE", ""),
+            ("JOBS_WORKER", "false"),
+            ("BACKUP_DIR", "/b"),
+        ]),
+    )
+    .expect("valid");
+    assert!(
+        !c.jobs.schedules.contains_key("audit_archive"),
+        "empty: on request only"
+    );
+    assert!(!c.run_worker);
+    assert_eq!(c.jobs.backup_dir, std::path::Path::new("/b"));
+
+    let e = Config::load(
+        None,
+        env(&[
+            ("JOB_SCHEDULE_PURGE_USERS", "61 * * * *"),
+            ("JOB_MAX_ATTEMPTS", "0"),
+        ]),
+    )
+    .expect_err("invalid");
+    let text = e.to_string();
+    assert!(
+        text.contains("JOB_SCHEDULE_PURGE_USERS") && text.contains("minute"),
+        "{text}"
+    );
+    assert!(text.contains("JOB_MAX_ATTEMPTS"), "{text}");
+}

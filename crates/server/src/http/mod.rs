@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod integrations;
+mod jobs;
 pub mod meta;
 pub mod openapi;
 mod preferences;
@@ -56,6 +57,7 @@ struct Inner {
     auth: crate::auth::Auth,
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
+    jobs: Arc<app::jobs::Runner>,
 }
 
 impl AppState {
@@ -70,7 +72,13 @@ impl AppState {
                 .as_ref()
                 .map(secrecy::ExposeSecret::expose_secret),
         );
+        let jobs = Arc::new(app::jobs::Runner::new(
+            app.clone(),
+            app::jobs::Registry::standard(&config.jobs),
+            config.jobs.clone(),
+        ));
         Self(Arc::new(Inner {
+            jobs,
             app,
             config,
             auth,
@@ -83,6 +91,13 @@ impl AppState {
     #[must_use]
     pub fn app(&self) -> &app::App {
         &self.0.app
+    }
+
+    /// The job runner: status and manual runs for the admin routes, the worker of `serve`,
+    /// and `run_until_idle` for tests.
+    #[must_use]
+    pub fn jobs(&self) -> &Arc<app::jobs::Runner> {
+        &self.0.jobs
     }
 
     /// The configuration.
@@ -126,6 +141,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(health::router())
         .merge(audit::router())
+        .merge(jobs::router())
         .merge(users::router())
         .merge(webhooks::router())
         .merge(preferences::router())

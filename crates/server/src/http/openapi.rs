@@ -21,6 +21,7 @@ use utoipa::{
         (name = "preferences", description = "Effective preferences = system defaults overlaid with the user's own choices. Writes take `If-Match: \"<version>\"` (the `ETag` of the last read) and answer 412 when someone changed the document since."),
         (name = "integrations", description = "Connections to OAuth providers. Tokens never appear in these answers."),
         (name = "internal", description = "For back-end services, with a service key (`X-API-Key`) holding the route's permission."),
+        (name = "jobs", description = "Background jobs: status and manual runs (admins)"),
     )
 )]
 pub struct ApiDoc;

@@ -96,6 +96,8 @@ pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {
             "DATA_DIR".to_owned(),
             db.dir().join("data").display().to_string(),
         ),
+        // Tests drive jobs with `state.jobs().run_until_idle()`, never a background worker.
+        ("JOBS_WORKER".to_owned(), "false".to_owned()),
     ];
     env.extend(
         extra

@@ -12,6 +12,7 @@ mod errors;
 mod fake_provider;
 mod health;
 mod integrations;
+mod jobs;
 mod preferences;
 mod providers;
 mod rate_limit;

@@ -120,3 +120,71 @@ fn free_port() -> u16 {
         .expect("addr")
         .port()
 }
+
+/// The real `user-service worker`: it runs a job enqueued in the database (no HTTP API), and
+/// on SIGTERM stops and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_binary_runs_jobs_and_exits_zero_on_sigterm() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().expect("dir");
+    let url = format!("sqlite://{}/data/user-service.db", dir.path().display());
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
+        .arg("worker")
+        .current_dir(dir.path())
+        .env("DATABASE_URL", &url)
+        .env("JOB_POLL_INTERVAL_SECONDS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    // Polling an external process: it registers its jobs once migrated and started.
+    let mut conn = None;
+    for _ in 0..200 {
+        if let Ok(mut c) = sqlx::SqliteConnection::connect(&url).await {
+            let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
+                .fetch_one(&mut c)
+                .await;
+            if n.is_ok_and(|n| n >= 5) {
+                conn = Some(c);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut conn = conn.expect("worker migrated and registered its jobs");
+    sqlx::query(
+        "INSERT INTO job_runs (job, run_key, \"trigger\", status, attempts, max_attempts, run_after, created_at) \
+         VALUES ('usage_analytics', 'manual:test', 'manual', 'pending', 0, 3, ?, ?)",
+    )
+    .bind(chrono::Utc::now())
+    .bind(chrono::Utc::now())
+    .execute(&mut conn)
+    .await
+    .expect("enqueue");
+    let mut status = String::new();
+    for _ in 0..200 {
+        status = sqlx::query_scalar("SELECT status FROM job_runs WHERE run_key = 'manual:test'")
+            .fetch_one(&mut conn)
+            .await
+            .expect("status");
+        if status == "succeeded" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, "succeeded", "the worker ran the job");
+    let _ = conn.close().await;
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0));
+}

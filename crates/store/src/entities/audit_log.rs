@@ -22,6 +22,12 @@ pub struct Model {
     pub details: Json,
     pub prev_hash: String,
     pub hash: String,
+    /// SHA-256 over the personal fields; the chain hash covers this digest, so the
+    /// fields can be pseudonymized later without breaking the chain. `None`: an entry
+    /// from before the digest existed (hashed over the fields directly).
+    pub pii_digest: Option<String>,
+    /// When the personal fields were replaced (purge of the user).
+    pub pseudonymized_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
