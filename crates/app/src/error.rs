@@ -28,6 +28,12 @@ pub enum AppError {
     /// error code, never a token.
     #[error("{0}")]
     Provider(String),
+    /// The provider rejected the refresh token: the user must reconnect.
+    #[error("{0}")]
+    ReauthorizationRequired(String),
+    /// The token lacks scopes the caller needs (listed).
+    #[error("the token lacks the scopes {}", .0.join(", "))]
+    InsufficientScope(Vec<String>),
     /// Storage failed; details are logged, never sent.
     #[error("storage failure: {0}")]
     Store(#[from] store::StoreError),
@@ -59,6 +65,8 @@ impl AppError {
             Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::Provider(_) => ErrorCode::ProviderError,
+            Self::ReauthorizationRequired(_) => ErrorCode::ReauthorizationRequired,
+            Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
     }

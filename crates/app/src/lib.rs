@@ -17,6 +17,7 @@ pub mod oauth;
 pub mod ops;
 pub mod preferences;
 pub mod service_keys;
+pub mod tokens;
 pub mod users;
 
 pub use context::{Ctx, RequestMeta};
@@ -45,6 +46,8 @@ pub struct App {
     oauth_settings: Arc<integrations::OAuthSettings>,
     /// The HTTP client for providers.
     oauth_client: oauth::client::OAuthClient,
+    /// One in-process lock per integration being refreshed (single flight).
+    refresh_locks: tokens::RefreshLocks,
 }
 
 impl App {
@@ -62,6 +65,7 @@ impl App {
             catalog: Arc::new(oauth::Catalog::builtin()),
             oauth_settings: Arc::new(integrations::OAuthSettings::default()),
             oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
+            refresh_locks: tokens::refresh_locks(),
         }
     }
 

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;
+pub mod token_refresh;
 pub mod usage;
 pub mod users;
 pub mod webhook_events;

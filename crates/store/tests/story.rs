@@ -288,6 +288,7 @@ fn integration(id: Uuid, user_id: Uuid, now: chrono::DateTime<Utc>) -> integrati
         last_used_at: Set(None),
         last_error: Set(None),
         refresh_failures: Set(0),
+        refresh_lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

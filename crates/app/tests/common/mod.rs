@@ -78,6 +78,7 @@ pub async fn user_with_integration(app: &app::App, clerk: &str, provider: &str) 
         last_used_at: Set(None),
         last_error: Set(None),
         refresh_failures: Set(0),
+        refresh_lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })

@@ -222,6 +222,9 @@ impl From<app::AppError> for ApiError {
             E::Validation(v) => v.into(),
             E::Store(_) | E::Internal(_) => Self::internal(&e),
             E::NotFound(what) => Self::new(ErrorCode::NotFound).detail(format!("{what} not found")),
+            E::InsufficientScope(missing) => Self::new(ErrorCode::InsufficientScope)
+                .detail(format!("the token lacks the scopes {}", missing.join(", ")))
+                .with("missing_scopes", serde_json::json!(missing)),
             other => {
                 let code = other.code();
                 Self::new(code).detail(other.to_string())

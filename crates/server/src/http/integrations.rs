@@ -25,6 +25,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_integrations))
         .routes(routes!(authorize))
         .routes(routes!(complete, disconnect))
+        .routes(routes!(refresh))
 }
 
 /// An integration: never a token.
@@ -205,4 +206,28 @@ pub async fn disconnect(
         .disconnect_integration(&owned.ctx, id, provider.as_str())
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Refreshes the tokens now; answers the integration (never a token).
+#[utoipa::path(put, path = "/users/{user_ref}/integrations/{provider}/refresh", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+    responses(
+        (status = 200, description = "The integration after the refresh", body = IntegrationResource),
+        (status = 404, description = "Not connected", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`reauthorization_required`: reconnect", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider is failing and the token has expired", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+    Path((_, provider)): Path<(String, String)>,
+) -> Result<Json<IntegrationResource>, ApiError> {
+    let provider = provider_name(&provider)?;
+    let id = app::users::id_of(&owned.user);
+    let integration = state
+        .app()
+        .refresh_integration(&owned.ctx, id, provider.as_str())
+        .await?;
+    Ok(Json(integration.into()))
 }

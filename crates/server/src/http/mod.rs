@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod health;
 mod integrations;
+mod internal;
 mod jobs;
 pub mod meta;
 pub mod openapi;
@@ -147,6 +148,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(preferences::router())
         .merge(providers::router())
         .merge(integrations::router())
+        .merge(internal::router())
         .merge(well_known::router())
 }
 

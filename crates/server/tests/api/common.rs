@@ -135,6 +135,37 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     }
 }
 
+/// A second instance of an app on the same database and data folder (so the same
+/// development keyring): another replica.
+pub struct Replica {
+    pub addr: SocketAddr,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Replica {
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl TestApp {
+    /// Starts another replica of this app (same database, same keys) with `extra`.
+    pub async fn spawn_replica(&self, extra: &[(&str, &str)]) -> Replica {
+        let config = test_config(&self.db, extra);
+        let application = Application::build(config).await.expect("replica starts");
+        let addr = application.local_addr().expect("bound address");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(application.run_until(async move {
+            let _ = rx.await;
+        }));
+        Replica {
+            addr,
+            _shutdown: tx,
+        }
+    }
+}
+
 /// Starts the application with extra environment settings and `routes` merged behind the
 /// real middleware stack (`server::http::router_with`): for exercising extractors through
 /// test-only routes before real routes exist.

@@ -40,6 +40,10 @@ pub struct Inner {
     pub revoked: Vec<String>,
     /// Answer the next token calls with this status (and `error` body) instead.
     pub fail_next: Vec<(StatusCode, &'static str)>,
+    /// Refresh answers carry no `refresh_token` and keep the grant's (as Google does).
+    pub omit_refresh: bool,
+    /// How long the token endpoint takes (widens race windows in concurrency tests).
+    pub delay: std::time::Duration,
     counter: usize,
 }
 
@@ -158,6 +162,8 @@ async fn token(
     body: String,
 ) -> Response {
     let form = parse_form(&body);
+    let delay = inner.lock().expect("lock").delay;
+    tokio::time::sleep(delay).await;
     let mut inner = inner.lock().expect("lock");
     inner.token_calls += 1;
     if !client_ok(&headers, &form) {
@@ -192,7 +198,15 @@ async fn token(
             if given.is_none() || given != inner.refresh.as_ref() {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             }
-            Json(issue(&mut inner, "openid email")).into_response()
+            let mut answer = issue(&mut inner, "openid email");
+            if inner.omit_refresh {
+                // The grant keeps its refresh token; the answer names none.
+                inner.refresh = given.cloned();
+                if let Some(o) = answer.as_object_mut() {
+                    o.remove("refresh_token");
+                }
+            }
+            Json(answer).into_response()
         }
         _ => oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }

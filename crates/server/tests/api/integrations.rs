@@ -19,7 +19,7 @@ both_backends!(
 
 const CALLBACK: &str = "https://app.example/oauth/callback";
 
-async fn app_with(backend: Backend, fake: &FakeProvider, providers: &[&str]) -> TestApp {
+pub async fn app_with(backend: Backend, fake: &FakeProvider, providers: &[&str]) -> TestApp {
     let mut env: Vec<(String, String)> = vec![
         ("OAUTH_REDIRECT_URI".to_owned(), CALLBACK.to_owned()),
         (
@@ -50,7 +50,7 @@ async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::R
 }
 
 /// Authorize, consent at the fake, complete: the integration answer.
-async fn connect(app: &TestApp, fake: &FakeProvider, token: &str, provider: &str) -> Value {
+pub async fn connect(app: &TestApp, fake: &FakeProvider, token: &str, provider: &str) -> Value {
     let res = post(
         app,
         token,
@@ -73,7 +73,7 @@ async fn connect(app: &TestApp, fake: &FakeProvider, token: &str, provider: &str
     res.json().await.expect("json")
 }
 
-async fn audit_actions(app: &TestApp, token: &str) -> Vec<(String, Value)> {
+pub async fn audit_actions(app: &TestApp, token: &str) -> Vec<(String, Value)> {
     let body: Value = app
         .client
         .get(app.url("/users/me/audit"))

@@ -18,5 +18,6 @@ mod providers;
 mod rate_limit;
 mod service_keys;
 mod shutdown;
+mod tokens;
 mod users;
 mod webhooks;

@@ -272,6 +272,7 @@ pub async fn connect_db(db: &store::DatabaseConnection, user_id: Uuid, provider:
         last_used_at: Set(None),
         last_error: Set(None),
         refresh_failures: Set(0),
+        refresh_lease_until: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

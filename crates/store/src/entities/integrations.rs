@@ -22,6 +22,7 @@ pub struct Model {
     pub last_used_at: Option<DateTimeUtc>,
     pub last_error: Option<String>,
     pub refresh_failures: i32,
+    pub refresh_lease_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

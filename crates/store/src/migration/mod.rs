@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial;
 mod m20261125_000002_jobs;
+mod m20261125_000003_refresh_lease;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_jobs::Migration),
+            Box::new(m20261125_000003_refresh_lease::Migration),
         ]
     }
 }

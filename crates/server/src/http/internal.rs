@@ -1,0 +1,218 @@
+//! The internal service API (API.md "Internal service API"): back-end services with a
+//! service key get a user's valid provider token, force a refresh, read a user, and read
+//! integration stats. Every token handed out is audited (`token.accessed`). Callers should
+//! not cache a token longer than 5 minutes: the service refreshes ahead of expiry.
+
+use app::{
+    Ctx,
+    tokens::{IntegrationStats, IssuedToken, TokenRequest},
+    users::UserKey,
+};
+use axum::{Json, extract::State};
+use chrono::{DateTime, Utc};
+use domain::{UserId, ValidationErrors, user::UserRef};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use store::users::Deleted;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    AppState,
+    error::{ApiError, Problem},
+    extract::Json as Body,
+    meta::Meta,
+    user_json::UserResource,
+};
+use crate::auth::{
+    Principal,
+    extract::{IntegrationsRead, Service, TokensRead, TokensRefresh, UsersRead},
+    owned_user::ServiceTarget,
+};
+
+/// The routes of this file.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_token))
+        .routes(routes!(refresh_token))
+        .routes(routes!(internal_user))
+        .routes(routes!(integration_stats))
+}
+
+/// The largest `min_validity_seconds` (a day).
+const MAX_MIN_VALIDITY: u32 = 86_400;
+
+/// `POST /internal/tokens/get`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenGetBody {
+    /// UUID or Clerk user id.
+    pub user_id: String,
+    pub provider: String,
+    /// Scopes the token must carry; 403 `insufficient_scope` lists the missing ones.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Refresh first when the token expires within this many seconds (default 300).
+    pub min_validity_seconds: Option<u32>,
+}
+
+/// `POST /internal/tokens/refresh`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRefreshBody {
+    /// UUID or Clerk user id.
+    pub user_id: String,
+    pub provider: String,
+}
+
+/// A provider access token. Do not cache it longer than 5 minutes.
+#[derive(Serialize, ToSchema)]
+pub struct TokenAnswer {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub scopes: Vec<String>,
+    pub provider: String,
+    pub account_email: Option<String>,
+    /// Whether this call refreshed the token.
+    pub refreshed: bool,
+}
+
+impl From<IssuedToken> for TokenAnswer {
+    fn from(t: IssuedToken) -> Self {
+        Self {
+            access_token: t.access_token.expose_secret().to_owned(),
+            token_type: t.token_type,
+            expires_at: t.expires_at,
+            scopes: t.scopes,
+            provider: t.provider,
+            account_email: t.account_email,
+            refreshed: t.refreshed,
+        }
+    }
+}
+
+/// Integration counts and refresh health.
+#[derive(Serialize, ToSchema)]
+pub struct StatsAnswer {
+    #[schema(value_type = Object)]
+    #[serde(flatten)]
+    pub stats: serde_json::Value,
+}
+
+/// The user a body's `user_id` names (live users only).
+async fn user_of(state: &AppState, raw: &str) -> Result<UserId, ApiError> {
+    let r =
+        UserRef::parse(raw).map_err(|m| ApiError::from(ValidationErrors::single("user_id", m)))?;
+    let key = UserKey::from_ref(r, None).ok_or_else(|| {
+        ApiError::from(ValidationErrors::single(
+            "user_id",
+            "must be a UUID or a Clerk user id (`me` names no one here)",
+        ))
+    })?;
+    let user = state
+        .app()
+        .find_user(&key, Deleted::Exclude)
+        .await?
+        .ok_or_else(|| ApiError::new(domain::ErrorCode::NotFound).detail("user not found"))?;
+    Ok(app::users::id_of(&user))
+}
+
+fn ctx(key: &crate::auth::ServicePrincipal, meta: app::RequestMeta) -> Ctx {
+    Ctx {
+        actor: Principal::Service(key.clone()).actor(),
+        meta,
+    }
+}
+
+/// A valid access token for the user's provider, refreshed first when it expires within
+/// `min_validity_seconds`.
+#[utoipa::path(post, path = "/internal/tokens/get", tag = "internal",
+    request_body = TokenGetBody, security(("service_key" = [])),
+    responses(
+        (status = 200, description = "The token", body = TokenAnswer),
+        (status = 403, description = "No `tokens:read`, or the token lacks scopes (`insufficient_scope` with `missing_scopes`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "`reauthorization_required`: the user must reconnect", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider is failing and the token has expired", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn get_token(
+    State(state): State<AppState>,
+    caller: Service<TokensRead>,
+    Meta(meta): Meta,
+    Body(body): Body<TokenGetBody>,
+) -> Result<Json<TokenAnswer>, ApiError> {
+    let min = body.min_validity_seconds.unwrap_or(300);
+    if min > MAX_MIN_VALIDITY {
+        return Err(ValidationErrors::single(
+            "min_validity_seconds",
+            format!("must be at most {MAX_MIN_VALIDITY}"),
+        )
+        .into());
+    }
+    let user = user_of(&state, &body.user_id).await?;
+    let req = TokenRequest {
+        user,
+        provider: body.provider,
+        scopes: body.scopes,
+        min_validity: chrono::Duration::seconds(i64::from(min)),
+        force: false,
+    };
+    let token = state
+        .app()
+        .get_valid_token(&ctx(&caller.key, meta), &req)
+        .await?;
+    Ok(Json(token.into()))
+}
+
+/// Refreshes now and returns the new token.
+#[utoipa::path(post, path = "/internal/tokens/refresh", tag = "internal",
+    request_body = TokenRefreshBody, security(("service_key" = [])),
+    responses(
+        (status = 200, description = "The refreshed token", body = TokenAnswer),
+        (status = 409, description = "`reauthorization_required`", body = Problem, content_type = "application/problem+json"),
+        (status = 502, description = "The provider is failing", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn refresh_token(
+    State(state): State<AppState>,
+    caller: Service<TokensRefresh>,
+    Meta(meta): Meta,
+    Body(body): Body<TokenRefreshBody>,
+) -> Result<Json<TokenAnswer>, ApiError> {
+    let user = user_of(&state, &body.user_id).await?;
+    let req = TokenRequest {
+        user,
+        provider: body.provider,
+        scopes: Vec::new(),
+        min_validity: chrono::Duration::zero(),
+        force: true,
+    };
+    let token = state
+        .app()
+        .get_valid_token(&ctx(&caller.key, meta), &req)
+        .await?;
+    Ok(Json(token.into()))
+}
+
+/// The user resource, for services (`users:read`).
+#[utoipa::path(get, path = "/internal/users/{user_ref}", tag = "internal",
+    params(("user_ref" = String, Path, description = "UUID or Clerk user id")),
+    security(("service_key" = [])),
+    responses(
+        (status = 200, description = "The user", body = UserResource),
+        (status = 404, description = "Unknown or deleted user", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn internal_user(target: ServiceTarget<UsersRead>) -> Json<UserResource> {
+    Json(target.user.into())
+}
+
+/// Integrations by provider and status, and the refresh success rate over 24 hours.
+#[utoipa::path(get, path = "/internal/integrations/stats", tag = "internal",
+    security(("service_key" = [])),
+    responses((status = 200, description = "Counts", body = StatsAnswer)))]
+pub async fn integration_stats(
+    State(state): State<AppState>,
+    _caller: Service<IntegrationsRead>,
+) -> Result<Json<IntegrationStats>, ApiError> {
+    Ok(Json(state.app().integration_stats().await?))
+}

@@ -1,0 +1,191 @@
+//! The storage side of refreshing: the per-integration lease that makes a refresh single
+//! flight across replicas, the outcome of each attempt, and the counts the stats route
+//! reports. Every function takes the user it is scoped to, except the fleet-wide counts.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    sea_query::{Expr, ExprTrait},
+};
+use uuid::Uuid;
+
+use crate::{
+    StoreError,
+    entities::{audit_log, integrations},
+};
+
+/// Takes the refresh lease of the integration until `until`, if nobody holds a live one.
+/// Exactly one of any number of concurrent callers (in any process) gets `true`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn take_lease<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    integration_id: Uuid,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = integrations::Entity::update_many()
+        .col_expr(integrations::Column::RefreshLeaseUntil, Expr::value(until))
+        .filter(integrations::Column::Id.eq(integration_id))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(
+            integrations::Column::RefreshLeaseUntil
+                .is_null()
+                .or(integrations::Column::RefreshLeaseUntil.lt(now)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
+}
+
+/// Gives the lease back without recording an attempt (the token was fresh after all).
+///
+/// # Errors
+/// When the database fails.
+pub async fn release_lease<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    integration_id: Uuid,
+) -> Result<(), StoreError> {
+    integrations::Entity::update_many()
+        .col_expr(
+            integrations::Column::RefreshLeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .filter(integrations::Column::Id.eq(integration_id))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// A successful refresh: `active`, the new expiry (and scopes, when the provider said),
+/// failures cleared, lease released.
+///
+/// # Errors
+/// When the database fails.
+pub async fn record_success<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    integration_id: Uuid,
+    expires_at: Option<DateTime<Utc>>,
+    scopes: Option<&[String]>,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut q = integrations::Entity::update_many()
+        .col_expr(integrations::Column::Status, Expr::value("active"))
+        .col_expr(integrations::Column::ExpiresAt, Expr::value(expires_at))
+        .col_expr(integrations::Column::LastRefreshedAt, Expr::value(at))
+        .col_expr(integrations::Column::LastRefreshAttemptAt, Expr::value(at))
+        .col_expr(integrations::Column::RefreshFailures, Expr::value(0))
+        .col_expr(
+            integrations::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .col_expr(
+            integrations::Column::RefreshLeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(integrations::Column::UpdatedAt, Expr::value(at));
+    if let Some(s) = scopes {
+        q = q.col_expr(
+            integrations::Column::Scopes,
+            Expr::value(serde_json::json!(s)),
+        );
+    }
+    q.filter(integrations::Column::Id.eq(integration_id))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// A failed refresh: the new status (`refresh_failed` or `reauth_required`), the error,
+/// one more failure, lease released.
+///
+/// # Errors
+/// When the database fails.
+pub async fn record_failure<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    integration_id: Uuid,
+    status: &str,
+    error: &str,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    integrations::Entity::update_many()
+        .col_expr(integrations::Column::Status, Expr::value(status))
+        .col_expr(integrations::Column::LastRefreshAttemptAt, Expr::value(at))
+        .col_expr(
+            integrations::Column::RefreshFailures,
+            Expr::col(integrations::Column::RefreshFailures).add(1),
+        )
+        .col_expr(integrations::Column::LastError, Expr::value(error))
+        .col_expr(
+            integrations::Column::RefreshLeaseUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
+        .filter(integrations::Column::Id.eq(integration_id))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Integrations by provider and status, over all users.
+///
+/// # Errors
+/// When the database fails.
+pub async fn count_by_provider_status<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
+    #[derive(sea_orm::FromQueryResult)]
+    struct Row {
+        provider: String,
+        status: String,
+        n: i64,
+    }
+    let rows = integrations::Entity::find()
+        .select_only()
+        .column(integrations::Column::Provider)
+        .column(integrations::Column::Status)
+        .column_as(integrations::Column::Id.count(), "n")
+        .group_by(integrations::Column::Provider)
+        .group_by(integrations::Column::Status)
+        .into_model::<Row>()
+        .all(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.provider, r.status, r.n))
+        .collect())
+}
+
+/// Refresh attempts since `from` by outcome (`success`, `failure`), from the audit log.
+///
+/// # Errors
+/// When the database fails.
+pub async fn refresh_outcomes_since<C: ConnectionTrait>(
+    conn: &C,
+    from: DateTime<Utc>,
+) -> Result<Vec<(String, i64)>, StoreError> {
+    #[derive(sea_orm::FromQueryResult)]
+    struct Row {
+        outcome: String,
+        n: i64,
+    }
+    let rows = audit_log::Entity::find()
+        .select_only()
+        .column(audit_log::Column::Outcome)
+        .column_as(audit_log::Column::Id.count(), "n")
+        .filter(audit_log::Column::Action.eq("token.refreshed"))
+        .filter(audit_log::Column::OccurredAt.gte(from))
+        .group_by(audit_log::Column::Outcome)
+        .into_model::<Row>()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|r| (r.outcome, r.n)).collect())
+}
