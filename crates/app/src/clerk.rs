@@ -127,6 +127,20 @@ impl App {
             "session.created" => Event::SignIn(parse(kind, event.data)?),
             _ => return Ok(WebhookOutcome::Ignored),
         };
+        // A deletion revokes the user's grants at the providers first: network calls stay
+        // outside the transaction, and a redelivery finds no token left to revoke.
+        let revocations = match &parsed {
+            Event::Delete(ClerkDeleted { id: Some(raw), .. })
+                if !webhook_events::exists(self.db().reader(), svix_id).await? =>
+            {
+                let key = crate::users::UserKey::Clerk(clerk_id(raw)?);
+                match self.find_user(&key, store::users::Deleted::Exclude).await? {
+                    Some(u) => self.revoke_all_grants(UserId::from_uuid(u.id)).await?,
+                    None => Value::Null,
+                }
+            }
+            _ => Value::Null,
+        };
         let txn = self.db().writer().begin().await?;
         if webhook_events::exists(&txn, svix_id).await? {
             return Ok(WebhookOutcome::Duplicate);
@@ -137,6 +151,7 @@ impl App {
             svix_id,
             kind,
             at: now(),
+            revocations,
         };
         let outcome = match parsed {
             Event::Upsert(u) => step.upsert(u).await?,
@@ -160,6 +175,8 @@ struct Step<'a> {
     svix_id: &'a str,
     kind: &'a str,
     at: DateTime<Utc>,
+    /// What a deletion's revocations did at the providers, by provider.
+    revocations: Value,
 }
 
 impl Step<'_> {
@@ -281,8 +298,9 @@ impl Step<'_> {
             return Ok("no_user");
         }
         let cascade = cascade_deletion(self.txn, id, self.at).await?;
-        self.audit(AuditAction::UserDeleted, id, cascade_details(&cascade))
-            .await?;
+        let mut details = cascade_details(&cascade);
+        details["revocations"] = self.revocations.clone();
+        self.audit(AuditAction::UserDeleted, id, details).await?;
         Ok("deleted")
     }
 

@@ -326,6 +326,35 @@ impl App {
         Ok(revocation)
     }
 
+    /// Revokes every grant the user holds, best effort, before a deletion removes the
+    /// tokens: `{"google": "revoked", "microsoft": "not_supported"}` for the audit entry.
+    ///
+    /// # Errors
+    /// Storage (a provider failure is an outcome, not an error).
+    pub(crate) async fn revoke_all_grants(&self, user: UserId) -> Result<Value, AppError> {
+        let mut out = serde_json::Map::new();
+        for integration in repo::list(self.db().reader(), user.as_uuid()).await? {
+            let holds = domain::integration::IntegrationStatus::parse(&integration.status)
+                .is_some_and(domain::integration::IntegrationStatus::holds_tokens);
+            if !holds {
+                continue;
+            }
+            // Best effort: nothing here may block the deletion that follows.
+            let outcome = match self.catalog().get(&integration.provider) {
+                Some(p) => self
+                    .revoke_at_provider(p, user, &integration)
+                    .await
+                    .unwrap_or_else(|e| {
+                        tracing::warn!(provider = %p.name, error = %e, "cannot revoke before deletion");
+                        Revocation::Failed
+                    }),
+                None => Revocation::NotSupported,
+            };
+            out.insert(integration.provider.clone(), json!(outcome.as_str()));
+        }
+        Ok(Value::Object(out))
+    }
+
     async fn revoke_at_provider(
         &self,
         p: &Provider,

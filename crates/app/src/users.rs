@@ -185,6 +185,8 @@ impl App {
     /// # Errors
     /// `NotFound` when the user is unknown or already deleted; storage failures.
     pub async fn delete_user(&self, ctx: &Ctx, id: UserId) -> Result<(), AppError> {
+        // Revoke at the providers first: network calls stay outside the transaction.
+        let revocations = self.revoke_all_grants(id).await?;
         let txn = self.db().writer().begin().await?;
         let at = now();
         if !users::soft_delete(&txn, id.as_uuid(), at).await? {
@@ -196,7 +198,11 @@ impl App {
             ctx,
             AuditRecord::new(AuditAction::UserDeleted, Some(id))
                 .resource("user", id.to_string())
-                .details(cascade_details(&cascade)),
+                .details({
+                    let mut d = cascade_details(&cascade);
+                    d["revocations"] = revocations;
+                    d
+                }),
         )
         .await?;
         txn.commit().await?;

@@ -15,6 +15,7 @@ both_backends!(
     connect_list_and_disconnect_with_revocation,
     state_redirect_and_provider_rules,
     microsoft_disconnect_is_local_only,
+    deleting_the_user_revokes_their_grants,
 );
 
 const CALLBACK: &str = "https://app.example/oauth/callback";
@@ -511,4 +512,46 @@ async fn microsoft_disconnect_is_local_only(backend: Backend) {
         .await
         .expect("request");
     assert_problem(res, 404, "not_found").await;
+}
+
+async fn deleting_the_user_revokes_their_grants(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let app = app_with(backend, &fake, &["google", "microsoft"]).await;
+    app.insert_user("user_int5").await;
+    let token = app.user_token("user_int5", false);
+    connect(&app, &fake, &token, "google").await;
+    let google_refresh = fake.inner.lock().expect("lock").issued[1].clone();
+    connect(&app, &fake, &token, "microsoft").await;
+    let res = app
+        .client
+        .delete(app.url("/users/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 204);
+    assert_eq!(fake.inner.lock().expect("lock").revoked, [google_refresh]);
+    let tokens = store::entities::integration_tokens::Entity::find()
+        .all(app.state.app().db().writer())
+        .await
+        .expect("rows");
+    assert!(tokens.is_empty(), "ciphertexts deleted");
+    let admin = app.user_token("user_admin", true);
+    let audit: Value = app
+        .client
+        .get(app.url("/audit?action=user.deleted"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let details = &audit["items"][0]["details"];
+    assert_eq!(
+        details["revocations"],
+        json!({"google": "revoked", "microsoft": "not_supported"}),
+        "{audit}"
+    );
+    assert_eq!(details["stored_tokens_deleted"], 4);
 }
