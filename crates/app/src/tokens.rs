@@ -479,3 +479,14 @@ impl App {
         })
     }
 }
+
+impl App {
+    /// One refresh of the sweep: `Ok(true)` when it refreshed (a failure that still left
+    /// a valid token is `Ok(false)`; the integration records it).
+    ///
+    /// # Errors
+    /// As [`App::get_valid_token`].
+    pub async fn sweep_refresh(&self, ctx: &Ctx, req: &TokenRequest) -> Result<bool, AppError> {
+        Ok(self.valid_token(ctx, req).await?.refreshed)
+    }
+}

@@ -189,3 +189,27 @@ pub async fn refresh_outcomes_since<C: ConnectionTrait>(
         .await?;
     Ok(rows.into_iter().map(|r| (r.outcome, r.n)).collect())
 }
+
+/// Integrations holding tokens that expire before `before`, soonest first: the refresh
+/// sweep's work list, as (user id, provider).
+///
+/// # Errors
+/// When the database fails.
+pub async fn expiring_before<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    use sea_orm::QueryOrder;
+    Ok(integrations::Entity::find()
+        .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
+        .filter(integrations::Column::ExpiresAt.is_not_null())
+        .filter(integrations::Column::ExpiresAt.lt(before))
+        .order_by_asc(integrations::Column::ExpiresAt)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|i| (i.user_id, i.provider))
+        .collect())
+}

@@ -6,10 +6,9 @@
 //! the retry finishes it). A job returns a small JSON result shown by `GET /admin/jobs`, or
 //! a [`JobError`]: transient ones are retried with backoff, permanent ones fail at once.
 //!
-//! Seams for issue 7: the token refresh sweep (`token_refresh_sweep`, hourly) and the
-//! integration health check (`integration_health`, every 15 minutes) already have their
-//! schedules in configuration ([`JobSettings::schedules`]); that issue implements [`Job`]
-//! for each and adds it in [`Registry::standard`] with `registry.add(job, schedule)`.
+//! The token refresh sweep (`token_refresh_sweep`, hourly) is registered; the
+//! integration health check (`integration_health`, every 15 minutes) has its schedule in
+//! configuration ([`JobSettings::schedules`]) and still needs its [`Job`].
 
 mod audit_archive;
 mod backup_verify;
@@ -18,6 +17,7 @@ mod key_reencrypt;
 mod purge_users;
 mod runner;
 mod status;
+mod token_refresh_sweep;
 mod usage_analytics;
 
 use std::{
@@ -35,6 +35,7 @@ pub use purge_users::{PurgeReport, PurgeUsers};
 pub use runner::{Clock, RunOutcome, Runner};
 pub use status::JobStatus;
 pub use store::jobs::JobRun;
+pub use token_refresh_sweep::TokenRefreshSweep;
 pub use usage_analytics::UsageAnalytics;
 
 use crate::{App, AppError};
@@ -225,7 +226,12 @@ impl Registry {
             }),
             schedule("key_reencrypt"),
         );
-        // Issue 7 registers `token_refresh_sweep` and `integration_health` here.
+        r.add(
+            Arc::new(TokenRefreshSweep::default()),
+            schedule("token_refresh_sweep"),
+        );
+        // `integration_health` (a user-info probe) is still to come: its schedule is
+        // configured, the job is not registered yet.
         r
     }
 

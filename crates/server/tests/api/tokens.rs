@@ -20,6 +20,7 @@ both_backends!(
     rotated_and_omitted_refresh_tokens,
     invalid_grant_requires_reauthorization,
     a_failing_provider_serves_the_valid_token_then_recovers,
+    the_sweep_refreshes_tokens_before_they_expire,
 );
 
 /// A connected google integration for `clerk`, and a `tokens:read`+`tokens:refresh` key.
@@ -419,4 +420,38 @@ where
         out.push(h.await.expect("task"));
     }
     out
+}
+
+async fn the_sweep_refreshes_tokens_before_they_expire(backend: Backend) {
+    let (app, fake, _key) = setup(backend, "user_tok7").await;
+    let admin = app.user_token("user_admin", true);
+    let run = || async {
+        let res = app
+            .client
+            .post(app.url("/admin/jobs/token_refresh_sweep/run"))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 202);
+        app.state.jobs().run_until_idle().await.expect("jobs run")
+    };
+    // Far from expiry: left alone.
+    expire_in(&app, 3 * 3600).await;
+    run().await;
+    assert_eq!(
+        fake.inner.lock().expect("lock").refresh_calls,
+        0,
+        "not due yet"
+    );
+    // Expiring within the next sweep interval plus buffer: refreshed ahead of time.
+    expire_in(&app, 30 * 60).await;
+    run().await;
+    assert_eq!(fake.inner.lock().expect("lock").refresh_calls, 1);
+    let i = integration(&app).await;
+    assert!(
+        i.expires_at
+            .is_some_and(|t| t > chrono::Utc::now() + chrono::Duration::minutes(50))
+    );
+    assert!(i.last_refreshed_at.is_some());
 }
