@@ -11,6 +11,7 @@ pub mod clerk;
 pub mod context;
 mod error;
 pub mod keys;
+pub mod metrics;
 pub mod ops;
 pub mod preferences;
 pub mod service_keys;

@@ -7,6 +7,7 @@ pub mod ciphertexts;
 mod connect;
 pub mod entities;
 mod error;
+pub mod metrics;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 mod health;
 pub mod meta;
+mod observability;
 pub mod openapi;
 mod preferences;
 pub mod rate_limit;
@@ -53,6 +54,7 @@ struct Inner {
     auth: crate::auth::Auth,
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -67,12 +69,19 @@ impl AppState {
                 .as_ref()
                 .map(secrecy::ExposeSecret::expose_secret),
         );
+        // The process-wide recorder, once; off by configuration: nothing is recorded.
+        let metrics = config
+            .observability
+            .metrics_enabled
+            .then(crate::metrics::install)
+            .flatten();
         Self(Arc::new(Inner {
             app,
             config,
             auth,
             shutting_down: AtomicBool::new(false),
             rate_limiter,
+            metrics,
         }))
     }
 
@@ -111,6 +120,12 @@ impl AppState {
         &self.0.rate_limiter
     }
 
+    /// The Prometheus handle, when metrics are on.
+    #[must_use]
+    pub fn metrics(&self) -> Option<&metrics_exporter_prometheus::PrometheusHandle> {
+        self.0.metrics.as_ref()
+    }
+
     /// Redis state for `/ready`: `ok`, `degraded` (down: local limits) or `not_configured`.
     #[must_use]
     pub fn redis_status(&self) -> &'static str {
@@ -127,6 +142,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(webhooks::router())
         .merge(preferences::router())
         .merge(well_known::router())
+        .merge(observability::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
@@ -135,6 +151,11 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
+}
+
+/// The router of the separate metrics listener (`METRICS_ADDR`): `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    observability::metrics_only(state)
 }
 
 /// The whole application: routes, docs, fallback and the middleware stack.
