@@ -70,7 +70,6 @@ fn enabled() -> bool {
 
 /// The text exposition, with the pool gauges of `db` sampled now.
 #[must_use]
-#[allow(clippy::cast_precision_loss)] // Connection counts.
 pub fn render(handle: &PrometheusHandle, db: &store::Db) -> String {
     for p in db.pool_stats() {
         gauge!(store::metrics::DB_POOL_IN_USE, "pool" => p.pool).set(f64::from(p.in_use()));

@@ -104,10 +104,10 @@ where
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let tracing = otel::Tracing::new(settings.otlp_endpoint.as_deref())?;
-    let mut layers: Vec<BoxedLayer> = vec![
-        json::CorrelationLayer.boxed(),
-        tracing.layer::<Base>().boxed(),
-    ];
+    let mut layers: Vec<BoxedLayer> = vec![json::CorrelationLayer.boxed()];
+    if let Some(otel) = tracing.layer::<Base>() {
+        layers.push(otel.boxed());
+    }
     layers.push(match settings.log_format {
         LogFormat::Json => fmt::layer()
             .event_format(json::JsonLines)

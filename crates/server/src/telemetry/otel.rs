@@ -25,9 +25,10 @@ use tracing_subscriber::registry::LookupSpan;
 /// The service name when `OTEL_SERVICE_NAME` is not set.
 const SERVICE_NAME: &str = "user-service";
 
-/// The tracer provider; shut down (exporting what is queued) on drop.
+/// The tracer provider; shut down (exporting what is queued) on drop. `None` when the
+/// standard `OTEL_SDK_DISABLED=true` turns OpenTelemetry off (no trace ids, no export).
 pub struct Tracing {
-    provider: SdkTracerProvider,
+    provider: Option<SdkTracerProvider>,
     exporting: bool,
 }
 
@@ -38,6 +39,12 @@ impl Tracing {
     /// # Errors
     /// When the exporter cannot be built (an invalid endpoint).
     pub fn new(endpoint: Option<&str>) -> anyhow::Result<Self> {
+        if std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Ok(Self {
+                provider: None,
+                exporting: false,
+            });
+        }
         let mut resource = Resource::builder();
         if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
             resource = resource.with_service_name(SERVICE_NAME);
@@ -70,7 +77,7 @@ impl Tracing {
             builder = builder.with_batch_exporter(exporter);
         }
         Ok(Self {
-            provider: builder.build(),
+            provider: Some(builder.build()),
             exporting,
         })
     }
@@ -83,19 +90,21 @@ impl Tracing {
 
     /// The `tracing` layer that turns spans into OpenTelemetry spans.
     #[must_use]
-    pub fn layer<S>(&self) -> OpenTelemetryLayer<S, SdkTracer>
+    pub fn layer<S>(&self) -> Option<OpenTelemetryLayer<S, SdkTracer>>
     where
         S: tracing::Subscriber + for<'s> LookupSpan<'s>,
     {
-        tracing_opentelemetry::layer()
-            .with_tracer(self.provider.tracer(SERVICE_NAME))
-            // Thread ids and names say nothing useful about an async request.
-            .with_threads(false)
+        self.provider.as_ref().map(|p| {
+            tracing_opentelemetry::layer()
+                .with_tracer(p.tracer(SERVICE_NAME))
+                // Thread ids and names say nothing useful about an async request.
+                .with_threads(false)
+        })
     }
 
     /// Exports every finished span now. Blocks until the exporter answered.
     pub fn flush(&self) {
-        if let Err(e) = self.provider.force_flush() {
+        if let Some(Err(e)) = self.provider.as_ref().map(SdkTracerProvider::force_flush) {
             tracing::warn!(error = %e, "flushing spans failed");
         }
     }
@@ -103,8 +112,10 @@ impl Tracing {
 
 impl Drop for Tracing {
     fn drop(&mut self) {
-        // Errors here only mean there was nothing left to shut down.
-        let _ = self.provider.shutdown();
+        if let Some(p) = &self.provider {
+            // Errors here only mean there was nothing left to shut down.
+            let _ = p.shutdown();
+        }
     }
 }
 
