@@ -63,9 +63,23 @@ fn sample(duration: Duration, frequency: i32) -> Result<Vec<u8>, ProfileError> {
         .map_err(failed)?;
     std::thread::sleep(duration);
     let report = guard.report().build().map_err(failed)?;
+    if report.data.is_empty() {
+        // An idle process gets no SIGPROF at all; the flamegraph renderer refuses an empty
+        // profile, so say so in an SVG rather than fail.
+        return Ok(idle_svg(duration));
+    }
     let mut svg = Vec::new();
     report.flamegraph(&mut svg).map_err(failed)?;
     Ok(svg)
+}
+
+#[cfg(unix)]
+fn idle_svg(duration: Duration) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" standalone="no"?><svg version="1.1" width="600" height="40" xmlns="http://www.w3.org/2000/svg"><text x="10" y="25">No CPU samples in {} s: the process was idle.</text></svg>"#,
+        duration.as_secs()
+    )
+    .into_bytes()
 }
 
 #[cfg(not(unix))]

@@ -224,3 +224,37 @@ async fn profile_route_is_off_by_default(backend: Backend) {
         .expect("profile");
     assert_problem(res, 404, "not_found").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_route_serves_admins_a_flamegraph_when_enabled() {
+    let app = spawn_app_with(Backend::Sqlite, &[("PROFILING_ENABLED", "true")]).await;
+    let user = app.user_token("user_plain1", false);
+    let res = app
+        .client
+        .get(app.url("/admin/debug/profile?seconds=1"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .expect("profile");
+    assert_problem(res, 403, "forbidden").await;
+    let admin = app.user_token("user_admin1", true);
+    let res = app
+        .client
+        .get(app.url("/admin/debug/profile?seconds=0"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("profile");
+    assert_problem(res, 422, "validation_error").await;
+    let res = app
+        .client
+        .get(app.url("/admin/debug/profile?seconds=1"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("profile");
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/svg+xml");
+    let svg = res.text().await.expect("body");
+    assert!(svg.contains("<svg"), "{}", &svg[..svg.len().min(200)]);
+}

@@ -227,3 +227,60 @@ async fn traceparent_flows_through_spans_outgoing_calls_and_logs() {
         "a line logged inside the request carries both ids:\n{text}"
     );
 }
+
+/// `LOG_DIR`: the same JSON lines go to a daily file, the request's line with its ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_dir_gets_daily_json_files() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let telemetry = telemetry::init_with_writer(
+        &telemetry::Settings {
+            log_format: LogFormat::Text,
+            log_dir: Some(dir.path().join("logs")),
+            log_retention_days: 2,
+            otlp_endpoint: None,
+        },
+        std::io::sink,
+    )
+    .expect("telemetry installs");
+    let app = spawn_app_with(Backend::Sqlite, &[]).await;
+    let res = app
+        .client
+        .get(app.url("/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200);
+    let request_id = res.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    app.shutdown().await.expect("clean shutdown");
+    // Dropping the telemetry flushes the file writer's queue.
+    drop(telemetry);
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .expect("log dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let name = files[0]
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        name.starts_with("user-service.") && name.ends_with(".log"),
+        "{name}"
+    );
+    let text = std::fs::read_to_string(&files[0]).expect("read");
+    let line = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .find(|l| l["target"] == "http" && l["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no access line for {request_id} in:\n{text}"));
+    let trace_id = line["trace_id"].as_str().unwrap_or_default();
+    assert_eq!(
+        trace_id.len(),
+        32,
+        "a W3C trace id without any exporter: {line}"
+    );
+}
