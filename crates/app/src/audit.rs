@@ -76,6 +76,7 @@ impl AuditRecord {
 ///
 /// # Errors
 /// When the database fails: the caller's transaction must then roll back.
+#[tracing::instrument(name = "app audit.record", skip_all)]
 pub async fn record<C: ConnectionTrait>(
     conn: &C,
     ctx: &Ctx,

@@ -35,6 +35,7 @@ impl App {
     ///
     /// # Errors
     /// When the file cannot be written (then nothing is deleted) or the database fails.
+    #[tracing::instrument(name = "app audit_archive.archive_audit", skip_all)]
     pub async fn archive_audit(
         &self,
         cutoff: DateTime<Utc>,

@@ -41,6 +41,7 @@ impl App {
     ///
     /// # Errors
     /// 422 for a bad filter value or limit, 400 for a bad cursor; storage failures.
+    #[tracing::instrument(name = "app audit_query.list_audit", skip_all)]
     pub async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, AppError> {
         let limit = q.limit.unwrap_or(50);
         if !(1..=100).contains(&limit) {
@@ -98,6 +99,7 @@ impl App {
     ///
     /// # Errors
     /// 422 when `from` is not before `to`; storage failures.
+    #[tracing::instrument(name = "app audit_query.audit_stats", skip_all)]
     pub async fn audit_stats(
         &self,
         group_by: GroupBy,

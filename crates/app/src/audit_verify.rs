@@ -40,6 +40,7 @@ impl App {
     ///
     /// # Errors
     /// When the database fails. A broken chain is `Ok(Err(ChainBreak))`.
+    #[tracing::instrument(name = "app audit_verify.verify_audit_chain", skip_all)]
     pub async fn verify_audit_chain(&self) -> Result<Result<ChainReport, ChainBreak>, AppError> {
         const PAGE: u64 = 1000;
         let conn = self.db().reader();

@@ -114,7 +114,28 @@ impl App {
     /// # Errors
     /// `InvalidRequest` for a malformed event of a handled type; storage failures (the
     /// sender should retry: nothing was recorded).
+    #[tracing::instrument(name = "app clerk.clerk_webhook", skip_all)]
     pub async fn clerk_webhook(
+        &self,
+        ctx: &Ctx,
+        svix_id: &str,
+        event: ClerkEvent,
+    ) -> Result<WebhookOutcome, AppError> {
+        let kind = event.kind.clone();
+        let result = self.clerk_webhook_inner(ctx, svix_id, event).await;
+        let outcome = match &result {
+            Ok(o) => o.as_str(),
+            Err(AppError::InvalidRequest(_)) => "invalid",
+            Err(_) => "error",
+        };
+        crate::metrics::clerk_webhook(&kind, outcome);
+        if kind == "session.created" && matches!(result, Ok(WebhookOutcome::Processed)) {
+            crate::metrics::sign_in();
+        }
+        result
+    }
+
+    async fn clerk_webhook_inner(
         &self,
         ctx: &Ctx,
         svix_id: &str,

@@ -44,6 +44,7 @@ impl App {
     ///
     /// # Errors
     /// When the database fails.
+    #[tracing::instrument(name = "app keys.key_status", skip_all)]
     pub async fn key_status(&self) -> Result<KeyStatus, AppError> {
         let counts = ciphertexts::count_by_version(self.db().reader()).await?;
         let mut by_version: BTreeMap<String, u64> = self
@@ -67,6 +68,7 @@ impl App {
     ///
     /// # Errors
     /// When the database fails; batches committed before stay committed.
+    #[tracing::instrument(name = "app keys.rotate_keys", skip_all)]
     pub async fn rotate_keys(
         &self,
         ctx: &Ctx,

@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod jobs;
 pub mod keys;
 pub mod oauth;
+pub mod metrics;
 pub mod ops;
 pub mod preferences;
 pub mod service_keys;

@@ -28,6 +28,7 @@ impl Readiness {
 
 impl App {
     /// Liveness: does the database answer? Never fails: the answer is the report.
+    #[tracing::instrument(name = "app ops.database_check", skip_all)]
     pub async fn database_check(&self) -> Check {
         match self.db().ping().await {
             Ok(()) => Check::Ok,
@@ -39,6 +40,7 @@ impl App {
     }
 
     /// Readiness: the database answers and its schema is current.
+    #[tracing::instrument(name = "app ops.readiness", skip_all)]
     pub async fn readiness(&self) -> Readiness {
         let database = self.database_check().await;
         let migrations_current = match self.db().migrations_current().await {

@@ -69,6 +69,7 @@ impl App {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(name = "app preferences.preferences", skip_all)]
     pub async fn preferences(
         &self,
         user: UserId,
@@ -83,6 +84,7 @@ impl App {
     ///
     /// # Errors
     /// `Validation` by field path, `PreconditionFailed` on a stale `if_match`, storage.
+    #[tracing::instrument(name = "app preferences.put_preferences", skip_all)]
     pub async fn put_preferences(
         &self,
         ctx: &Ctx,
@@ -104,6 +106,7 @@ impl App {
     ///
     /// # Errors
     /// As [`App::put_preferences`].
+    #[tracing::instrument(name = "app preferences.patch_preferences", skip_all)]
     pub async fn patch_preferences(
         &self,
         ctx: &Ctx,
@@ -125,6 +128,7 @@ impl App {
     ///
     /// # Errors
     /// `PreconditionFailed` on a stale `if_match`, storage.
+    #[tracing::instrument(name = "app preferences.reset_preferences", skip_all)]
     pub async fn reset_preferences(
         &self,
         ctx: &Ctx,
@@ -146,6 +150,7 @@ impl App {
     ///
     /// # Errors
     /// `NotFound` for a version the user never had, `PreconditionFailed`, storage.
+    #[tracing::instrument(name = "app preferences.rollback_preferences", skip_all)]
     pub async fn rollback_preferences(
         &self,
         ctx: &Ctx,
@@ -176,6 +181,7 @@ impl App {
     ///
     /// # Errors
     /// When storage fails.
+    #[tracing::instrument(name = "app preferences.export_preferences", skip_all)]
     pub async fn export_preferences(&self, user: UserId) -> Result<PreferencesExport, AppError> {
         let row = repo::get(self.db().writer(), user.as_uuid()).await?;
         let (_, _, overrides) = current(row.as_ref())?;
@@ -187,6 +193,7 @@ impl App {
     ///
     /// # Errors
     /// `Validation` by field path (`preferences.ui.theme`), `PreconditionFailed`, storage.
+    #[tracing::instrument(name = "app preferences.import_preferences", skip_all)]
     pub async fn import_preferences(
         &self,
         ctx: &Ctx,
@@ -210,6 +217,7 @@ impl App {
     ///
     /// # Errors
     /// `InvalidRequest` for a malformed cursor, storage.
+    #[tracing::instrument(name = "app preferences.preference_history", skip_all)]
     pub async fn preference_history(
         &self,
         user: UserId,
@@ -335,6 +343,7 @@ impl App {
         )
         .await?;
         txn.commit().await?;
+        crate::metrics::preference_change(paths.iter().map(String::as_str));
         Ok(Some(self.document(new_version, Some(at), &after, false)))
     }
 

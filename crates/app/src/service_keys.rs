@@ -215,6 +215,7 @@ impl App {
     ///
     /// # Errors
     /// Validation of the name and permissions; conflict when the name is taken.
+    #[tracing::instrument(name = "app service_keys.create_service_key", skip_all)]
     pub async fn create_service_key<S: AsRef<str>>(
         &self,
         ctx: &Ctx,
@@ -279,6 +280,7 @@ impl App {
     ///
     /// # Errors
     /// When the database fails.
+    #[tracing::instrument(name = "app service_keys.list_service_keys", skip_all)]
     pub async fn list_service_keys(&self) -> Result<Vec<ServiceKeyInfo>, AppError> {
         Ok(store::service_keys::list(self.db().reader())
             .await?
@@ -292,6 +294,7 @@ impl App {
     ///
     /// # Errors
     /// Not found for an unknown name; database failures.
+    #[tracing::instrument(name = "app service_keys.revoke_service_key", skip_all)]
     pub async fn revoke_service_key(
         &self,
         ctx: &Ctx,
@@ -325,6 +328,7 @@ impl App {
     ///
     /// # Errors
     /// Only when the database fails.
+    #[tracing::instrument(name = "app service_keys.verify_service_key", skip_all)]
     pub async fn verify_service_key(
         &self,
         presented: &str,

@@ -70,6 +70,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 ///
 /// # Errors
 /// When the database fails: the deletion must then roll back.
+#[tracing::instrument(name = "app users.cascade_deletion", skip_all)]
 pub(crate) async fn cascade_deletion<C: ConnectionTrait>(
     conn: &C,
     user_id: UserId,
@@ -96,6 +97,7 @@ impl App {
     ///
     /// # Errors
     /// When the database fails.
+    #[tracing::instrument(name = "app users.find_user", skip_all)]
     pub async fn find_user(
         &self,
         key: &UserKey,
@@ -112,6 +114,7 @@ impl App {
     ///
     /// # Errors
     /// `NotFound` when the user is unknown or deleted; storage failures.
+    #[tracing::instrument(name = "app users.update_user", skip_all)]
     pub async fn update_user(
         &self,
         ctx: &Ctx,
@@ -184,6 +187,7 @@ impl App {
     ///
     /// # Errors
     /// `NotFound` when the user is unknown or already deleted; storage failures.
+    #[tracing::instrument(name = "app users.delete_user", skip_all)]
     pub async fn delete_user(&self, ctx: &Ctx, id: UserId) -> Result<(), AppError> {
         // Revoke at the providers first: network calls stay outside the transaction.
         let revocations = self.revoke_all_grants(id).await?;
@@ -214,6 +218,7 @@ impl App {
     /// # Errors
     /// `NotFound` for an unknown user; `Conflict` when the user is not deleted or the
     /// retention window has passed; storage failures.
+    #[tracing::instrument(name = "app users.restore_user", skip_all)]
     pub async fn restore_user(
         &self,
         ctx: &Ctx,
@@ -252,6 +257,7 @@ impl App {
     ///
     /// # Errors
     /// `InvalidRequest` for a cursor this service did not issue; storage failures.
+    #[tracing::instrument(name = "app users.search_users", skip_all)]
     pub async fn search_users(
         &self,
         q: Option<&str>,
@@ -287,6 +293,7 @@ impl App {
     ///
     /// # Errors
     /// Storage failures.
+    #[tracing::instrument(name = "app users.export_user", skip_all)]
     pub async fn export_user(&self, user: User) -> Result<UserExport, AppError> {
         let conn = self.db().reader();
         let rows = users::export_rows(conn, user.id).await?;

@@ -7,5 +7,8 @@ pub mod commands;
 pub mod config;
 pub mod http;
 pub mod keyring;
+pub mod metrics;
+pub mod outgoing;
+pub mod profiling;
 pub mod startup;
 pub mod telemetry;

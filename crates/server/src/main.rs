@@ -23,7 +23,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let _log_guard = telemetry::init(config.log_format);
+    // Before the runtime: the OTLP exporter runs on threads of its own.
+    let _telemetry = match telemetry::init(&telemetry::Settings::from_config(&config)) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("user-service: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -75,7 +82,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let db_url = config.database.redacted_url();
     let application = startup::Application::build(config).await?;
-    tracing::info!(addr = %application.local_addr()?, database = %db_url, version = env!("CARGO_PKG_VERSION"), "user-service listening");
+    tracing::info!(addr = %application.local_addr()?, metrics_addr = application.metrics_addr().map(|a| a.to_string()), database = %db_url, version = env!("CARGO_PKG_VERSION"), commit = server::metrics::GIT_COMMIT, "user-service listening");
     application.run_until(startup::shutdown_signal()).await
 }
 

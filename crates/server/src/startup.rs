@@ -13,6 +13,8 @@ use crate::{config::Config, http};
 /// A bound, ready-to-serve application.
 pub struct Application {
     listener: TcpListener,
+    /// The separate `/metrics` listener (`METRICS_ADDR`).
+    metrics_listener: Option<TcpListener>,
     state: http::AppState,
 }
 
@@ -31,6 +33,14 @@ impl Application {
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
+        let metrics_listener = match config.observability.metrics_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding METRICS_ADDR {addr}"))?,
+            ),
+            None => None,
+        };
         let auth = crate::auth::Auth::from_config(&config)
             .await
             .context("setting up authentication")?;
@@ -42,7 +52,11 @@ impl Application {
                 allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
             });
         let state = http::AppState::new(app, Arc::new(config), auth);
-        Ok(Self { listener, state })
+        Ok(Self {
+            listener,
+            metrics_listener,
+            state,
+        })
     }
 
     /// The bound address (the real port when the configuration said port 0).
@@ -51,6 +65,14 @@ impl Application {
     /// When the socket has no local address.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The bound address of the separate metrics listener, when `METRICS_ADDR` is set.
+    #[must_use]
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// The state handlers share (tests use it to reach the database).
@@ -68,7 +90,16 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = http::router(self.state.clone());
-        serve(self.listener, router, self.state, shutdown).await
+        // The metrics listener lives as long as the API: stopped when serving ends.
+        let metrics = self.metrics_listener.map(|listener| {
+            let router = http::metrics_router(self.state.clone());
+            tokio::spawn(async move { axum::serve(listener, router).await })
+        });
+        let result = serve(self.listener, router, self.state, shutdown).await;
+        if let Some(task) = metrics {
+            task.abort();
+        }
+        result
     }
 }
 

@@ -44,6 +44,7 @@ pub type AuditEntry = audit_log::Model;
 ///
 /// # Errors
 /// When the database fails; nothing is appended then.
+#[tracing::instrument(name = "db audit.append", skip_all)]
 pub async fn append<C: ConnectionTrait>(
     conn: &C,
     entries: Vec<NewAuditEntry>,
@@ -102,6 +103,7 @@ pub async fn append<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.head", skip_all)]
 pub async fn head<C: ConnectionTrait>(conn: &C) -> Result<(i64, String), StoreError> {
     let h = audit_chain_head::Entity::find_by_id(1)
         .one(conn)
@@ -114,6 +116,7 @@ pub async fn head<C: ConnectionTrait>(conn: &C) -> Result<(i64, String), StoreEr
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.after", skip_all)]
 pub async fn after<C: ConnectionTrait>(
     conn: &C,
     after: i64,
@@ -144,6 +147,7 @@ pub struct AuditFilter {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.list", skip_all)]
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     f: &AuditFilter,
@@ -181,6 +185,7 @@ pub async fn list<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.count_by_action", skip_all)]
 pub async fn count_by_action<C: ConnectionTrait>(
     conn: &C,
     from: DateTime<Utc>,
@@ -209,6 +214,7 @@ pub async fn count_by_action<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.count_by_day", skip_all)]
 pub async fn count_by_day<C: ConnectionTrait>(
     conn: &C,
     from: DateTime<Utc>,
@@ -244,6 +250,7 @@ pub async fn count_by_day<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db audit.delete_through", skip_all)]
 pub async fn delete_through<C: ConnectionTrait>(conn: &C, last_id: i64) -> Result<u64, StoreError> {
     Ok(audit_log::Entity::delete_many()
         .filter(audit_log::Column::Id.lte(last_id))

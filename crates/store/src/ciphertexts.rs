@@ -41,6 +41,7 @@ pub struct StoredCiphertext {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.count_by_version", skip_all)]
 pub async fn count_by_version<C: ConnectionTrait>(
     conn: &C,
 ) -> Result<BTreeMap<i32, u64>, StoreError> {
@@ -76,6 +77,7 @@ pub async fn count_by_version<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.not_on_version", skip_all)]
 pub async fn not_on_version<C: ConnectionTrait>(
     conn: &C,
     active: i32,
@@ -150,6 +152,7 @@ pub async fn not_on_version<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.swap", skip_all)]
 pub async fn swap<C: ConnectionTrait>(
     conn: &C,
     old: &StoredCiphertext,
@@ -202,6 +205,7 @@ pub async fn swap<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.put_token", skip_all)]
 pub async fn put_token<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -240,6 +244,7 @@ pub async fn put_token<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.get_token", skip_all)]
 pub async fn get_token<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -259,6 +264,7 @@ pub async fn get_token<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db ciphertexts.delete_user_tokens", skip_all)]
 pub async fn delete_user_tokens<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,

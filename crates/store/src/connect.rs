@@ -9,7 +9,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{StoreError, migration::Migrator};
+use crate::{StoreError, metrics::PoolStats, migration::Migrator};
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +72,8 @@ pub struct Db {
     writer: DatabaseConnection,
     reader: DatabaseConnection,
     backend: Backend,
+    /// True when the reader is the writer's pool (Postgres without a replica).
+    shared_pool: bool,
 }
 
 impl Db {
@@ -99,21 +101,24 @@ impl Db {
                     .connect_with(base.read_only(true))
                     .await?;
                 Ok(Self {
-                    writer: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
-                    reader: SqlxSqliteConnector::from_sqlx_sqlite_pool(reader),
+                    writer: timed(SqlxSqliteConnector::from_sqlx_sqlite_pool(writer)),
+                    reader: timed(SqlxSqliteConnector::from_sqlx_sqlite_pool(reader)),
                     backend,
+                    shared_pool: false,
                 })
             }
             Backend::Postgres => {
-                let writer =
-                    SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool(url, opts).await?);
+                let writer = timed(SqlxPostgresConnector::from_sqlx_postgres_pool(
+                    pg_pool(url, opts).await?,
+                ));
                 let reader = match read_url {
-                    Some(r) => {
-                        SqlxPostgresConnector::from_sqlx_postgres_pool(pg_pool(r, opts).await?)
-                    }
+                    Some(r) => timed(SqlxPostgresConnector::from_sqlx_postgres_pool(
+                        pg_pool(r, opts).await?,
+                    )),
                     None => writer.clone(),
                 };
                 Ok(Self {
+                    shared_pool: read_url.is_none(),
                     writer,
                     reader,
                     backend,
@@ -168,6 +173,28 @@ impl Db {
         Ok(())
     }
 
+    /// The size of each pool now, sampled when metrics are scraped: `primary` for Postgres
+    /// without a replica (one pool serves both), else `writer` and `reader`.
+    #[must_use]
+    pub fn pool_stats(&self) -> Vec<PoolStats> {
+        match self.backend {
+            Backend::Sqlite => vec![
+                sqlite_stats("writer", self.writer.get_sqlite_connection_pool()),
+                sqlite_stats("reader", self.reader.get_sqlite_connection_pool()),
+            ],
+            Backend::Postgres => {
+                let writer = self.writer.get_postgres_connection_pool();
+                let reader = self.reader.get_postgres_connection_pool();
+                // Without a replica the reader is a clone of the writer's pool.
+                if self.shared_pool {
+                    vec![pg_stats("primary", writer)]
+                } else {
+                    vec![pg_stats("writer", writer), pg_stats("reader", reader)]
+                }
+            }
+        }
+    }
+
     /// Closes the pools, waiting for checked-out connections to return.
     pub async fn close(self) {
         // Errors on close only mean the pool was already gone.
@@ -203,6 +230,30 @@ fn create_folder(folder: &Path) -> Result<(), StoreError> {
         path: folder.display().to_string(),
         source,
     })
+}
+
+/// A connection that reports every statement's duration (see [`crate::metrics`]).
+fn timed(mut conn: DatabaseConnection) -> DatabaseConnection {
+    conn.set_metric_callback(crate::metrics::record_statement);
+    conn
+}
+
+fn sqlite_stats(pool: &'static str, p: &sqlx::SqlitePool) -> PoolStats {
+    PoolStats {
+        pool,
+        size: p.size(),
+        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+        max: p.options().get_max_connections(),
+    }
+}
+
+fn pg_stats(pool: &'static str, p: &sqlx::PgPool) -> PoolStats {
+    PoolStats {
+        pool,
+        size: p.size(),
+        idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+        max: p.options().get_max_connections(),
+    }
 }
 
 async fn pg_pool(url: &str, opts: &DbOptions) -> Result<sqlx::PgPool, StoreError> {

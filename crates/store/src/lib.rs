@@ -10,6 +10,7 @@ pub mod entities;
 mod error;
 pub mod integrations;
 pub mod jobs;
+pub mod metrics;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;

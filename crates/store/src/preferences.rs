@@ -28,6 +28,7 @@ pub type HistoryEntry = preference_history::Model;
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db preferences.get", skip_all)]
 pub async fn get<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -42,6 +43,7 @@ pub async fn get<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db preferences.get_for_update", skip_all)]
 pub async fn get_for_update<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -84,6 +86,7 @@ pub enum WriteOutcome {
 ///
 /// # Errors
 /// When the database fails (e.g. the user row does not exist).
+#[tracing::instrument(name = "db preferences.write_version", skip_all)]
 pub async fn write_version<C: ConnectionTrait>(
     conn: &C,
     new: NewVersion,
@@ -150,6 +153,7 @@ pub async fn write_version<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db preferences.history", skip_all)]
 pub async fn history<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -171,6 +175,7 @@ pub async fn history<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db preferences.history_version", skip_all)]
 pub async fn history_version<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -191,6 +196,7 @@ pub async fn history_version<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db preferences.upgrade_batch", skip_all)]
 pub async fn upgrade_batch<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<usize, StoreError> {
     let current = i32::try_from(CURRENT_SCHEMA_VERSION).unwrap_or(i32::MAX);
     let rows = preference_overrides::Entity::find()

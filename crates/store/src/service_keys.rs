@@ -31,6 +31,7 @@ pub struct NewServiceKey {
 ///
 /// # Errors
 /// [`StoreError::Conflict`] when the name (or hash) is taken; other database failures.
+#[tracing::instrument(name = "db service_keys.create", skip_all)]
 pub async fn create<C: ConnectionTrait>(
     conn: &C,
     key: NewServiceKey,
@@ -66,6 +67,7 @@ pub async fn create<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db service_keys.find_active_by_hash", skip_all)]
 pub async fn find_active_by_hash<C: ConnectionTrait>(
     conn: &C,
     key_hash: &str,
@@ -81,6 +83,7 @@ pub async fn find_active_by_hash<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db service_keys.find_by_name", skip_all)]
 pub async fn find_by_name<C: ConnectionTrait>(
     conn: &C,
     name: &str,
@@ -95,6 +98,7 @@ pub async fn find_by_name<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db service_keys.list", skip_all)]
 pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<ServiceKeyRow>, StoreError> {
     Ok(service_keys::Entity::find()
         .order_by_asc(service_keys::Column::CreatedAt)
@@ -108,6 +112,7 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<ServiceKeyRow>, St
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db service_keys.revoke_by_name", skip_all)]
 pub async fn revoke_by_name<C: ConnectionTrait>(
     conn: &C,
     name: &str,
@@ -132,6 +137,7 @@ pub async fn revoke_by_name<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db service_keys.touch", skip_all)]
 pub async fn touch<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,

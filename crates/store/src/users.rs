@@ -41,6 +41,7 @@ fn live_filter<Q: QueryFilter>(q: Q, deleted: Deleted) -> Q {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.find_by_id", skip_all)]
 pub async fn find_by_id<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
@@ -55,6 +56,7 @@ pub async fn find_by_id<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.find_by_clerk_id", skip_all)]
 pub async fn find_by_clerk_id<C: ConnectionTrait>(
     conn: &C,
     clerk_user_id: &str,
@@ -72,6 +74,7 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails; a taken Clerk id is a unique violation.
+#[tracing::instrument(name = "db users.insert", skip_all)]
 pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
     let am = users::ActiveModel {
         id: Set(u.id),
@@ -97,6 +100,7 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
 ///
 /// # Errors
 /// When the database fails or the user does not exist.
+#[tracing::instrument(name = "db users.update", skip_all)]
 pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
     let am = users::ActiveModel {
         id: Unchanged(u.id),
@@ -121,6 +125,7 @@ pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.soft_delete", skip_all)]
 pub async fn soft_delete<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
@@ -140,6 +145,7 @@ pub async fn soft_delete<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.restore", skip_all)]
 pub async fn restore<C: ConnectionTrait>(
     conn: &C,
     id: Uuid,
@@ -174,6 +180,7 @@ pub struct CredentialCascade {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.delete_credentials", skip_all)]
 pub async fn delete_credentials<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
@@ -213,6 +220,7 @@ pub struct SearchCursor {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.search", skip_all)]
 pub async fn search<C: ConnectionTrait>(
     conn: &C,
     q: Option<&str>,
@@ -282,6 +290,7 @@ pub struct ExportRows {
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db users.export_rows", skip_all)]
 pub async fn export_rows<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,

@@ -9,6 +9,7 @@ use crate::{StoreError, entities::webhook_events};
 ///
 /// # Errors
 /// When the database fails.
+#[tracing::instrument(name = "db webhook_events.exists", skip_all)]
 pub async fn exists<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool, StoreError> {
     Ok(webhook_events::Entity::find_by_id(id.to_owned())
         .one(conn)
@@ -21,6 +22,7 @@ pub async fn exists<C: ConnectionTrait>(conn: &C, id: &str) -> Result<bool, Stor
 ///
 /// # Errors
 /// When the database fails or the id is recorded already.
+#[tracing::instrument(name = "db webhook_events.insert", skip_all)]
 pub async fn insert<C: ConnectionTrait>(
     conn: &C,
     id: &str,

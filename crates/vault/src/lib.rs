@@ -37,6 +37,7 @@ mod derive;
 mod error;
 mod format;
 mod keyring;
+pub mod metrics;
 mod secret;
 mod vault;
 

@@ -86,6 +86,13 @@ impl Vault {
     /// AES-GCM's 64 GiB limit.
     #[must_use]
     pub fn seal(&self, plaintext: &[u8], binding: &Binding<'_>) -> Vec<u8> {
+        let started = std::time::Instant::now();
+        let out = self.seal_untimed(plaintext, binding);
+        crate::metrics::observe("seal", true, started);
+        out
+    }
+
+    fn seal_untimed(&self, plaintext: &[u8], binding: &Binding<'_>) -> Vec<u8> {
         let version = self.active_version();
         let cipher = self
             .cipher(version, binding.user_id)
@@ -116,6 +123,17 @@ impl Vault {
     /// * [`VaultError::Tampered`]: authentication failed (modified bytes, or a binding
     ///   other than the one it was sealed with).
     pub fn open(
+        &self,
+        ciphertext: &[u8],
+        binding: &Binding<'_>,
+    ) -> Result<SecretBytes, VaultError> {
+        let started = std::time::Instant::now();
+        let out = self.open_untimed(ciphertext, binding);
+        crate::metrics::observe("open", out.is_ok(), started);
+        out
+    }
+
+    fn open_untimed(
         &self,
         ciphertext: &[u8],
         binding: &Binding<'_>,

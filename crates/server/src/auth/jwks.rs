@@ -154,7 +154,7 @@ struct FetchState {
 /// Clerk's JWKS, fetched over HTTP and cached.
 pub struct RemoteJwks {
     url: url::Url,
-    client: reqwest::Client,
+    client: crate::outgoing::OutgoingClient,
     current: RwLock<Arc<Snapshot>>,
     fetch: tokio::sync::Mutex<FetchState>,
 }
@@ -165,7 +165,7 @@ impl RemoteJwks {
     pub fn new(url: url::Url, client: reqwest::Client) -> Self {
         Self {
             url,
-            client,
+            client: crate::outgoing::OutgoingClient::new(client),
             current: RwLock::new(Arc::new(Snapshot {
                 keys: Arc::new(KeySet::default()),
                 fetched_at: None,
@@ -262,8 +262,7 @@ impl RemoteJwks {
     async fn fetch_once(&self) -> anyhow::Result<KeySet> {
         let res = self
             .client
-            .get(self.url.clone())
-            .send()
+            .send("clerk_jwks", self.client.inner().get(self.url.clone()))
             .await?
             .error_for_status()?;
         let set: JwkSet = res.json().await?;

@@ -66,6 +66,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Log line format.
     pub log_format: LogFormat,
+    /// Metrics, log files and profiling (docs/observability.md).
+    pub observability: ObservabilityConfig,
     /// System defaults of user preferences: the built-in ones overlaid with the file's
     /// `[preferences_defaults]` table, validated like a user's update.
     pub preference_defaults: domain::preferences::Preferences,
@@ -188,6 +190,21 @@ pub struct HttpConfig {
     pub shutdown_delay: Duration,
     /// Longest wait for in-flight requests at shutdown.
     pub shutdown_timeout: Duration,
+}
+
+/// Metrics, log files and profiling.
+#[derive(Clone, Debug)]
+pub struct ObservabilityConfig {
+    /// Record metrics and serve them; off: no recorder, `/metrics` answers 404.
+    pub metrics_enabled: bool,
+    /// Serve `/metrics` on this address instead of the API port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Also write JSON log lines to daily files in this folder.
+    pub log_dir: Option<PathBuf>,
+    /// Daily log files kept in `log_dir`.
+    pub log_retention_days: u32,
+    /// Serve `GET /admin/debug/profile` to admins.
+    pub profiling_enabled: bool,
 }
 
 /// Every problem found while loading, one per line, each naming its variable.
@@ -336,6 +353,17 @@ impl Config {
                 LogFormat::Text
             }
         };
+        let observability = ObservabilityConfig {
+            metrics_enabled: p.boolean("metrics_enabled"),
+            metrics_addr: p
+                .optional("metrics_addr")
+                .is_some()
+                .then(|| p.parse("metrics_addr", "a socket address such as 0.0.0.0:9090"))
+                .flatten(),
+            log_dir: p.optional("log_dir").map(PathBuf::from),
+            log_retention_days: p.number("log_retention_days", 1, 3650),
+            profiling_enabled: p.boolean("profiling_enabled"),
+        };
         let preference_defaults =
             match domain::preferences::defaults_with(&l.preferences_defaults()) {
                 Ok(d) => d,
@@ -369,6 +397,7 @@ impl Config {
             rate_limits,
             http,
             log_format,
+            observability,
         };
         let mut errors = p.into_errors();
         if config.environment == Environment::Production {

@@ -285,3 +285,47 @@ fn job_settings_default_and_bad_schedules_are_named() {
     );
     assert!(text.contains("JOB_MAX_ATTEMPTS"), "{text}");
 }
+
+#[test]
+fn observability_settings() {
+    let c = Config::load(None, env(&[])).expect("defaults are valid");
+    assert!(c.observability.metrics_enabled);
+    assert_eq!(c.observability.metrics_addr, None);
+    assert_eq!(c.observability.log_dir, None);
+    assert_eq!(c.observability.log_retention_days, 14);
+    assert!(!c.observability.profiling_enabled);
+    let c = Config::load(
+        None,
+        env(&[
+            ("METRICS_ADDR", "0.0.0.0:9090"),
+            ("LOG_DIR", "/var/log/user-service"),
+            ("LOG_RETENTION_DAYS", "3"),
+            ("PROFILING_ENABLED", "true"),
+            ("METRICS_ENABLED", "false"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.observability
+            .metrics_addr
+            .map(|a| a.to_string())
+            .as_deref(),
+        Some("0.0.0.0:9090")
+    );
+    assert_eq!(
+        c.observability.log_dir.as_deref(),
+        Some(std::path::Path::new("/var/log/user-service"))
+    );
+    assert_eq!(c.observability.log_retention_days, 3);
+    assert!(c.observability.profiling_enabled && !c.observability.metrics_enabled);
+    let err = Config::load(
+        None,
+        env(&[("METRICS_ADDR", "localhost"), ("LOG_RETENTION_DAYS", "0")]),
+    )
+    .expect_err("invalid");
+    let text = err.to_string();
+    assert!(
+        text.contains("METRICS_ADDR") && text.contains("LOG_RETENTION_DAYS"),
+        "{text}"
+    );
+}

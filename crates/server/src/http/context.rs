@@ -1,6 +1,7 @@
 //! The request-context middleware, one pass per request: request id (the caller's when
-//! sane, else a new UUID), a tracing span carrying it, security headers, the rendering of
-//! every error answer as problem+json, and exactly one access-log line.
+//! sane, else a new UUID), a tracing span carrying it and the trace id (the caller's W3C
+//! `traceparent` is its parent), HTTP metrics, security headers, the rendering of every
+//! error answer as problem+json, and exactly one access-log line (none for `/metrics`).
 
 use std::{sync::Arc, time::Instant};
 
@@ -61,9 +62,26 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| Arc::<str>::from(p.as_str()));
     let rid = request_id.to_str().unwrap_or_default();
-    let span = tracing::info_span!("request", request_id = rid, method = %method, route = route.as_deref().unwrap_or("-"));
+    // `otel.name` names the exported span after the route (bounded), never the raw path.
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {}", route.as_deref().unwrap_or("unmatched")),
+        otel.kind = "server",
+        request_id = rid,
+        trace_id = tracing::field::Empty,
+        method = %method,
+        route = route.as_deref().unwrap_or("-"),
+        http.response.status_code = tracing::field::Empty,
+    );
+    // The caller's `traceparent` becomes the parent; the trace id goes into every log line.
+    let trace_id = crate::telemetry::otel::adopt(&span, req.headers()).map(|t| t.to_string());
+    if let Some(t) = &trace_id {
+        span.record("trace_id", t.as_str());
+    }
+    let in_flight = crate::metrics::InFlight::start();
 
     let mut res = next.run(req).instrument(span.clone()).await;
+    drop(in_flight);
 
     let status = res.status();
     if status.is_client_error() || status.is_server_error() {
@@ -94,17 +112,23 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
 
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(
-        target: "http",
-        parent: None,
-        method = %method,
-        route = route.as_deref().unwrap_or("-"),
-        status = res.status().as_u16(),
-        latency_ms,
-        request_id = rid,
-        "request"
-    );
+    let elapsed = started.elapsed();
+    span.record("http.response.status_code", res.status().as_u16());
+    crate::metrics::http_request(&method, route.as_deref(), res.status(), elapsed);
+    // Scrapes every few seconds would drown the access log: they are counted, not logged.
+    if uri.path() != "/metrics" {
+        tracing::info!(
+            target: "http",
+            parent: None,
+            method = %method,
+            route = route.as_deref().unwrap_or("-"),
+            status = res.status().as_u16(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            request_id = rid,
+            trace_id = trace_id.as_deref().unwrap_or("-"),
+            "request"
+        );
+    }
     res
 }
 

@@ -10,6 +10,7 @@ mod integrations;
 mod internal;
 mod jobs;
 pub mod meta;
+mod observability;
 pub mod openapi;
 mod preferences;
 mod preferences_json;
@@ -59,6 +60,7 @@ struct Inner {
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
     jobs: Arc<app::jobs::Runner>,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -78,6 +80,12 @@ impl AppState {
             app::jobs::Registry::standard(&config.jobs),
             config.jobs.clone(),
         ));
+        // The process-wide recorder, once; off by configuration: nothing is recorded.
+        let metrics = config
+            .observability
+            .metrics_enabled
+            .then(crate::metrics::install)
+            .flatten();
         Self(Arc::new(Inner {
             jobs,
             app,
@@ -85,6 +93,7 @@ impl AppState {
             auth,
             shutting_down: AtomicBool::new(false),
             rate_limiter,
+            metrics,
         }))
     }
 
@@ -130,6 +139,12 @@ impl AppState {
         &self.0.rate_limiter
     }
 
+    /// The Prometheus handle, when metrics are on.
+    #[must_use]
+    pub fn metrics(&self) -> Option<&metrics_exporter_prometheus::PrometheusHandle> {
+        self.0.metrics.as_ref()
+    }
+
     /// Redis state for `/ready`: `ok`, `degraded` (down: local limits) or `not_configured`.
     #[must_use]
     pub fn redis_status(&self) -> &'static str {
@@ -150,6 +165,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(integrations::router())
         .merge(internal::router())
         .merge(well_known::router())
+        .merge(observability::router())
 }
 
 /// The OpenAPI document (for `/openapi.json` and `user-service openapi`).
@@ -158,6 +174,11 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
+}
+
+/// The router of the separate metrics listener (`METRICS_ADDR`): `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    observability::metrics_only(state)
 }
 
 /// The whole application: routes, docs, fallback and the middleware stack.

@@ -128,7 +128,10 @@ pub async fn clerk_webhook(
             ApiError::new(ErrorCode::InvalidRequest).detail("the request body could not be read")
         }
     })?;
-    let svix_id = verify(secrets, &headers, &body)?;
+    let svix_id = verify(secrets, &headers, &body).inspect_err(|_| {
+        // Unverified: its type is not read, so it is counted as `other`.
+        app::metrics::clerk_webhook("", "invalid_signature");
+    })?;
     let event: ClerkEvent = parse_json(&body)?;
     let ctx = Ctx {
         actor: Actor::webhook("clerk"),

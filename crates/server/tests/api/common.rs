@@ -9,6 +9,8 @@ pub use testkit::{Backend, TestDb};
 /// A running application and what a test needs to talk to it.
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The separate metrics listener, when `METRICS_ADDR` was set.
+    pub metrics_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: server::http::AppState,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -120,6 +122,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         .await
         .expect("application starts");
     let addr = application.local_addr().expect("bound address");
+    let metrics_addr = application.metrics_addr();
     let state = application.state().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until(async move {
@@ -127,6 +130,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     }));
     TestApp {
         addr,
+        metrics_addr,
         client: reqwest::Client::new(),
         state,
         shutdown: Some(tx),
@@ -198,6 +202,7 @@ pub async fn spawn_app_with_routes(
     ));
     TestApp {
         addr,
+        metrics_addr: None,
         client: reqwest::Client::new(),
         state,
         shutdown: Some(tx),

@@ -46,6 +46,7 @@ pub async fn rate_limit(State(limiter): State<RateLimiter>, req: Request, next: 
     };
     let decision = limiter.check(&subject).await;
     if !decision.allowed {
+        crate::metrics::rate_limited(subject.kind().as_str());
         let retry = whole_seconds(decision.retry_after).max(1);
         let mut res = ApiError::new(ErrorCode::RateLimited)
             .detail(format!(

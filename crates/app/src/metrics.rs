@@ -1,0 +1,156 @@
+//! The metrics of the use cases, and the catalogue the capabilities still to come record
+//! through (token accesses, refreshes, OAuth exchanges, integrations, event deliveries).
+//! Everything goes through the `metrics` facade: a no-op until the server installs its
+//! Prometheus recorder, so use cases and their tests need no setup.
+//!
+//! Every name starts with `user_service_`. Label values are bounded: fixed words, provider
+//! names from configuration, service-key names an admin created; never a user id, an
+//! e-mail, a token or a raw path. Callers pass `&'static str` outcomes for that reason.
+//! The full list with types and labels is in `docs/observability.md`.
+
+use std::collections::BTreeSet;
+
+use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge};
+
+/// Counter: Clerk webhook deliveries by `type` and `outcome`.
+pub const CLERK_WEBHOOKS: &str = "user_service_clerk_webhooks_total";
+/// Counter: sign-ins (`session.created` events processed).
+pub const SIGN_INS: &str = "user_service_sign_ins_total";
+/// Counter: preference changes by `category` (one per category a change touched).
+pub const PREFERENCE_CHANGES: &str = "user_service_preference_changes_total";
+/// Counter: token reads by services, by `provider`, `service` and `outcome`.
+pub const TOKEN_ACCESSES: &str = "user_service_token_accesses_total";
+/// Counter: OAuth token refreshes by `provider` and `outcome` (`ok`, `error`,
+/// `reauth_required`).
+pub const TOKEN_REFRESHES: &str = "user_service_token_refreshes_total";
+/// Counter: OAuth code exchanges by `provider` and `outcome`.
+pub const OAUTH_EXCHANGES: &str = "user_service_oauth_exchanges_total";
+/// Gauge: integrations by `provider` and `status`.
+pub const INTEGRATIONS: &str = "user_service_integrations";
+/// Counter: outgoing event delivery attempts by `outcome` (`delivered`, `retry`, `failed`).
+pub const EVENT_DELIVERIES: &str = "user_service_event_deliveries_total";
+/// Counter: background job runs by `job` and `outcome` (recorded by the jobs runner).
+pub const JOB_RUNS: &str = "user_service_job_runs_total";
+/// Histogram: background job durations by `job` and `outcome` (recorded by the jobs runner).
+pub const JOB_DURATION: &str = "user_service_job_duration_seconds";
+
+/// The Clerk event types we count by name; any other type is counted as `other`, so a
+/// sender cannot grow the label set.
+const KNOWN_CLERK_TYPES: [&str; 4] = [
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "session.created",
+];
+
+/// One Clerk delivery: its event type (bounded here) and what became of it.
+pub fn clerk_webhook(kind: &str, outcome: &'static str) {
+    let kind = KNOWN_CLERK_TYPES
+        .iter()
+        .find(|k| **k == kind)
+        .copied()
+        .unwrap_or("other");
+    counter!(CLERK_WEBHOOKS, "type" => kind, "outcome" => outcome).increment(1);
+}
+
+/// A sign-in (a processed `session.created`).
+pub fn sign_in() {
+    counter!(SIGN_INS).increment(1);
+}
+
+/// A committed preference change touching `paths` (`ui.theme`, …): one count per category.
+/// Paths come from validated documents, so categories are the schema's.
+pub fn preference_change<'a>(paths: impl IntoIterator<Item = &'a str>) {
+    let categories: BTreeSet<&str> = paths
+        .into_iter()
+        .map(|p| p.split('.').next().unwrap_or(p))
+        .collect();
+    for category in categories {
+        counter!(PREFERENCE_CHANGES, "category" => category.to_owned()).increment(1);
+    }
+}
+
+/// A service read a user's token of `provider`.
+pub fn token_access(provider: &str, service: &str, outcome: &'static str) {
+    counter!(TOKEN_ACCESSES, "provider" => provider.to_owned(), "service" => service.to_owned(), "outcome" => outcome)
+        .increment(1);
+}
+
+/// A refresh of a `provider` token ended with `outcome` (`ok`, `error`, `reauth_required`).
+pub fn token_refresh(provider: &str, outcome: &'static str) {
+    counter!(TOKEN_REFRESHES, "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// An OAuth authorization-code exchange with `provider` ended with `outcome`.
+pub fn oauth_exchange(provider: &str, outcome: &'static str) {
+    counter!(OAUTH_EXCHANGES, "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
+}
+
+/// Sets the number of integrations of `provider` in `status` (sampled from storage).
+#[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
+pub fn set_integrations(provider: &str, status: &'static str, count: u64) {
+    gauge!(INTEGRATIONS, "provider" => provider.to_owned(), "status" => status).set(count as f64);
+}
+
+/// One attempt to deliver an outgoing event ended with `outcome`.
+pub fn event_delivery(outcome: &'static str) {
+    counter!(EVENT_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
+/// Describes every metric of this catalogue to the installed recorder (HELP lines).
+pub fn describe() {
+    describe_counter!(
+        CLERK_WEBHOOKS,
+        "Clerk webhook deliveries by event type and outcome"
+    );
+    describe_counter!(
+        SIGN_INS,
+        "Sign-ins (Clerk session.created events processed)"
+    );
+    describe_counter!(
+        PREFERENCE_CHANGES,
+        "Committed preference changes by category"
+    );
+    describe_counter!(
+        TOKEN_ACCESSES,
+        "Token reads by provider, calling service and outcome"
+    );
+    describe_counter!(
+        TOKEN_REFRESHES,
+        "OAuth token refreshes by provider and outcome"
+    );
+    describe_counter!(
+        OAUTH_EXCHANGES,
+        "OAuth code exchanges by provider and outcome"
+    );
+    describe_gauge!(INTEGRATIONS, "Integrations by provider and status");
+    describe_counter!(
+        EVENT_DELIVERIES,
+        "Outgoing event delivery attempts by outcome"
+    );
+    describe_counter!(JOB_RUNS, "Background job runs by job and outcome");
+    describe_histogram!(
+        JOB_DURATION,
+        metrics::Unit::Seconds,
+        "Background job durations"
+    );
+    describe_histogram!(
+        vault::metrics::VAULT_OPERATION_DURATION,
+        metrics::Unit::Seconds,
+        "Vault seal/open durations"
+    );
+    describe_histogram!(
+        store::metrics::DB_QUERY_DURATION,
+        metrics::Unit::Seconds,
+        "Database statement durations by operation and table"
+    );
+    describe_gauge!(
+        store::metrics::DB_POOL_IN_USE,
+        "Database connections in use"
+    );
+    describe_gauge!(store::metrics::DB_POOL_IDLE, "Idle database connections");
+    describe_gauge!(
+        store::metrics::DB_POOL_MAX,
+        "Largest size of each database pool"
+    );
+}
