@@ -171,11 +171,12 @@ impl App {
         let verifier = (!verifier.expose_secret().is_empty()).then_some(verifier);
         let redirect = Url::parse(&row.redirect_uri)
             .map_err(|_| AppError::Internal("stored redirect URI is invalid".to_owned()))?;
-        let tokens = self
+        let exchanged = self
             .oauth_client()
             .exchange_code(p, code, verifier.as_ref(), &redirect)
-            .await
-            .map_err(|e| provider_error(&e, "the code exchange"))?;
+            .await;
+        crate::metrics::oauth_exchange(provider, if exchanged.is_ok() { "ok" } else { "error" });
+        let tokens = exchanged.map_err(|e| provider_error(&e, "the code exchange"))?;
         let info = self
             .oauth_client()
             .userinfo(p, &tokens.access_token)

@@ -87,6 +87,17 @@ impl App {
             Ok(_) => "success",
             Err(_) => "failure",
         };
+        // Bounded labels: a provider outside the catalog and user sessions are collapsed.
+        let provider = if self.catalog().get(&req.provider).is_some() {
+            req.provider.as_str()
+        } else {
+            "unknown"
+        };
+        let service = match (&ctx.actor.kind, &ctx.actor.id) {
+            (domain::audit::ActorType::Service, Some(name)) => name.as_str(),
+            (kind, _) => kind.as_str(),
+        };
+        crate::metrics::token_access(provider, service, outcome);
         let mut details = json!({"provider": req.provider, "scopes": req.scopes});
         if let Err(e) = &result {
             details["error"] = json!(e.code().as_str());
@@ -251,7 +262,17 @@ impl App {
                 .still_valid_or(user, &integration, "no refresh token is held")
                 .await;
         };
-        match self.oauth_client().refresh(&provider, &refresh_token).await {
+        let answer = self.oauth_client().refresh(&provider, &refresh_token).await;
+        crate::metrics::token_refresh(
+            &integration.provider,
+            // The outcomes the alert rules and dashboard use (deploy/prometheus/alerts.yml).
+            match &answer {
+                Ok(_) => "ok",
+                Err(ProviderError::InvalidGrant { .. }) => "reauth_required",
+                Err(_) => "error",
+            },
+        );
+        match answer {
             Ok(tokens) => {
                 let txn = self.db().writer().begin().await?;
                 // A rotated refresh token is stored in the same transaction as the new

@@ -47,6 +47,7 @@ impl Application {
         let app = app::App::new(db, vault)
             .with_preference_defaults(config.preference_defaults.clone())
             .with_catalog(config.oauth.catalog.clone())
+            .with_trace_injector(Arc::new(crate::telemetry::otel::inject_current))
             .with_oauth_settings(app::integrations::OAuthSettings {
                 default_redirect: config.oauth.redirect_uri.clone(),
                 allowed_redirects: config.oauth.allowed_redirect_uris.clone(),

@@ -3,7 +3,7 @@
 //! our user agent. Tokens travel only inside `SecretString`s; errors carry the provider's
 //! OAuth error code, never a token or a response body.
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use oauth2::{
@@ -53,10 +53,21 @@ pub struct AuthorizeUrl {
     pub pkce_verifier: Option<SecretString>,
 }
 
+/// Writes trace context (`traceparent`) into an outgoing request's headers; set by the
+/// binary, which owns the tracing setup.
+pub type HeaderInjector = Arc<dyn Fn(&mut http::HeaderMap) + Send + Sync>;
+
 /// The HTTP client for providers.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct OAuthClient {
     http: reqwest::Client,
+    inject: Option<HeaderInjector>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthClient").finish_non_exhaustive()
+    }
 }
 
 impl OAuthClient {
@@ -76,7 +87,42 @@ impl OAuthClient {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap_or_else(|e| panic!("the HTTP client for providers cannot start: {e}"));
-        Self { http }
+        Self { http, inject: None }
+    }
+
+    /// Sends trace context with every call (W3C `traceparent`).
+    #[must_use]
+    pub fn with_injector(mut self, inject: HeaderInjector) -> Self {
+        self.inject = Some(inject);
+        self
+    }
+
+    /// Sends one request in an `outgoing` span (provider and operation, never a token),
+    /// carrying the trace context.
+    async fn execute(
+        &self,
+        provider: &str,
+        op: &'static str,
+        mut request: reqwest::Request,
+    ) -> reqwest::Result<reqwest::Response> {
+        use tracing::Instrument as _;
+        let span = tracing::info_span!(
+            "outgoing",
+            otel.name = %format_args!("{} {provider}_{op}", request.method()),
+            otel.kind = "client",
+            peer = %format_args!("{provider}_{op}"),
+            http.request.method = %request.method(),
+            server.address = %request.url().host_str().unwrap_or_default(),
+            http.response.status_code = tracing::field::Empty,
+        );
+        if let Some(inject) = &self.inject {
+            span.in_scope(|| inject(request.headers_mut()));
+        }
+        let result = self.http.execute(request).instrument(span.clone()).await;
+        if let Ok(r) = &result {
+            span.record("http.response.status_code", r.status().as_u16());
+        }
+        result
     }
 
     /// The consent URL with `state`, the scopes, the provider's extra parameters and (when
@@ -138,7 +184,7 @@ impl OAuthClient {
         if let Some(v) = verifier {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
-        let http = self.http_fn();
+        let http = self.http_fn(&p.name, "token");
         let answer = req.request_async(&http).await;
         token_set(p, answer)
     }
@@ -158,7 +204,7 @@ impl OAuthClient {
             .set_auth_type(auth_type(p))
             .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let http = self.http_fn();
+        let http = self.http_fn(&p.name, "refresh");
         let answer = client
             .exchange_refresh_token(&token)
             .request_async(&http)
@@ -186,13 +232,16 @@ impl OAuthClient {
             }
         }
         let body = serde_urlencoded_form(&form);
-        let res = req
+        let request = req
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
             .body(body)
-            .send()
+            .build()
+            .map_err(|e| transient(p, &e))?;
+        let res = self
+            .execute(&p.name, "revoke", request)
             .await
             .map_err(|e| transient(p, &e))?;
         let status = res.status();
@@ -223,12 +272,15 @@ impl OAuthClient {
         let Some(url) = &p.userinfo_url else {
             return Ok(None);
         };
-        let res = self
+        let request = self
             .http
             .get(url.clone())
             .bearer_auth(access_token.expose_secret())
             .header(http::header::ACCEPT, "application/json")
-            .send()
+            .build()
+            .map_err(|e| transient(p, &e))?;
+        let res = self
+            .execute(&p.name, "userinfo", request)
             .await
             .map_err(|e| transient(p, &e))?;
         let status = res.status();
@@ -256,22 +308,27 @@ impl OAuthClient {
     /// The `oauth2` crate's HTTP seam over our reqwest client.
     fn http_fn(
         &self,
+        provider: &str,
+        op: &'static str,
     ) -> impl Fn(
         oauth2::HttpRequest,
     ) -> std::pin::Pin<
         Box<dyn Future<Output = Result<oauth2::HttpResponse, reqwest::Error>> + Send>,
     > + use<> {
-        let client = self.http.clone();
+        let this = self.clone();
+        let provider = provider.to_owned();
         move |req: oauth2::HttpRequest| {
-            let client = client.clone();
+            let this = this.clone();
+            let provider = provider.clone();
             Box::pin(async move {
                 let (parts, body) = req.into_parts();
-                let res = client
+                let request = this
+                    .http
                     .request(parts.method, parts.uri.to_string())
                     .headers(parts.headers)
                     .body(body)
-                    .send()
-                    .await?;
+                    .build()?;
+                let res = this.execute(&provider, op, request).await?;
                 let status = res.status();
                 let headers = res.headers().clone();
                 let bytes = res.bytes().await?;

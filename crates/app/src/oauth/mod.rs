@@ -39,6 +39,13 @@ impl App {
         self
     }
 
+    /// Sends trace context on every provider call (the binary owns the tracing setup).
+    #[must_use]
+    pub fn with_trace_injector(mut self, inject: client::HeaderInjector) -> Self {
+        self.oauth_client = self.oauth_client.clone().with_injector(inject);
+        self
+    }
+
     pub(crate) fn oauth_settings(&self) -> &crate::integrations::OAuthSettings {
         &self.oauth_settings
     }
