@@ -466,6 +466,30 @@ impl App {
             .ok_or(AppError::NotFound("integration"))
     }
 
+    /// Sets the integrations gauge (by provider and status) from storage, for a scrape.
+    /// Providers outside the catalog and unknown statuses are not reported (bounded labels).
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn sample_integration_gauges(&self) -> Result<(), AppError> {
+        for (provider, status, n) in
+            token_refresh::count_by_provider_status(self.db().reader()).await?
+        {
+            let (Some(_), Some(status)) = (
+                self.catalog().get(&provider),
+                IntegrationStatus::parse(&status),
+            ) else {
+                continue;
+            };
+            crate::metrics::set_integrations(
+                &provider,
+                status.as_str(),
+                u64::try_from(n).unwrap_or(0),
+            );
+        }
+        Ok(())
+    }
+
     /// `GET /internal/integrations/stats`.
     ///
     /// # Errors

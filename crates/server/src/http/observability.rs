@@ -45,6 +45,13 @@ fn not_found() -> ApiError {
 }
 
 async fn render(State(state): State<AppState>) -> Response {
+    // Sampled per scrape: one GROUP BY over integrations. A failure leaves the last values.
+    if state.metrics().is_some() {
+        match state.app().sample_integration_gauges().await {
+            Ok(()) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot sample the integrations gauge"),
+        }
+    }
     match state.metrics() {
         Some(handle) => (
             [(
