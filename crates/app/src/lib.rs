@@ -9,6 +9,7 @@ pub mod audit_query;
 mod audit_verify;
 pub mod clerk;
 pub mod context;
+pub mod diagnostics;
 mod error;
 pub mod integrations;
 pub mod jobs;

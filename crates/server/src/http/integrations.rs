@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(authorize))
         .routes(routes!(complete, disconnect))
         .routes(routes!(refresh))
+        .routes(routes!(diagnostics))
 }
 
 /// An integration: never a token.
@@ -230,4 +231,28 @@ pub async fn refresh(
         .refresh_integration(&owned.ctx, id, provider.as_str())
         .await?;
     Ok(Json(integration.into()))
+}
+
+/// Token expiry, granted against default scopes, the last refresh attempts and their
+/// errors, and a live call to the provider's user-info endpoint. Never a token.
+#[utoipa::path(get, path = "/users/{user_ref}/integrations/{provider}/diagnostics", tag = "integrations",
+    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+    responses(
+        (status = 200, description = "The diagnostics", body = Object),
+        (status = 404, description = "Never connected", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn diagnostics(
+    State(state): State<AppState>,
+    owned: OwnedUser,
+    Path((_, provider)): Path<(String, String)>,
+) -> Result<Json<app::diagnostics::Diagnostics>, ApiError> {
+    let provider = provider_name(&provider)?;
+    let id = app::users::id_of(&owned.user);
+    Ok(Json(
+        state
+            .app()
+            .integration_diagnostics(id, provider.as_str())
+            .await?,
+    ))
 }

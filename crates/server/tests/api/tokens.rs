@@ -370,6 +370,38 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     assert_ne!(answer["access_token"], old.as_str());
     assert_eq!(integration(&app).await.status, "active");
     let token = app.user_token("user_tok6", false);
+    // Diagnostics: expiry, scopes, the attempts with their errors, a live user-info call.
+    let diag: Value = app
+        .client
+        .get(app.url("/users/me/integrations/google/diagnostics"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(diag["status"], "active");
+    assert!(
+        diag["expires_in_seconds"]
+            .as_i64()
+            .is_some_and(|s| s > 3000)
+    );
+    assert_eq!(diag["missing_default_scopes"], json!(["profile"]));
+    let outcomes: Vec<&str> = diag["recent_refreshes"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| a["outcome"].as_str())
+        .collect();
+    assert_eq!(outcomes, ["success", "failure"]);
+    assert!(
+        diag["recent_refreshes"][1]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable"))
+    );
+    assert_eq!(diag["userinfo_check"]["result"], "ok");
+    assert!(!diag.to_string().contains(&last_access(&fake)));
     let audit = audit_actions(&app, &token).await;
     let to: Vec<&Value> = audit
         .iter()
