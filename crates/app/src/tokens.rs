@@ -117,7 +117,11 @@ impl App {
         result
     }
 
-    async fn valid_token(&self, ctx: &Ctx, req: &TokenRequest) -> Result<IssuedToken, AppError> {
+    pub(crate) async fn valid_token(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+    ) -> Result<IssuedToken, AppError> {
         let integration = self.connected(req.user, &req.provider).await?;
         let granted = scopes_of(&integration);
         let missing: Vec<String> = req
@@ -416,122 +420,4 @@ fn is_fresh(i: &Integration, min_validity: Duration) -> bool {
 /// Whether `now` was refreshed after `before` was read.
 fn refreshed_since(now: &Integration, before: &Integration) -> bool {
     now.last_refreshed_at != before.last_refreshed_at || now.expires_at != before.expires_at
-}
-
-/// Integrations by provider and status, and how refreshes went over the last 24 hours.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
-pub struct IntegrationStats {
-    pub items: Vec<StatsItem>,
-    pub refreshes_24h: RefreshCounts,
-    /// successes / attempts over the last 24 h; `null` without attempts.
-    pub refresh_success_rate_24h: Option<f64>,
-}
-
-/// One (provider, status) count.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct StatsItem {
-    pub provider: String,
-    pub status: String,
-    pub count: i64,
-}
-
-/// Refresh attempts by outcome.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct RefreshCounts {
-    pub success: i64,
-    pub failure: i64,
-}
-
-impl App {
-    /// Refreshes now (the owner's manual refresh); answers the integration, never a token.
-    ///
-    /// # Errors
-    /// As [`App::get_valid_token`].
-    pub async fn refresh_integration(
-        &self,
-        ctx: &Ctx,
-        user: UserId,
-        provider: &str,
-    ) -> Result<Integration, AppError> {
-        let req = TokenRequest {
-            user,
-            provider: provider.to_owned(),
-            scopes: Vec::new(),
-            min_validity: Duration::zero(),
-            force: true,
-        };
-        self.valid_token(ctx, &req).await?;
-        repo::find(self.db().writer(), user.as_uuid(), provider)
-            .await?
-            .ok_or(AppError::NotFound("integration"))
-    }
-
-    /// Sets the integrations gauge (by provider and status) from storage, for a scrape.
-    /// Providers outside the catalog and unknown statuses are not reported (bounded labels).
-    ///
-    /// # Errors
-    /// Storage.
-    pub async fn sample_integration_gauges(&self) -> Result<(), AppError> {
-        for (provider, status, n) in
-            token_refresh::count_by_provider_status(self.db().reader()).await?
-        {
-            let (Some(_), Some(status)) = (
-                self.catalog().get(&provider),
-                IntegrationStatus::parse(&status),
-            ) else {
-                continue;
-            };
-            crate::metrics::set_integrations(
-                &provider,
-                status.as_str(),
-                u64::try_from(n).unwrap_or(0),
-            );
-        }
-        Ok(())
-    }
-
-    /// `GET /internal/integrations/stats`.
-    ///
-    /// # Errors
-    /// Storage.
-    pub async fn integration_stats(&self) -> Result<IntegrationStats, AppError> {
-        let reader = self.db().reader();
-        let items = token_refresh::count_by_provider_status(reader)
-            .await?
-            .into_iter()
-            .map(|(provider, status, count)| StatsItem {
-                provider,
-                status,
-                count,
-            })
-            .collect();
-        let mut refreshes = RefreshCounts::default();
-        for (outcome, n) in
-            token_refresh::refresh_outcomes_since(reader, Utc::now() - Duration::hours(24)).await?
-        {
-            match outcome.as_str() {
-                "success" => refreshes.success += n,
-                _ => refreshes.failure += n,
-            }
-        }
-        let attempts = refreshes.success + refreshes.failure;
-        #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-        let rate = (attempts > 0).then(|| refreshes.success as f64 / attempts as f64);
-        Ok(IntegrationStats {
-            items,
-            refreshes_24h: refreshes,
-            refresh_success_rate_24h: rate,
-        })
-    }
-}
-
-impl App {
-    /// One refresh of the sweep: `Ok(true)` when it refreshed (a failure that still left
-    /// a valid token is `Ok(false)`; the integration records it).
-    ///
-    /// # Errors
-    /// As [`App::get_valid_token`].
-    pub async fn sweep_refresh(&self, ctx: &Ctx, req: &TokenRequest) -> Result<bool, AppError> {
-        Ok(self.valid_token(ctx, req).await?.refreshed)
-    }
 }

@@ -5,7 +5,8 @@
 
 use app::{
     Ctx,
-    tokens::{IntegrationStats, IssuedToken, TokenRequest},
+    token_stats::IntegrationStats,
+    tokens::{IssuedToken, TokenRequest},
     users::UserKey,
 };
 use axum::{Json, extract::State};

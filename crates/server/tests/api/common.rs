@@ -51,6 +51,19 @@ impl TestApp {
         format!("http://{}{path}", self.addr)
     }
 
+    /// `GET path` with a session token; the JSON body, whatever the status.
+    pub async fn get_json(&self, path: &str, bearer: &str) -> serde_json::Value {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .expect("JSON body")
+    }
+
     /// A session token this app accepts: test apps run local development auth (no
     /// `CLERK_JWKS_URL`), with the signing key under the test's data folder. With `admin`,
     /// the claim at `ADMIN_ROLE_CLAIM` is `admin`.

@@ -75,16 +75,7 @@ pub async fn connect(app: &TestApp, fake: &FakeProvider, token: &str, provider: 
 }
 
 pub async fn audit_actions(app: &TestApp, token: &str) -> Vec<(String, Value)> {
-    let body: Value = app
-        .client
-        .get(app.url("/users/me/audit"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let body: Value = app.get_json("/users/me/audit", token).await;
     body["items"]
         .as_array()
         .expect("items")
@@ -243,16 +234,7 @@ async fn connect_list_and_disconnect_with_revocation(backend: Backend) {
         .await
         .expect("rows");
     assert!(tokens.is_empty(), "ciphertexts deleted");
-    let list: Value = app
-        .client
-        .get(app.url("/users/me/integrations"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/users/me/integrations", &token).await;
     assert_eq!(list["items"][0]["status"], "disconnected");
     let audit = audit_actions(&app, &token).await;
     let actions: Vec<&str> = audit.iter().map(|(a, _)| a.as_str()).collect();
@@ -426,16 +408,7 @@ async fn state_redirect_and_provider_rules(backend: Backend) {
             .is_some_and(|d| d.contains("invalid_grant")),
         "{body}"
     );
-    let list: Value = app
-        .client
-        .get(app.url("/users/me/integrations"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = app.get_json("/users/me/integrations", &alice).await;
     let providers: Vec<&str> = list["items"]
         .as_array()
         .expect("items")
@@ -537,16 +510,7 @@ async fn deleting_the_user_revokes_their_grants(backend: Backend) {
         .expect("rows");
     assert!(tokens.is_empty(), "ciphertexts deleted");
     let admin = app.user_token("user_admin", true);
-    let audit: Value = app
-        .client
-        .get(app.url("/audit?action=user.deleted"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+    let audit: Value = app.get_json("/audit?action=user.deleted", &admin).await;
     let details = &audit["items"][0]["details"];
     assert_eq!(
         details["revocations"],

@@ -372,15 +372,8 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     let token = app.user_token("user_tok6", false);
     // Diagnostics: expiry, scopes, the attempts with their errors, a live user-info call.
     let diag: Value = app
-        .client
-        .get(app.url("/users/me/integrations/google/diagnostics"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("request")
-        .json()
-        .await
-        .expect("json");
+        .get_json("/users/me/integrations/google/diagnostics", &token)
+        .await;
     assert_eq!(diag["status"], "active");
     assert!(
         diag["expires_in_seconds"]
