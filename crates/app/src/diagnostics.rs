@@ -136,3 +136,69 @@ impl App {
         })
     }
 }
+
+/// What a health check found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// User info answered with the stored token.
+    Healthy,
+    /// The provider refused the token; a refresh fixed it.
+    Repaired,
+    /// The provider could not be asked (down, no endpoint, no token); nothing changed.
+    Unavailable,
+}
+
+impl App {
+    /// Probes user info with the stored token; a refused token is refreshed through the
+    /// token service (which marks `reauth_required` when the grant is gone).
+    ///
+    /// # Errors
+    /// `ReauthorizationRequired` when the grant is gone; storage.
+    pub async fn check_integration(
+        &self,
+        ctx: &crate::Ctx,
+        user: UserId,
+        provider: &str,
+    ) -> Result<Health, AppError> {
+        let Some(p) = self.catalog().get(provider) else {
+            return Ok(Health::Unavailable);
+        };
+        let Some(i) =
+            store::integrations::find(self.db().reader(), user.as_uuid(), provider).await?
+        else {
+            return Ok(Health::Unavailable);
+        };
+        let token = self
+            .read_token(self.db().reader(), user, &i, TokenKind::Access)
+            .await
+            .ok()
+            .flatten();
+        let probe = match &token {
+            Some(t) => self.oauth_client().userinfo(p, t).await,
+            None => Ok(None),
+        };
+        store::token_refresh::mark_checked(self.db().writer(), user.as_uuid(), i.id, Utc::now())
+            .await?;
+        match probe {
+            Ok(Some(_)) => Ok(Health::Healthy),
+            Ok(None) | Err(crate::oauth::client::ProviderError::Transient { .. }) => {
+                Ok(Health::Unavailable)
+            }
+            Err(_) => {
+                let req = crate::tokens::TokenRequest {
+                    user,
+                    provider: provider.to_owned(),
+                    scopes: Vec::new(),
+                    min_validity: chrono::Duration::zero(),
+                    force: true,
+                };
+                let t = self.valid_token(ctx, &req).await?;
+                Ok(if t.refreshed {
+                    Health::Repaired
+                } else {
+                    Health::Unavailable
+                })
+            }
+        }
+    }
+}

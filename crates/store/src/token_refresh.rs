@@ -213,3 +213,49 @@ pub async fn expiring_before<C: ConnectionTrait>(
         .map(|i| (i.user_id, i.provider))
         .collect())
 }
+
+/// Integrations holding tokens not checked since `before` (never-checked first), as
+/// (user id, provider): the health check's work list.
+///
+/// # Errors
+/// When the database fails.
+pub async fn unchecked_since<C: ConnectionTrait>(
+    conn: &C,
+    before: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
+    use sea_orm::QueryOrder;
+    Ok(integrations::Entity::find()
+        .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
+        .filter(
+            integrations::Column::LastCheckedAt
+                .is_null()
+                .or(integrations::Column::LastCheckedAt.lt(before)),
+        )
+        .order_by_asc(integrations::Column::LastCheckedAt)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|i| (i.user_id, i.provider))
+        .collect())
+}
+
+/// Records a health check of the integration at `at`.
+///
+/// # Errors
+/// When the database fails.
+pub async fn mark_checked<C: ConnectionTrait>(
+    conn: &C,
+    user_id: Uuid,
+    integration_id: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    integrations::Entity::update_many()
+        .col_expr(integrations::Column::LastCheckedAt, Expr::value(at))
+        .filter(integrations::Column::Id.eq(integration_id))
+        .filter(integrations::Column::UserId.eq(user_id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}

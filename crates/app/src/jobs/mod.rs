@@ -6,13 +6,13 @@
 //! the retry finishes it). A job returns a small JSON result shown by `GET /admin/jobs`, or
 //! a [`JobError`]: transient ones are retried with backoff, permanent ones fail at once.
 //!
-//! The token refresh sweep (`token_refresh_sweep`, hourly) is registered; the
-//! integration health check (`integration_health`, every 15 minutes) has its schedule in
-//! configuration ([`JobSettings::schedules`]) and still needs its [`Job`].
+//! The integrations' jobs are here too: the token refresh sweep (`token_refresh_sweep`,
+//! hourly) and the health check (`integration_health`, every 15 minutes).
 
 mod audit_archive;
 mod backup_verify;
 pub mod cron;
+mod integration_health;
 mod key_reencrypt;
 mod purge_users;
 mod runner;
@@ -30,6 +30,7 @@ use serde_json::Value;
 pub use audit_archive::AuditArchive;
 pub use backup_verify::{BackupVerify, check_backup_file};
 pub use cron::Cron;
+pub use integration_health::IntegrationHealth;
 pub use key_reencrypt::KeyReencrypt;
 pub use purge_users::{PurgeReport, PurgeUsers};
 pub use runner::{Clock, RunOutcome, Runner};
@@ -230,8 +231,10 @@ impl Registry {
             Arc::new(TokenRefreshSweep::default()),
             schedule("token_refresh_sweep"),
         );
-        // `integration_health` (a user-info probe) is still to come: its schedule is
-        // configured, the job is not registered yet.
+        r.add(
+            Arc::new(IntegrationHealth::default()),
+            schedule("integration_health"),
+        );
         r
     }
 
