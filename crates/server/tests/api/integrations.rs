@@ -16,6 +16,7 @@ both_backends!(
     state_redirect_and_provider_rules,
     microsoft_disconnect_is_local_only,
     deleting_the_user_revokes_their_grants,
+    no_token_or_client_secret_reaches_the_logs,
 );
 
 const CALLBACK: &str = "https://app.example/oauth/callback";
@@ -518,4 +519,74 @@ async fn deleting_the_user_revokes_their_grants(backend: Backend) {
         "{audit}"
     );
     assert_eq!(details["stored_tokens_deleted"], 4);
+}
+
+async fn no_token_or_client_secret_reaches_the_logs(backend: Backend) {
+    use server::{config::LogFormat, telemetry};
+    let logs = crate::traces::Capture::default();
+    let writer = logs.clone();
+    let _telemetry = telemetry::init_with_writer(
+        &telemetry::Settings {
+            log_format: LogFormat::Json,
+            log_dir: None,
+            log_retention_days: 1,
+            otlp_endpoint: None,
+        },
+        move || writer.clone(),
+    )
+    .expect("telemetry installs");
+    let fake = FakeProvider::start().await;
+    let app = app_with(backend, &fake, &["google"]).await;
+    app.insert_user("user_int6").await;
+    let token = app.user_token("user_int6", false);
+    connect(&app, &fake, &token, "google").await;
+    let key = app
+        .service_key("logs-check", &["tokens:read", "tokens:refresh"])
+        .await;
+    let body = json!({"user_id": "user_int6", "provider": "google"});
+    // A hand-out, a refresh, a failing refresh and a disconnect: every path that logs.
+    for path in ["/internal/tokens/get", "/internal/tokens/refresh"] {
+        let res = app
+            .client
+            .post(app.url(path))
+            .header("x-api-key", &key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200);
+    }
+    fake.inner.lock().expect("lock").fail_next.push((
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    ));
+    app.client
+        .post(app.url("/internal/tokens/refresh"))
+        .header("x-api-key", &key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let res = app
+        .client
+        .delete(app.url("/users/me/integrations/google"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 204);
+    app.state.app().access_log().flush().await;
+
+    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert!(
+        text.contains("/internal/tokens/get"),
+        "the requests were logged"
+    );
+    let mut secrets = fake.inner.lock().expect("lock").issued.clone();
+    secrets.push(crate::fake_provider::CLIENT_SECRET.to_owned());
+    secrets.push(key.clone());
+    secrets.push(token.clone());
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "a secret reached the logs");
+    }
 }

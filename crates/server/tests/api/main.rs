@@ -20,6 +20,6 @@ mod rate_limit;
 mod service_keys;
 mod shutdown;
 mod tokens;
-mod traces;
+pub mod traces;
 mod users;
 mod webhooks;

@@ -101,7 +101,7 @@ async fn fake_clerk(key: &DevSigningKey) -> (String, Arc<Mutex<Vec<Option<String
 }
 
 #[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
+pub struct Capture(pub Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
