@@ -242,9 +242,12 @@ impl App {
             .clone();
         let now = Utc::now();
         let failing = integration.status == IntegrationStatus::RefreshFailed.as_str();
+        // At most one attempt per 30 s while failing, and never before the provider's
+        // `Retry-After`.
         let recently = integration
             .last_refresh_attempt_at
-            .is_some_and(|t| now - t < Duration::seconds(RETRY_FLOOR_SECONDS));
+            .is_some_and(|t| now - t < Duration::seconds(RETRY_FLOOR_SECONDS))
+            || integration.refresh_not_before.is_some_and(|t| now < t);
         if failing && recently {
             token_refresh::release_lease(self.db().writer(), user.as_uuid(), integration.id)
                 .await?;
@@ -334,6 +337,13 @@ impl App {
                     IntegrationStatus::RefreshFailed
                 };
                 let message = e.to_string();
+                let not_before = match &e {
+                    ProviderError::Transient {
+                        retry_after: Some(wait),
+                        ..
+                    } => Duration::from_std(*wait).ok().map(|w| now + w),
+                    _ => None,
+                };
                 let txn = self.db().writer().begin().await?;
                 token_refresh::record_failure(
                     &txn,
@@ -342,6 +352,7 @@ impl App {
                     status.as_str(),
                     &message,
                     now,
+                    not_before,
                 )
                 .await?;
                 audit::record(

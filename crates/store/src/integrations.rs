@@ -89,6 +89,7 @@ pub async fn upsert_connected<C: ConnectionTrait>(
         last_error: Set(None),
         refresh_failures: Set(0),
         refresh_lease_until: Set(None),
+        refresh_not_before: Set(None),
         created_at: Set(c.at),
         updated_at: Set(c.at),
     };

@@ -62,7 +62,7 @@ pub async fn release_lease<C: ConnectionTrait>(
 }
 
 /// A successful refresh: `active`, the new expiry (and scopes, when the provider said),
-/// failures cleared, lease released.
+/// failures and any `Retry-After` wait cleared, lease released.
 ///
 /// # Errors
 /// When the database fails.
@@ -85,6 +85,10 @@ pub async fn record_success<C: ConnectionTrait>(
             Expr::value(Option::<String>::None),
         )
         .col_expr(
+            integrations::Column::RefreshNotBefore,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
             integrations::Column::RefreshLeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
@@ -103,7 +107,8 @@ pub async fn record_success<C: ConnectionTrait>(
 }
 
 /// A failed refresh: the new status (`refresh_failed` or `reauth_required`), the error,
-/// one more failure, lease released.
+/// one more failure, no new attempt before `not_before` (the provider's `Retry-After`),
+/// lease released.
 ///
 /// # Errors
 /// When the database fails.
@@ -114,8 +119,13 @@ pub async fn record_failure<C: ConnectionTrait>(
     status: &str,
     error: &str,
     at: DateTime<Utc>,
+    not_before: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     integrations::Entity::update_many()
+        .col_expr(
+            integrations::Column::RefreshNotBefore,
+            Expr::value(not_before),
+        )
         .col_expr(integrations::Column::Status, Expr::value(status))
         .col_expr(integrations::Column::LastRefreshAttemptAt, Expr::value(at))
         .col_expr(

@@ -289,6 +289,7 @@ fn integration(id: Uuid, user_id: Uuid, now: chrono::DateTime<Utc>) -> integrati
         last_error: Set(None),
         refresh_failures: Set(0),
         refresh_lease_until: Set(None),
+        refresh_not_before: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

@@ -39,7 +39,12 @@ pub enum ProviderError {
     Rejected { provider: String, code: String },
     /// Timeouts, connection failures, 5xx, 429, unreadable answers: worth retrying.
     #[error("{provider} is unavailable: {reason}")]
-    Transient { provider: String, reason: String },
+    Transient {
+        provider: String,
+        reason: String,
+        /// The provider's `Retry-After`, when it sent one with a 429 or 503.
+        retry_after: Option<Duration>,
+    },
     /// The provider is not configured on this deployment.
     #[error("{provider} is not configured (OAUTH_{upper}_CLIENT_ID and _CLIENT_SECRET)", upper = provider.to_ascii_uppercase())]
     NotConfigured { provider: String },
@@ -184,9 +189,10 @@ impl OAuthClient {
         if let Some(v) = verifier {
             req = req.set_pkce_verifier(PkceCodeVerifier::new(v.expose_secret().to_owned()));
         }
-        let http = self.http_fn(&p.name, "token");
+        let seen = Arc::default();
+        let http = self.http_fn(&p.name, "token", Arc::clone(&seen));
         let answer = req.request_async(&http).await;
-        token_set(p, answer)
+        token_set(p, answer, taken(&seen))
     }
 
     /// Refreshes with `refresh_token`.
@@ -204,12 +210,13 @@ impl OAuthClient {
             .set_auth_type(auth_type(p))
             .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
-        let http = self.http_fn(&p.name, "refresh");
+        let seen = Arc::default();
+        let http = self.http_fn(&p.name, "refresh", Arc::clone(&seen));
         let answer = client
             .exchange_refresh_token(&token)
             .request_async(&http)
             .await;
-        token_set(p, answer)
+        token_set(p, answer, taken(&seen))
     }
 
     /// RFC 7009 revocation of `token` (the refresh token ends the grant). `Ok(false)` when
@@ -251,6 +258,7 @@ impl OAuthClient {
             Err(ProviderError::Transient {
                 provider: p.name.clone(),
                 reason: format!("revocation answered {}", status.as_u16()),
+                retry_after: retry_after(status, res.headers()),
             })
         } else {
             Err(ProviderError::Rejected {
@@ -288,6 +296,7 @@ impl OAuthClient {
             return Err(ProviderError::Transient {
                 provider: p.name.clone(),
                 reason: format!("user info answered {}", status.as_u16()),
+                retry_after: retry_after(status, res.headers()),
             });
         }
         if !status.is_success() {
@@ -302,6 +311,7 @@ impl OAuthClient {
             .map_err(|_| ProviderError::Transient {
                 provider: p.name.clone(),
                 reason: "user info was not JSON".to_owned(),
+                retry_after: None,
             })
     }
 
@@ -310,6 +320,7 @@ impl OAuthClient {
         &self,
         provider: &str,
         op: &'static str,
+        seen: Arc<std::sync::Mutex<Option<Answer>>>,
     ) -> impl Fn(
         oauth2::HttpRequest,
     ) -> std::pin::Pin<
@@ -320,6 +331,7 @@ impl OAuthClient {
         move |req: oauth2::HttpRequest| {
             let this = this.clone();
             let provider = provider.clone();
+            let seen = seen.clone();
             Box::pin(async move {
                 let (parts, body) = req.into_parts();
                 let request = this
@@ -331,6 +343,12 @@ impl OAuthClient {
                 let res = this.execute(&provider, op, request).await?;
                 let status = res.status();
                 let headers = res.headers().clone();
+                if let Ok(mut slot) = seen.lock() {
+                    *slot = Some(Answer {
+                        status: status.as_u16(),
+                        retry_after: retry_after(status, &headers),
+                    });
+                }
                 let bytes = res.bytes().await?;
                 let mut out = http::Response::new(bytes.to_vec());
                 *out.status_mut() = status;
@@ -376,6 +394,7 @@ fn transient(p: &Provider, e: &reqwest::Error) -> ProviderError {
     ProviderError::Transient {
         provider: p.name.clone(),
         reason: reason.to_owned(),
+        retry_after: None,
     }
 }
 
@@ -390,8 +409,57 @@ type TokenAnswer = Result<
     RequestTokenError<reqwest::Error, oauth2::basic::BasicErrorResponse>,
 >;
 
-fn token_set(p: &Provider, answer: TokenAnswer) -> Result<TokenSet, ProviderError> {
+/// `Retry-After` of a 429 or 503 answer: delay-seconds or an HTTP date (RFC 9110
+/// §10.2.3), capped at an hour so a bad header cannot park an integration for long.
+fn retry_after(status: reqwest::StatusCode, headers: &http::HeaderMap) -> Option<Duration> {
+    if !matches!(status.as_u16(), 429 | 503) {
+        return None;
+    }
+    let raw = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let wait = match raw.parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => {
+            let at = chrono::DateTime::parse_from_rfc2822(raw).ok()?;
+            (at.with_timezone(&Utc) - Utc::now())
+                .to_std()
+                .unwrap_or_default()
+        }
+    };
+    Some(wait.min(Duration::from_secs(3600)))
+}
+
+/// What the token endpoint's HTTP answer said besides its body.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+}
+
+fn taken(seen: &std::sync::Mutex<Option<Answer>>) -> Option<Answer> {
+    seen.lock().ok().and_then(|mut s| s.take())
+}
+
+fn token_set(
+    p: &Provider,
+    answer: TokenAnswer,
+    http: Option<Answer>,
+) -> Result<TokenSet, ProviderError> {
+    let retry = http.and_then(|a| a.retry_after);
+    // 429 and 5xx are transient whatever error code the body carries.
+    let overloaded = http.is_some_and(|a| a.status == 429 || a.status >= 500);
     let res = answer.map_err(|e| match e {
+        RequestTokenError::ServerResponse(_) if overloaded => ProviderError::Transient {
+            provider: p.name.clone(),
+            reason: format!(
+                "the token endpoint answered {}",
+                http.map_or(0, |a| a.status)
+            ),
+            retry_after: retry,
+        },
         RequestTokenError::ServerResponse(r) => match r.error() {
             BasicErrorResponseType::InvalidGrant => ProviderError::InvalidGrant {
                 provider: p.name.clone(),
@@ -402,6 +470,7 @@ fn token_set(p: &Provider, answer: TokenAnswer) -> Result<TokenSet, ProviderErro
                 ProviderError::Transient {
                     provider: p.name.clone(),
                     reason: code.clone(),
+                    retry_after: retry,
                 }
             }
             other => ProviderError::Rejected {
@@ -414,6 +483,7 @@ fn token_set(p: &Provider, answer: TokenAnswer) -> Result<TokenSet, ProviderErro
         RequestTokenError::Parse(..) | RequestTokenError::Other(_) => ProviderError::Transient {
             provider: p.name.clone(),
             reason: "unreadable answer from the token endpoint".to_owned(),
+            retry_after: retry,
         },
     })?;
     let expires_at = res

@@ -79,6 +79,7 @@ pub async fn user_with_integration(app: &app::App, clerk: &str, provider: &str) 
         last_error: Set(None),
         refresh_failures: Set(0),
         refresh_lease_until: Set(None),
+        refresh_not_before: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     })

@@ -42,6 +42,8 @@ pub struct Inner {
     pub fail_next: Vec<(StatusCode, &'static str)>,
     /// Refresh answers carry no `refresh_token` and keep the grant's (as Google does).
     pub omit_refresh: bool,
+    /// `Retry-After` seconds sent with the failures of `fail_next`.
+    pub retry_after: Option<u64>,
     /// How long the token endpoint takes (widens race windows in concurrency tests).
     pub delay: std::time::Duration,
     counter: usize,
@@ -171,7 +173,11 @@ async fn token(
     }
     if let Some((status, error)) = (!inner.fail_next.is_empty()).then(|| inner.fail_next.remove(0))
     {
-        return oauth_error(status, error);
+        let mut res = oauth_error(status, error);
+        if let Some(secs) = inner.retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        return res;
     }
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {

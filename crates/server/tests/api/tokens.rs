@@ -22,6 +22,7 @@ both_backends!(
     a_failing_provider_serves_the_valid_token_then_recovers,
     the_sweep_refreshes_tokens_before_they_expire,
     the_health_check_finds_revoked_grants,
+    retry_after_from_the_provider_is_honoured,
 );
 
 /// A connected google integration for `clerk`, and a `tokens:read`+`tokens:refresh` key.
@@ -539,4 +540,54 @@ async fn the_health_check_finds_revoked_grants(backend: Backend) {
         .find(|(a, _)| a == "integration.status_changed")
         .expect("status change audited");
     assert_eq!(changed.1["to"], "reauth_required");
+}
+
+async fn retry_after_from_the_provider_is_honoured(backend: Backend) {
+    let (app, fake, key) = setup(backend, "user_tok9").await;
+    let old = last_access(&fake);
+    let body = json!({"user_id": "user_tok9", "provider": "google"});
+    expire_in(&app, 60).await;
+    {
+        let mut f = fake.inner.lock().expect("lock");
+        f.fail_next
+            .push((StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+        f.retry_after = Some(600);
+    }
+    // Rate limited (429 is transient whatever the error code): the valid token.
+    let res = get(&app, &key, body.clone()).await;
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["access_token"], old.as_str());
+    let i = integration(&app).await;
+    assert_eq!(i.status, "refresh_failed");
+    let not_before = i.refresh_not_before.expect("Retry-After recorded");
+    assert!(not_before > chrono::Utc::now() + chrono::Duration::seconds(590));
+    // Past the 30 s floor but before Retry-After: no provider call.
+    store::entities::integrations::Entity::update_many()
+        .col_expr(
+            store::entities::integrations::Column::LastRefreshAttemptAt,
+            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(60)),
+        )
+        .exec(app.state.app().db().writer())
+        .await
+        .expect("update");
+    let calls = fake.inner.lock().expect("lock").token_calls;
+    let res = get(&app, &key, body.clone()).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(fake.inner.lock().expect("lock").token_calls, calls);
+    // Once it has passed, the next hand-out refreshes and clears it.
+    store::entities::integrations::Entity::update_many()
+        .col_expr(
+            store::entities::integrations::Column::RefreshNotBefore,
+            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        )
+        .exec(app.state.app().db().writer())
+        .await
+        .expect("update");
+    let res = get(&app, &key, body).await;
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["refreshed"], true);
+    let i = integration(&app).await;
+    assert_eq!(i.status, "active");
+    assert!(i.refresh_not_before.is_none());
 }

@@ -273,6 +273,7 @@ pub async fn connect_db(db: &store::DatabaseConnection, user_id: Uuid, provider:
         last_error: Set(None),
         refresh_failures: Set(0),
         refresh_lease_until: Set(None),
+        refresh_not_before: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
     }

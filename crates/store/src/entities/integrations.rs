@@ -23,6 +23,7 @@ pub struct Model {
     pub last_error: Option<String>,
     pub refresh_failures: i32,
     pub refresh_lease_until: Option<DateTimeUtc>,
+    pub refresh_not_before: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

@@ -7,6 +7,7 @@ use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial;
 mod m20261125_000002_jobs;
 mod m20261125_000003_refresh_lease;
+mod m20261125_000004_refresh_not_before;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_jobs::Migration),
             Box::new(m20261125_000003_refresh_lease::Migration),
+            Box::new(m20261125_000004_refresh_not_before::Migration),
         ]
     }
 }
