@@ -50,9 +50,19 @@ async fn get(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
 
 /// Moves the stored expiry to `seconds` from now (negative: expired).
 async fn expire_in(app: &TestApp, seconds: i64) {
+    set_time(
+        app,
+        store::entities::integrations::Column::ExpiresAt,
+        seconds,
+    )
+    .await;
+}
+
+/// Sets a time column of every integration to `seconds` from now (negative: in the past).
+async fn set_time(app: &TestApp, column: store::entities::integrations::Column, seconds: i64) {
     store::entities::integrations::Entity::update_many()
         .col_expr(
-            store::entities::integrations::Column::ExpiresAt,
+            column,
             Expr::value(chrono::Utc::now() + chrono::Duration::seconds(seconds)),
         )
         .exec(app.state.app().db().writer())
@@ -357,14 +367,12 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     assert_eq!(fake.inner.lock().expect("lock").token_calls, calls);
     // After the floor, the provider is back: refreshed, active again, and the change is
     // audited.
-    store::entities::integrations::Entity::update_many()
-        .col_expr(
-            store::entities::integrations::Column::LastRefreshAttemptAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(60)),
-        )
-        .exec(app.state.app().db().writer())
-        .await
-        .expect("update");
+    set_time(
+        &app,
+        store::entities::integrations::Column::LastRefreshAttemptAt,
+        -60,
+    )
+    .await;
     let res = get(&app, &key, body.clone()).await;
     assert_eq!(res.status(), 200);
     let answer: Value = res.json().await.expect("json");
@@ -406,14 +414,12 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     assert_eq!(to, [&json!("active"), &json!("refresh_failed")]);
     // Provider down and the token expired (after the floor): 502.
     expire_in(&app, -5).await;
-    store::entities::integrations::Entity::update_many()
-        .col_expr(
-            store::entities::integrations::Column::LastRefreshAttemptAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(60)),
-        )
-        .exec(app.state.app().db().writer())
-        .await
-        .expect("update");
+    set_time(
+        &app,
+        store::entities::integrations::Column::LastRefreshAttemptAt,
+        -60,
+    )
+    .await;
     fake.inner
         .lock()
         .expect("lock")
@@ -487,14 +493,12 @@ async fn the_health_check_finds_revoked_grants(backend: Backend) {
     let (app, fake, _key) = setup(backend, "user_tok8").await;
     let admin = app.user_token("user_admin", true);
     let check = || async {
-        store::entities::integrations::Entity::update_many()
-            .col_expr(
-                store::entities::integrations::Column::LastCheckedAt,
-                Expr::value(chrono::Utc::now() - chrono::Duration::hours(1)),
-            )
-            .exec(app.state.app().db().writer())
-            .await
-            .expect("update");
+        set_time(
+            &app,
+            store::entities::integrations::Column::LastCheckedAt,
+            -3600,
+        )
+        .await;
         let res = app
             .client
             .post(app.url("/admin/jobs/integration_health/run"))
@@ -563,27 +567,23 @@ async fn retry_after_from_the_provider_is_honoured(backend: Backend) {
     let not_before = i.refresh_not_before.expect("Retry-After recorded");
     assert!(not_before > chrono::Utc::now() + chrono::Duration::seconds(590));
     // Past the 30 s floor but before Retry-After: no provider call.
-    store::entities::integrations::Entity::update_many()
-        .col_expr(
-            store::entities::integrations::Column::LastRefreshAttemptAt,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(60)),
-        )
-        .exec(app.state.app().db().writer())
-        .await
-        .expect("update");
+    set_time(
+        &app,
+        store::entities::integrations::Column::LastRefreshAttemptAt,
+        -60,
+    )
+    .await;
     let calls = fake.inner.lock().expect("lock").token_calls;
     let res = get(&app, &key, body.clone()).await;
     assert_eq!(res.status(), 200);
     assert_eq!(fake.inner.lock().expect("lock").token_calls, calls);
     // Once it has passed, the next hand-out refreshes and clears it.
-    store::entities::integrations::Entity::update_many()
-        .col_expr(
-            store::entities::integrations::Column::RefreshNotBefore,
-            Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
-        )
-        .exec(app.state.app().db().writer())
-        .await
-        .expect("update");
+    set_time(
+        &app,
+        store::entities::integrations::Column::RefreshNotBefore,
+        -1,
+    )
+    .await;
     let res = get(&app, &key, body).await;
     let answer: Value = res.json().await.expect("json");
     assert_eq!(answer["refreshed"], true);
