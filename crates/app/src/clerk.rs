@@ -19,6 +19,7 @@ use store::{
 use crate::{
     App, AppError, Ctx,
     audit::{AuditRecord, record},
+    events,
     users::{cascade_deletion, cascade_details, now},
 };
 
@@ -167,6 +168,7 @@ impl App {
             return Ok(WebhookOutcome::Duplicate);
         }
         let step = Step {
+            app: self,
             txn: &txn,
             ctx,
             svix_id,
@@ -191,6 +193,7 @@ impl App {
 
 /// One event's work inside its transaction.
 struct Step<'a> {
+    app: &'a App,
     txn: &'a DatabaseTransaction,
     ctx: &'a Ctx,
     svix_id: &'a str,
@@ -216,6 +219,10 @@ impl Step<'_> {
         )
         .await?;
         Ok(())
+    }
+
+    async fn emit(&self, event: events::Event) -> Result<(), AppError> {
+        self.app.emit(self.txn, event).await
     }
 
     async fn find(&self, clerk: &ClerkUserId) -> Result<Option<User>, StoreError> {
@@ -263,6 +270,8 @@ impl Step<'_> {
             };
             users::insert(self.txn, user).await?;
             self.audit(AuditAction::UserCreated, id, json!({})).await?;
+            self.emit(events::Event::user_created(id, clerk.as_str()))
+                .await?;
             return Ok("created");
         };
         if u.deleted_at.is_some() {
@@ -302,6 +311,8 @@ impl Step<'_> {
         users::update(self.txn, u).await?;
         self.audit(AuditAction::UserUpdated, id, json!({ "fields": fields }))
             .await?;
+        self.emit(events::Event::user_updated(id, clerk.as_str(), &fields))
+            .await?;
         Ok("updated")
     }
 
@@ -322,6 +333,8 @@ impl Step<'_> {
         let mut details = cascade_details(&cascade);
         details["revocations"] = self.revocations.clone();
         self.audit(AuditAction::UserDeleted, id, details).await?;
+        self.emit(events::Event::user_deleted(id, clerk.as_str()))
+            .await?;
         Ok("deleted")
     }
 
@@ -344,6 +357,12 @@ impl Step<'_> {
             id,
             json!({ "fields": ["last_sign_in_at"] }),
         )
+        .await?;
+        self.emit(events::Event::user_updated(
+            id,
+            clerk.as_str(),
+            &["last_sign_in_at"],
+        ))
         .await?;
         Ok("signed_in")
     }

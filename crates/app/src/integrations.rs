@@ -209,6 +209,11 @@ impl App {
                     "refresh_token": tokens.refresh_token.is_some()})),
         )
         .await?;
+        self.emit(
+            &txn,
+            crate::events::Event::integration_connected(user, provider, &scopes),
+        )
+        .await?;
         txn.commit().await?;
         Ok(integration)
     }
@@ -321,6 +326,11 @@ impl App {
                     json!({"provider": provider, "revocation": revocation.as_str(),
                     "local_only": revocation != Revocation::Revoked}),
                 ),
+        )
+        .await?;
+        self.emit(
+            &txn,
+            crate::events::Event::integration_disconnected(user, provider, revocation.as_str()),
         )
         .await?;
         txn.commit().await?;

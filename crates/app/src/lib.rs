@@ -11,6 +11,7 @@ pub mod clerk;
 pub mod context;
 pub mod diagnostics;
 mod error;
+pub mod events;
 pub mod integrations;
 pub mod jobs;
 pub mod keys;
@@ -51,6 +52,8 @@ pub struct App {
     oauth_client: oauth::client::OAuthClient,
     /// One in-process lock per integration being refreshed (single flight).
     refresh_locks: tokens::RefreshLocks,
+    /// Subscribers of events and the retry policy.
+    events: Arc<events::EventSettings>,
 }
 
 impl App {
@@ -69,6 +72,7 @@ impl App {
             oauth_settings: Arc::new(integrations::OAuthSettings::default()),
             oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
             refresh_locks: tokens::refresh_locks(),
+            events: Arc::new(events::EventSettings::default()),
         }
     }
 

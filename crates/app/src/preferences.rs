@@ -342,6 +342,17 @@ impl App {
                 .details(json!({"changed": paths, "version": new_version})),
         )
         .await?;
+        let cause = match action {
+            AuditAction::PreferencesReset => "reset",
+            AuditAction::PreferencesRolledBack => "rolled_back",
+            AuditAction::PreferencesImported => "imported",
+            _ => "updated",
+        };
+        self.emit(
+            &txn,
+            crate::events::Event::preferences_updated(user, new_version, &paths, cause),
+        )
+        .await?;
         txn.commit().await?;
         crate::metrics::preference_change(paths.iter().map(String::as_str));
         Ok(Some(self.document(new_version, Some(at), &after, false)))

@@ -306,6 +306,7 @@ impl App {
                 .await?;
                 if failing {
                     status_changed(
+                        self,
                         &txn,
                         ctx,
                         user,
@@ -365,7 +366,8 @@ impl App {
                 )
                 .await?;
                 if integration.status != status.as_str() {
-                    status_changed(&txn, ctx, user, &integration, status, Some(&message)).await?;
+                    status_changed(self, &txn, ctx, user, &integration, status, Some(&message))
+                        .await?;
                 }
                 txn.commit().await?;
                 if terminal {
@@ -397,7 +399,10 @@ impl App {
     }
 }
 
+/// Records a status transition: its audit entry and its `integration.status_changed`
+/// event, in the caller's transaction.
 async fn status_changed<C: store::ConnectionTrait>(
+    app: &App,
     conn: &C,
     ctx: &Ctx,
     user: UserId,
@@ -405,6 +410,17 @@ async fn status_changed<C: store::ConnectionTrait>(
     to: IntegrationStatus,
     error: Option<&str>,
 ) -> Result<(), AppError> {
+    app.emit(
+        conn,
+        crate::events::Event::integration_status_changed(
+            user,
+            &integration.provider,
+            &integration.status,
+            to.as_str(),
+            error,
+        ),
+    )
+    .await?;
     audit::record(
         conn,
         ctx,

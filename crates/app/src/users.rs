@@ -19,6 +19,7 @@ use store::{
 use crate::{
     App, AppError, Ctx,
     audit::{AuditRecord, record},
+    events::Event,
 };
 
 /// A user named by the service id or the Clerk id (`me` already resolved by the caller).
@@ -179,6 +180,8 @@ impl App {
                 .details(json!({ "fields": fields })),
         )
         .await?;
+        self.emit(&txn, Event::user_updated(id, &u.clerk_user_id, &fields))
+            .await?;
         txn.commit().await?;
         Ok(u)
     }
@@ -193,6 +196,9 @@ impl App {
         let revocations = self.revoke_all_grants(id).await?;
         let txn = self.db().writer().begin().await?;
         let at = now();
+        let user = users::find_by_id(&txn, id.as_uuid(), Deleted::Exclude)
+            .await?
+            .ok_or(AppError::NotFound("user"))?;
         if !users::soft_delete(&txn, id.as_uuid(), at).await? {
             return Err(AppError::NotFound("user"));
         }
@@ -209,6 +215,8 @@ impl App {
                 }),
         )
         .await?;
+        self.emit(&txn, Event::user_deleted(id, &user.clerk_user_id))
+            .await?;
         txn.commit().await?;
         Ok(())
     }
@@ -245,6 +253,12 @@ impl App {
             &txn,
             ctx,
             AuditRecord::new(AuditAction::UserRestored, Some(id)).resource("user", id.to_string()),
+        )
+        .await?;
+        // No event type of its own (API.md): subscribers see the user change back.
+        self.emit(
+            &txn,
+            Event::user_updated(id, &u.clerk_user_id, &["deleted_at"]),
         )
         .await?;
         txn.commit().await?;

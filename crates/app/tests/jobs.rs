@@ -144,6 +144,15 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
         }
         seeded.push((clerk, user));
     }
+    // The deletions were events; they name the user.
+    for (_, user) in &seeded[..2] {
+        let events = app
+            .events_for_user(UserId::from_uuid(*user))
+            .await
+            .expect("events");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].0, "user.deleted");
+    }
     let entries_before = audit_log::Entity::find()
         .count(app.db().writer())
         .await
@@ -187,6 +196,19 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
     );
     assert_eq!(tokens_of(&app, recent).await, 1);
     assert_eq!(tokens_of(&app, live).await, 1);
+    // Events about the purged user go with them; the others stay.
+    let events_of = |u| {
+        let app = app.clone();
+        async move {
+            app.events_for_user(UserId::from_uuid(u))
+                .await
+                .expect("events")
+                .len()
+        }
+    };
+    assert_eq!(events_of(old).await, 0);
+    assert_eq!(events_of(recent).await, 1);
+    assert_eq!(done_result(&r).await["events_deleted"], 1);
 
     // Entries are kept (plus the purge's own), and none names the purged user any more.
     let all = audit_log::Entity::find().all(w).await.expect("entries");
@@ -226,6 +248,14 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
     assert_eq!(again[0].outcome, "succeeded");
     let runs = r.runs("purge_users", 1).await.expect("runs");
     assert_eq!(runs[0].result.as_ref().expect("result")["users_purged"], 0);
+}
+
+/// The result of the newest `purge_users` run.
+async fn done_result(r: &app::jobs::Runner) -> serde_json::Value {
+    r.runs("purge_users", 1).await.expect("runs")[0]
+        .result
+        .clone()
+        .expect("result")
 }
 
 async fn archive_moves_exactly_the_old_entries(backend: Backend) {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod integration;
 pub mod profile;

@@ -44,14 +44,7 @@ impl Application {
         let auth = crate::auth::Auth::from_config(&config)
             .await
             .context("setting up authentication")?;
-        let app = app::App::new(db, vault)
-            .with_preference_defaults(config.preference_defaults.clone())
-            .with_catalog(config.oauth.catalog.clone())
-            .with_trace_injector(Arc::new(crate::telemetry::otel::inject_current))
-            .with_oauth_settings(app::integrations::OAuthSettings {
-                default_redirect: config.oauth.redirect_uri.clone(),
-                allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
-            });
+        let app = configure(app::App::new(db, vault), &config);
         let state = http::AppState::new(app, Arc::new(config), auth);
         Ok(Self {
             listener,
@@ -111,7 +104,21 @@ impl Application {
 pub async fn open_app(config: &Config) -> anyhow::Result<app::App> {
     let vault = crate::keyring::load_vault(config)?;
     let db = open_database(config).await?;
-    Ok(app::App::new(db, vault))
+    Ok(configure(app::App::new(db, vault), config))
+}
+
+/// Everything configuration says about the use cases, the same for `serve`, `worker` and
+/// the CLI (a `worker` refreshes tokens with the configured providers and sends events to
+/// the configured subscribers).
+fn configure(app: app::App, config: &Config) -> app::App {
+    app.with_preference_defaults(config.preference_defaults.clone())
+        .with_catalog(config.oauth.catalog.clone())
+        .with_trace_injector(Arc::new(crate::telemetry::otel::inject_current))
+        .with_oauth_settings(app::integrations::OAuthSettings {
+            default_redirect: config.oauth.redirect_uri.clone(),
+            allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
+        })
+        .with_event_settings(config.events.clone())
 }
 
 /// Opens the database named by the configuration.
@@ -201,11 +208,23 @@ fn start_worker(
     Option<tokio::task::JoinHandle<()>>,
 ) {
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = state.config().run_worker.then(|| {
-        let jobs = state.jobs().clone();
-        tokio::spawn(async move { jobs.work(rx).await })
-    });
+    let worker = state
+        .config()
+        .run_worker
+        .then(|| spawn_workers(state.jobs().clone(), state.events().clone(), rx));
     (tx, worker)
+}
+
+/// The job runner and the event dispatcher, as one task that ends when both have stopped.
+fn spawn_workers(
+    jobs: Arc<app::jobs::Runner>,
+    events: Arc<app::events::Dispatcher>,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let stop_events = stop.clone();
+    tokio::spawn(async move {
+        tokio::join!(jobs.work(stop), events.work(stop_events));
+    })
 }
 
 /// Waits for a stopped worker to finish its current run, up to `timeout`. A run cut off
@@ -240,8 +259,9 @@ pub async fn run_worker(
         app::jobs::Registry::standard(&config.jobs),
         config.jobs.clone(),
     ));
+    let events = Arc::new(app::events::Dispatcher::new(app.clone()));
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(async move { runner.work(rx).await });
+    let worker = spawn_workers(runner, events, rx);
     tracing::info!(database = %config.database.redacted_url(), "user-service worker started");
     shutdown.await;
     tracing::info!("shutdown requested: finishing the job in progress");

@@ -8,6 +8,7 @@ pub mod ciphertexts;
 mod connect;
 pub mod entities;
 mod error;
+pub mod events;
 pub mod integrations;
 pub mod jobs;
 pub mod metrics;

@@ -47,6 +47,8 @@ pub struct PurgeReport {
     /// Entries written before pseudonymizable hashing existed: left as they are (changing
     /// them would break the chain).
     pub legacy_audit_entries_left: u64,
+    /// Outgoing events about the purged users (their data names them), with deliveries.
+    pub events_deleted: u64,
 }
 
 impl App {
@@ -92,6 +94,7 @@ impl App {
         let Some(ciphertexts) = store::users::hard_delete(&txn, user.id).await? else {
             return Ok(());
         };
+        let events = store::events::delete_for_user(&txn, user.id).await?;
         let pseudonym = Uuid::new_v4();
         let (uid, clerk) = (user.id.to_string(), user.clerk_user_id.as_str());
         let now = Utc::now();
@@ -132,6 +135,7 @@ impl App {
         report.users_purged += 1;
         report.ciphertexts_deleted += ciphertexts;
         report.audit_entries_pseudonymized += pseudonymized;
+        report.events_deleted += events;
         Ok(())
     }
 }

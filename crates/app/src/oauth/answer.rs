@@ -19,7 +19,7 @@ pub(super) type TokenAnswer = Result<
 
 /// `Retry-After` of a 429 or 503 answer: delay-seconds or an HTTP date (RFC 9110
 /// §10.2.3), capped at an hour so a bad header cannot park an integration for long.
-pub(super) fn retry_after(
+pub(crate) fn retry_after(
     status: reqwest::StatusCode,
     headers: &http::HeaderMap,
 ) -> Option<Duration> {

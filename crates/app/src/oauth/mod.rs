@@ -1,7 +1,7 @@
 //! OAuth with the providers of the catalog: the catalog itself (data, not code) and, as the
 //! flow lands, the client that talks to providers.
 
-mod answer;
+pub(crate) mod answer;
 pub mod catalog;
 pub mod client;
 

@@ -9,7 +9,8 @@ use std::{
 
 use secrecy::SecretString;
 
-use super::{ConfigError, Subscriber};
+use super::ConfigError;
+use app::events::Subscriber;
 
 /// The built-in defaults: this file documents every setting and is the only place a
 /// default is written.
@@ -288,17 +289,10 @@ impl Parser<'_> {
         let mut out = Vec::new();
         for (i, r) in parsed.into_iter().enumerate() {
             let url = self.url(&format!("{var}[{i}].url"), &r.url);
-            if !r.secret.starts_with("whsec_") {
-                self.fail(
-                    &format!("{var}[{i}].secret"),
-                    "must start with whsec_".to_owned(),
-                );
-            }
-            if let Some(url) = url {
-                out.push(Subscriber {
-                    url,
-                    secret: SecretString::from(r.secret),
-                });
+            let Some(url) = url else { continue };
+            match Subscriber::new(url, &SecretString::from(r.secret)) {
+                Ok(s) => out.push(s),
+                Err(why) => self.fail(&format!("{var}[{i}].secret"), why),
             }
         }
         out

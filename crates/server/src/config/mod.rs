@@ -49,7 +49,7 @@ pub struct Config {
     /// OAuth callbacks and per-provider settings.
     pub oauth: OAuthConfig,
     /// Outgoing events.
-    pub events: EventsConfig,
+    pub events: app::events::EventSettings,
     /// Requests per minute per principal kind.
     pub rate_limits: RateLimitConfig,
     /// Days a soft-deleted user stays restorable.
@@ -143,26 +143,6 @@ fn provider_catalog(
         None => None,
     };
     app::oauth::Catalog::build(app::oauth::catalog::BUILTIN, extra.as_deref(), settings)
-}
-
-/// One subscriber of outgoing events.
-#[derive(Clone, Debug)]
-pub struct Subscriber {
-    /// Where events are POSTed.
-    pub url: url::Url,
-    /// Standard Webhooks signing secret (`whsec_…`).
-    pub secret: SecretString,
-}
-
-/// Outgoing events settings.
-#[derive(Clone, Debug)]
-pub struct EventsConfig {
-    /// Subscribers.
-    pub subscribers: Vec<Subscriber>,
-    /// First retry delay; doubles per attempt.
-    pub retry_base_delay: Duration,
-    /// Attempts before a delivery is kept as failed.
-    pub max_attempts: u32,
 }
 
 /// Rate limits, per minute.
@@ -315,7 +295,7 @@ impl Config {
             allowed_redirect_uris: p.url_list("oauth_allowed_redirect_uris"),
             catalog,
         };
-        let events = EventsConfig {
+        let events = app::events::EventSettings {
             subscribers: p.subscribers("webhook_subscribers"),
             retry_base_delay: Duration::from_millis(
                 p.number("webhook_retry_base_delay_ms", 1, 86_400_000)

@@ -103,7 +103,7 @@ fn debug_never_shows_secrets() {
             ("OAUTH_GOOGLE_CLIENT_SECRET", "gsecret-value"),
             (
                 "WEBHOOK_SUBSCRIBERS",
-                r#"[{"url":"https://s.example/hook","secret":"whsec_subsecret"}]"#,
+                r#"[{"url":"https://s.example/hook","secret":"whsec_c3Vic2NyaWJlci1zZWNyZXQtdmFsdWU="}]"#,
             ),
         ]),
     )
@@ -114,7 +114,7 @@ fn debug_never_shows_secrets() {
         "c2VjcmV0LWtleS1tYXRlcmlhbA",
         "whsec_c2VjcmV0",
         "gsecret-value",
-        "subsecret",
+        "c3Vic2NyaWJlci1z",
     ] {
         assert!(!dbg.contains(secret), "{secret} leaked in Debug");
     }
@@ -135,6 +135,18 @@ fn subscriber_errors_do_not_echo_secrets() {
     )
     .expect_err("malformed");
     assert!(!err.to_string().contains("topsecret"), "{err}");
+    // Well-formed JSON with a secret that is not base64: refused at start, not echoed.
+    let err = Config::load(
+        None,
+        env(&[(
+            "WEBHOOK_SUBSCRIBERS",
+            r#"[{"url":"https://s.example","secret":"whsec_not*base64!"}]"#,
+        )]),
+    )
+    .expect_err("not base64");
+    let text = err.to_string();
+    assert!(text.contains("WEBHOOK_SUBSCRIBERS[0].secret"), "{text}");
+    assert!(!text.contains("not*base64"), "{text}");
 }
 
 #[test]

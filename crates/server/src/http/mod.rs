@@ -60,6 +60,7 @@ struct Inner {
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
     jobs: Arc<app::jobs::Runner>,
+    events: Arc<app::events::Dispatcher>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -80,6 +81,7 @@ impl AppState {
             app::jobs::Registry::standard(&config.jobs),
             config.jobs.clone(),
         ));
+        let events = Arc::new(app::events::Dispatcher::new(app.clone()));
         // The process-wide recorder, once; off by configuration: nothing is recorded.
         let metrics = config
             .observability
@@ -88,6 +90,7 @@ impl AppState {
             .flatten();
         Self(Arc::new(Inner {
             jobs,
+            events,
             app,
             config,
             auth,
@@ -108,6 +111,12 @@ impl AppState {
     #[must_use]
     pub fn jobs(&self) -> &Arc<app::jobs::Runner> {
         &self.0.jobs
+    }
+
+    /// The event dispatcher: the worker of `serve` and `deliver_due` for tests.
+    #[must_use]
+    pub fn events(&self) -> &Arc<app::events::Dispatcher> {
+        &self.0.events
     }
 
     /// The configuration.

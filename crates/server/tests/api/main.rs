@@ -9,6 +9,7 @@ mod cli;
 mod common;
 mod dev_auth;
 mod errors;
+mod events;
 mod fake_provider;
 mod health;
 mod integrations;

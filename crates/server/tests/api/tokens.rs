@@ -334,6 +334,20 @@ async fn invalid_grant_requires_reauthorization(backend: Backend) {
         .find(|(a, _)| a == "integration.status_changed")
         .expect("status change audited");
     assert_eq!(changed.1["to"], "reauth_required");
+    // The transition is an event too, stored with it.
+    let events = crate::events::stored(&app, "user_tok5").await;
+    let (_, data) = events
+        .iter()
+        .find(|(t, _)| t == "integration.status_changed")
+        .expect("status change event");
+    assert_eq!(
+        (&data["provider"], &data["from"], &data["to"]),
+        (
+            &json!("google"),
+            &json!("active"),
+            &json!("reauth_required")
+        )
+    );
     // Reconnecting restores it.
     connect(&app, &fake, &token, "google").await;
     let res = get(&app, &key, body).await;
@@ -412,6 +426,20 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
         .map(|(_, d)| &d["to"])
         .collect();
     assert_eq!(to, [&json!("active"), &json!("refresh_failed")]);
+    // Failure and recovery are events, in that order.
+    let changes: Vec<(Value, Value)> = crate::events::stored(&app, "user_tok6")
+        .await
+        .into_iter()
+        .filter(|(t, _)| t == "integration.status_changed")
+        .map(|(_, d)| (d["from"].clone(), d["to"].clone()))
+        .collect();
+    assert_eq!(
+        changes,
+        [
+            (json!("active"), json!("refresh_failed")),
+            (json!("refresh_failed"), json!("active"))
+        ]
+    );
     // Provider down and the token expired (after the floor): 502.
     expire_in(&app, -5).await;
     set_time(

@@ -30,10 +30,10 @@ both_backends!(
     webhook_malformed_event_is_refused_and_not_recorded,
 );
 
-const SECRET_A: &[u8] = b"first-secret-used-for-signing-32";
+pub const SECRET_A: &[u8] = b"first-secret-used-for-signing-32";
 const SECRET_B: &[u8] = b"second-secret-after-the-rotation";
 
-fn whsec(key: &[u8]) -> String {
+pub fn whsec(key: &[u8]) -> String {
     format!(
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(key)
@@ -76,7 +76,7 @@ async fn deliver_raw(
 }
 
 /// Delivers a correctly signed event; returns the `status` word.
-async fn deliver(app: &TestApp, id: &str, event: &Value) -> String {
+pub async fn deliver(app: &TestApp, id: &str, event: &Value) -> String {
     let res = deliver_raw(
         app,
         SECRET_A,
@@ -90,7 +90,7 @@ async fn deliver(app: &TestApp, id: &str, event: &Value) -> String {
     body["status"].as_str().expect("status").to_owned()
 }
 
-fn user_event(kind: &str, clerk_id: &str, first: &str, updated_at_ms: i64) -> Value {
+pub fn user_event(kind: &str, clerk_id: &str, first: &str, updated_at_ms: i64) -> Value {
     json!({
         "type": kind,
         "object": "event",

@@ -1,0 +1,258 @@
+//! Events to other services (API.md "Webhooks out"): each change stores its event in its
+//! own transaction (the outbox, with one pending delivery per subscriber), and the
+//! [`Dispatcher`] sends them, signed the Standard Webhooks way, retrying with backoff.
+//!
+//! Event data names the user and what changed, never a secret and no more personal data
+//! than the ids: a subscriber that needs the profile asks `GET /internal/users/{id}`.
+
+mod delivery;
+
+use std::{sync::Arc, time::Duration};
+
+use chrono::{SubsecRound, Utc};
+use domain::{UserId, event::EventType};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Value, json};
+use store::ConnectionTrait;
+use url::Url;
+
+pub use delivery::{DeliveryReport, Dispatcher};
+pub use store::events::{Delivery, status as delivery_status};
+
+use crate::{App, AppError};
+
+/// One receiver of events: where, and the key its signatures are made with.
+#[derive(Clone)]
+pub struct Subscriber {
+    url: Url,
+    signer: Arc<standardwebhooks::Webhook>,
+}
+
+impl Subscriber {
+    /// A subscriber at `url` with a Standard Webhooks secret (`whsec_` + base64).
+    ///
+    /// # Errors
+    /// When the secret is not of that form (the message never repeats it).
+    pub fn new(url: Url, secret: &SecretString) -> Result<Self, String> {
+        let raw = secret.expose_secret();
+        if !raw.starts_with("whsec_") {
+            return Err("must start with whsec_".to_owned());
+        }
+        let signer = standardwebhooks::Webhook::new(raw)
+            .map_err(|_| "must be whsec_ followed by base64".to_owned())?;
+        Ok(Self {
+            url,
+            signer: Arc::new(signer),
+        })
+    }
+
+    /// Where events are POSTed.
+    #[must_use]
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+}
+
+impl std::fmt::Debug for Subscriber {
+    // The signing key stays out of every log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("url", &self.url.as_str())
+            .field("secret", &"[redacted]")
+            .finish()
+    }
+}
+
+/// Who receives events and how hard we try.
+#[derive(Clone, Debug)]
+pub struct EventSettings {
+    pub subscribers: Vec<Subscriber>,
+    /// Wait after the first failed attempt; doubles per attempt.
+    pub retry_base_delay: Duration,
+    /// Attempts before a delivery is kept as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for EventSettings {
+    fn default() -> Self {
+        Self {
+            subscribers: Vec::new(),
+            retry_base_delay: Duration::from_millis(5000),
+            max_attempts: 8,
+        }
+    }
+}
+
+/// An event about to be stored.
+#[derive(Clone, Debug)]
+pub struct Event {
+    kind: EventType,
+    user: UserId,
+    data: Value,
+}
+
+impl Event {
+    /// `user.created`.
+    #[must_use]
+    pub fn user_created(user: UserId, clerk_user_id: &str) -> Self {
+        Self::about_user(EventType::UserCreated, user, clerk_user_id, json!({}))
+    }
+
+    /// `user.updated` with the names of the fields that changed.
+    #[must_use]
+    pub fn user_updated(user: UserId, clerk_user_id: &str, fields: &[&str]) -> Self {
+        Self::about_user(
+            EventType::UserUpdated,
+            user,
+            clerk_user_id,
+            json!({ "fields": fields }),
+        )
+    }
+
+    /// `user.deleted`.
+    #[must_use]
+    pub fn user_deleted(user: UserId, clerk_user_id: &str) -> Self {
+        Self::about_user(EventType::UserDeleted, user, clerk_user_id, json!({}))
+    }
+
+    /// `preferences.updated`: the new version, the changed paths, and what caused it
+    /// (`updated`, `reset`, `rolled_back`, `imported`).
+    #[must_use]
+    pub fn preferences_updated(
+        user: UserId,
+        version: i64,
+        changed: &[String],
+        cause: &str,
+    ) -> Self {
+        Self {
+            kind: EventType::PreferencesUpdated,
+            user,
+            data: json!({"user_id": user, "version": version, "changed": changed,
+                "cause": cause}),
+        }
+    }
+
+    /// `integration.connected`.
+    #[must_use]
+    pub fn integration_connected(user: UserId, provider: &str, scopes: &[String]) -> Self {
+        Self {
+            kind: EventType::IntegrationConnected,
+            user,
+            data: json!({"user_id": user, "provider": provider, "status": "active",
+                "scopes": scopes}),
+        }
+    }
+
+    /// `integration.disconnected`; `revocation` says what the provider did.
+    #[must_use]
+    pub fn integration_disconnected(user: UserId, provider: &str, revocation: &str) -> Self {
+        Self {
+            kind: EventType::IntegrationDisconnected,
+            user,
+            data: json!({"user_id": user, "provider": provider, "status": "disconnected",
+                "revocation": revocation}),
+        }
+    }
+
+    /// `integration.status_changed` (failure and recovery alike).
+    #[must_use]
+    pub fn integration_status_changed(
+        user: UserId,
+        provider: &str,
+        from: &str,
+        to: &str,
+        reason: Option<&str>,
+    ) -> Self {
+        Self {
+            kind: EventType::IntegrationStatusChanged,
+            user,
+            data: json!({"user_id": user, "provider": provider, "from": from, "to": to,
+                "reason": reason}),
+        }
+    }
+
+    fn about_user(kind: EventType, user: UserId, clerk_user_id: &str, extra: Value) -> Self {
+        let mut data = json!({"user_id": user, "clerk_user_id": clerk_user_id});
+        if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
+            d.extend(e);
+        }
+        Self { kind, user, data }
+    }
+
+    /// The type.
+    #[must_use]
+    pub fn kind(&self) -> EventType {
+        self.kind
+    }
+}
+
+impl App {
+    /// Stores `event` in `conn` (the caller's transaction), with a pending delivery for
+    /// every subscriber: the change, its audit entry and its event commit together.
+    ///
+    /// # Errors
+    /// Storage: the caller's transaction must then roll back.
+    pub(crate) async fn emit<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        event: Event,
+    ) -> Result<(), AppError> {
+        let subscribers: Vec<String> = self
+            .event_settings()
+            .subscribers
+            .iter()
+            .map(|s| s.url.to_string())
+            .collect();
+        store::events::insert(
+            conn,
+            store::events::NewEvent {
+                id: uuid::Uuid::now_v7(),
+                event_type: event.kind.as_str(),
+                user_id: Some(event.user.as_uuid()),
+                data: crate::audit::scrub(event.data),
+                // What Postgres keeps, so every retry signs the same body.
+                created_at: Utc::now().trunc_subsecs(6),
+            },
+            &subscribers,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Where events go and the retry policy.
+    #[must_use]
+    pub fn event_settings(&self) -> &EventSettings {
+        &self.events
+    }
+
+    /// Uses `settings` for events.
+    #[must_use]
+    pub fn with_event_settings(mut self, settings: EventSettings) -> Self {
+        self.events = Arc::new(settings);
+        self
+    }
+
+    /// Deliveries, newest first (`status`: `pending`, `delivered`, `failed`).
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn event_deliveries(
+        &self,
+        status: Option<&str>,
+        limit: u64,
+    ) -> Result<Vec<Delivery>, AppError> {
+        Ok(store::events::deliveries(self.db().reader(), status, limit).await?)
+    }
+
+    /// The events stored about `user` as (type, data), oldest first (tests and support).
+    ///
+    /// # Errors
+    /// Storage.
+    pub async fn events_for_user(&self, user: UserId) -> Result<Vec<(String, Value)>, AppError> {
+        Ok(store::events::for_user(self.db().writer(), user.as_uuid())
+            .await?
+            .into_iter()
+            .map(|e| (e.event_type, e.payload))
+            .collect())
+    }
+}
