@@ -40,9 +40,6 @@ pub struct NewEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// A delivery row.
-pub type Delivery = event_deliveries::Model;
-
 /// A due delivery with what its body is built from.
 #[derive(Clone, Debug)]
 pub struct DueDelivery {
@@ -256,7 +253,25 @@ pub async fn finish<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Deliveries, newest first, optionally of one status and one event type.
+/// A delivery with the type of its event (what operators look at).
+#[derive(Clone, Debug)]
+pub struct DeliveryView {
+    pub id: i64,
+    pub event_id: Uuid,
+    /// `None` when the event was purged since.
+    pub event_type: Option<String>,
+    pub subscriber_url: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Deliveries, newest first, optionally of one status; `before` (an id) pages.
 ///
 /// # Errors
 /// When the database fails.
@@ -264,16 +279,85 @@ pub async fn finish<C: ConnectionTrait>(
 pub async fn deliveries<C: ConnectionTrait>(
     conn: &C,
     status: Option<&str>,
+    before: Option<i64>,
     limit: u64,
-) -> Result<Vec<Delivery>, StoreError> {
+) -> Result<Vec<DeliveryView>, StoreError> {
     let mut q = event_deliveries::Entity::find();
     if let Some(s) = status {
         q = q.filter(event_deliveries::Column::Status.eq(s));
     }
-    Ok(q.order_by_desc(event_deliveries::Column::Id)
+    if let Some(b) = before {
+        q = q.filter(event_deliveries::Column::Id.lt(b));
+    }
+    let rows = q
+        .order_by_desc(event_deliveries::Column::Id)
         .limit(limit)
         .all(conn)
-        .await?)
+        .await?;
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let types: HashMap<Uuid, String> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        event_outbox::Entity::find()
+            .select_only()
+            .column(event_outbox::Column::Id)
+            .column(event_outbox::Column::EventType)
+            .filter(event_outbox::Column::Id.is_in(ids))
+            .into_tuple()
+            .all(conn)
+            .await?
+            .into_iter()
+            .collect()
+    };
+    Ok(rows
+        .into_iter()
+        .map(|r| DeliveryView {
+            event_type: types.get(&r.event_id).cloned(),
+            id: r.id,
+            event_id: r.event_id,
+            subscriber_url: r.subscriber_url,
+            status: r.status,
+            attempts: r.attempts,
+            next_attempt_at: r.next_attempt_at,
+            last_status_code: r.last_status_code,
+            last_error: r.last_error,
+            delivered_at: r.delivered_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+/// Gives a failed delivery a fresh set of attempts, due at `now`. `None` when there is no
+/// such delivery, `Some(false)` when it has not failed.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(name = "db events.requeue", skip_all)]
+pub async fn requeue<C: ConnectionTrait>(
+    conn: &C,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Result<Option<bool>, StoreError> {
+    let res = event_deliveries::Entity::update_many()
+        .col_expr(
+            event_deliveries::Column::Status,
+            Expr::value(status::PENDING),
+        )
+        .col_expr(event_deliveries::Column::Attempts, Expr::value(0))
+        .col_expr(event_deliveries::Column::NextAttemptAt, Expr::value(now))
+        .col_expr(event_deliveries::Column::UpdatedAt, Expr::value(now))
+        .filter(event_deliveries::Column::Id.eq(id))
+        .filter(event_deliveries::Column::Status.eq(status::FAILED))
+        .exec(conn)
+        .await?;
+    if res.rows_affected == 1 {
+        return Ok(Some(true));
+    }
+    let exists = event_deliveries::Entity::find_by_id(id).one(conn).await?;
+    Ok(exists.map(|_| false))
 }
 
 /// Event types stored for `user_id`, oldest first (tests and support).

@@ -17,7 +17,7 @@ use store::ConnectionTrait;
 use url::Url;
 
 pub use delivery::{DeliveryReport, Dispatcher};
-pub use store::events::{Delivery, status as delivery_status};
+pub use store::events::{DeliveryView, status as delivery_status};
 
 use crate::{App, AppError};
 
@@ -232,16 +232,42 @@ impl App {
         self
     }
 
-    /// Deliveries, newest first (`status`: `pending`, `delivered`, `failed`).
+    /// Deliveries, newest first (`status`: `pending`, `delivered`, `failed`); `before` is
+    /// the last id of the previous page.
     ///
     /// # Errors
-    /// Storage.
+    /// `InvalidRequest` for an unknown status; storage.
     pub async fn event_deliveries(
         &self,
         status: Option<&str>,
+        before: Option<i64>,
         limit: u64,
-    ) -> Result<Vec<Delivery>, AppError> {
-        Ok(store::events::deliveries(self.db().reader(), status, limit).await?)
+    ) -> Result<Vec<DeliveryView>, AppError> {
+        use store::events::status::{DELIVERED, FAILED, PENDING};
+        if status.is_some_and(|s| ![PENDING, DELIVERED, FAILED].contains(&s)) {
+            return Err(AppError::InvalidRequest(
+                "status must be pending, delivered or failed".to_owned(),
+            ));
+        }
+        Ok(store::events::deliveries(self.db().reader(), status, before, limit).await?)
+    }
+
+    /// Sends a failed delivery again, with a fresh set of attempts (after a subscriber's
+    /// outage is fixed).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown delivery, `Conflict` when it has not failed; storage.
+    pub async fn retry_event_delivery(&self, id: i64) -> Result<(), AppError> {
+        match store::events::requeue(self.db().writer(), id, Utc::now().trunc_subsecs(6)).await? {
+            Some(true) => {
+                tracing::info!(delivery = id, "failed event delivery queued again");
+                Ok(())
+            }
+            Some(false) => Err(AppError::Conflict(
+                "only a failed delivery can be retried".to_owned(),
+            )),
+            None => Err(AppError::NotFound("event delivery")),
+        }
     }
 
     /// The events stored about `user` as (type, data), oldest first (tests and support).

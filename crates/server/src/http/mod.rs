@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod context;
 pub mod error;
+mod events;
 pub mod extract;
 mod health;
 mod integrations;
@@ -167,6 +168,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(health::router())
         .merge(audit::router())
         .merge(jobs::router())
+        .merge(events::router())
         .merge(users::router())
         .merge(webhooks::router())
         .merge(preferences::router())

@@ -22,6 +22,7 @@ use utoipa::{
         (name = "integrations", description = "Connections to OAuth providers. Tokens never appear in these answers."),
         (name = "internal", description = "For back-end services, with a service key (`X-API-Key`) holding the route's permission."),
         (name = "jobs", description = "Background jobs: status and manual runs (admins)"),
+        (name = "events", description = "Events to other services: deliveries and retries (admins)"),
     )
 )]
 pub struct ApiDoc;

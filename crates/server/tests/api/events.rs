@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use testkit::both_backends;
 
 use crate::{
-    common::{Backend, TestApp, spawn_app_with},
+    common::{Backend, TestApp, assert_problem, spawn_app_with},
     fake_provider::FakeProvider,
     integrations::connect,
     webhooks::{SECRET_A, deliver, user_event, whsec},
@@ -240,7 +240,7 @@ async fn changes_arrive_signed_in_order(backend: Backend) {
     let delivered = app
         .state
         .app()
-        .event_deliveries(Some("delivered"), 100)
+        .event_deliveries(Some("delivered"), None, 100)
         .await
         .expect("deliveries");
     assert_eq!(delivered.len(), 10);
@@ -273,7 +273,7 @@ async fn a_failed_delivery_is_retried_with_the_same_id(backend: Backend) {
     let pending = app
         .state
         .app()
-        .event_deliveries(Some("pending"), 10)
+        .event_deliveries(Some("pending"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(pending.len(), 1);
@@ -307,7 +307,7 @@ async fn a_failed_delivery_is_retried_with_the_same_id(backend: Backend) {
     let delivered = app
         .state
         .app()
-        .event_deliveries(Some("delivered"), 10)
+        .event_deliveries(Some("delivered"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(delivered[0].attempts, 2);
@@ -325,7 +325,7 @@ async fn a_delivery_ends_failed_after_the_last_attempt(backend: Backend) {
         ],
     )
     .await;
-    sub.answer(&[500, 503, 500, 500, 500]);
+    sub.answer(&[500, 503, 500]);
     deliver(
         &app,
         "msg_ev3",
@@ -349,7 +349,7 @@ async fn a_delivery_ends_failed_after_the_last_attempt(backend: Backend) {
     let failed = app
         .state
         .app()
-        .event_deliveries(Some("failed"), 10)
+        .event_deliveries(Some("failed"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(failed.len(), 1);
@@ -358,6 +358,51 @@ async fn a_delivery_ends_failed_after_the_last_attempt(backend: Backend) {
         (3, Some(500))
     );
     assert!(failed[0].delivered_at.is_none());
+
+    // Operators see it, and send it again once the subscriber is fixed.
+    let admin = app.user_token("user_admin1", true);
+    let list = app
+        .get_json("/admin/events/deliveries?status=failed", &admin)
+        .await;
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["event_type"], "user.created");
+    assert_eq!(items[0]["last_error"], "the subscriber answered 500");
+    assert_eq!(items[0]["subscriber_url"], sub.url());
+    let id = items[0]["id"].as_i64().expect("id");
+    let user = app.user_token("user_ev3", false);
+    let res = app
+        .client
+        .get(app.url("/admin/events/deliveries"))
+        .bearer_auth(&user)
+        .send()
+        .await
+        .expect("request");
+    assert_problem(res, 403, "forbidden").await;
+    for bad in ["status=lost", "limit=0", "cursor=abc", "colour=red"] {
+        let res = app
+            .client
+            .get(app.url(&format!("/admin/events/deliveries?{bad}")))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 400, "{bad}");
+    }
+    let retry = |id: i64| {
+        app.client
+            .post(app.url(&format!("/admin/events/deliveries/{id}/retry")))
+            .bearer_auth(&admin)
+            .send()
+    };
+    assert_eq!(retry(id).await.expect("request").status(), 202);
+    assert_problem(retry(id).await.expect("request"), 409, "conflict").await;
+    assert_problem(retry(id + 1000).await.expect("request"), 404, "not_found").await;
+    events.clock().set(chrono::Utc::now());
+    assert_eq!(events.deliver_due().await.expect("deliver").delivered, 1);
+    let got = sub.received();
+    assert_eq!(got.len(), 4);
+    assert_eq!(verified_type(KEY_ONE, &got[3]), "user.created");
 }
 
 async fn refused_changes_send_nothing(backend: Backend) {
