@@ -114,7 +114,8 @@ pub async fn insert<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Up to `limit` pending deliveries due at `now`, oldest first.
+/// Up to `limit` pending deliveries due at `now`, oldest first (a delivery whose event is
+/// gone is ended as failed instead).
 ///
 /// # Errors
 /// When the database fails.
@@ -145,8 +146,28 @@ pub async fn due<C: ConnectionTrait>(
         .into_iter()
         .map(|e| (e.id, e))
         .collect();
-    // A delivery whose event is gone (purged) has nothing to send: it is skipped here and
-    // removed by the purge itself.
+    // A delivery whose event is gone has nothing to send. Purges and pruning remove both,
+    // so this is only a safety net: ended here, it can never fill every batch.
+    let orphans: Vec<i64> = rows
+        .iter()
+        .filter(|r| !events.contains_key(&r.event_id))
+        .map(|r| r.id)
+        .collect();
+    if !orphans.is_empty() {
+        event_deliveries::Entity::update_many()
+            .col_expr(
+                event_deliveries::Column::Status,
+                Expr::value(status::FAILED),
+            )
+            .col_expr(
+                event_deliveries::Column::LastError,
+                Expr::value("the event no longer exists"),
+            )
+            .col_expr(event_deliveries::Column::UpdatedAt, Expr::value(now))
+            .filter(event_deliveries::Column::Id.is_in(orphans))
+            .exec(conn)
+            .await?;
+    }
     Ok(rows
         .into_iter()
         .filter_map(|r| {
