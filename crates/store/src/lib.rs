@@ -15,6 +15,7 @@ pub mod migration;
 pub mod preferences;
 pub mod service_keys;
 pub mod token_refresh;
+mod unique;
 pub mod usage;
 pub mod users;
 pub mod webhook_events;
