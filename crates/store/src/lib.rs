@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;
+pub mod token_lookup;
 pub mod token_refresh;
 mod unique;
 pub mod usage;
