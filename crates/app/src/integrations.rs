@@ -267,14 +267,24 @@ impl App {
         else {
             return Ok(None);
         };
+        self.open_token(user, integration, kind, &ct).map(Some)
+    }
+
+    /// A token ciphertext of the integration, opened (bound to user, provider and kind).
+    pub(crate) fn open_token(
+        &self,
+        user: UserId,
+        integration: &Integration,
+        kind: TokenKind,
+        ciphertext: &[u8],
+    ) -> Result<SecretString, AppError> {
         let binding = Binding::new(user.as_uuid(), &integration.provider, kind);
         let plain = self
             .vault()
-            .open(&ct, &binding)
+            .open(ciphertext, &binding)
             .map_err(|e| AppError::Internal(format!("{} token: {e}", kind.as_str())))?;
         plain
             .to_secret_string()
-            .map(Some)
             .map_err(|_| AppError::Internal("token is not UTF-8".to_owned()))
     }
 

@@ -20,6 +20,7 @@ pub mod oauth;
 pub mod ops;
 pub mod preferences;
 pub mod service_keys;
+pub mod token_handout;
 pub mod token_stats;
 pub mod tokens;
 pub mod users;

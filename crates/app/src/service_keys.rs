@@ -328,7 +328,8 @@ impl App {
     ///
     /// # Errors
     /// Only when the database fails.
-    #[tracing::instrument(name = "app service_keys.verify_service_key", skip_all)]
+    // No span here: this runs on every service request, and a cache hit is a hash and a map
+    // lookup, cheaper than the span itself (the span is kept for the database lookup).
     pub async fn verify_service_key(
         &self,
         presented: &str,
@@ -337,10 +338,19 @@ impl App {
             return Ok(None);
         }
         let computed = hash_key(presented);
-        let cache = &self.service_key_cache().0;
-        if let Some(hit) = cache.get(&computed) {
+        if let Some(hit) = self.service_key_cache().0.get(&computed) {
             return Ok(Some(hit));
         }
+        self.load_service_key(computed).await
+    }
+
+    /// The key with this hash from the database (a cache miss), cached when found.
+    #[tracing::instrument(name = "app service_keys.verify_service_key", skip_all)]
+    async fn load_service_key(
+        &self,
+        computed: [u8; 32],
+    ) -> Result<Option<Arc<VerifiedServiceKey>>, AppError> {
+        let cache = &self.service_key_cache().0;
         let Some(row) =
             store::service_keys::find_active_by_hash(self.db().reader(), &to_hex(&computed))
                 .await?

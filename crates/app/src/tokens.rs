@@ -70,59 +70,24 @@ pub struct IssuedToken {
 }
 
 impl App {
-    /// A valid access token for the user's provider, refreshed first when needed. Every
-    /// token handed out is audited (`token.accessed`).
-    ///
-    /// # Errors
-    /// `NotFound` (no integration, or not connected), `InsufficientScope`,
-    /// `ReauthorizationRequired`, `Provider` (the provider is failing and the token has
-    /// expired), storage.
-    pub async fn get_valid_token(
-        &self,
-        ctx: &Ctx,
-        req: &TokenRequest,
-    ) -> Result<IssuedToken, AppError> {
-        let result = self.valid_token(ctx, req).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(_) => "failure",
-        };
-        // Bounded labels: a provider outside the catalog and user sessions are collapsed.
-        let provider = if self.catalog().get(&req.provider).is_some() {
-            req.provider.as_str()
-        } else {
-            "unknown"
-        };
-        let service = match (&ctx.actor.kind, &ctx.actor.id) {
-            (domain::audit::ActorType::Service, Some(name)) => name.as_str(),
-            (kind, _) => kind.as_str(),
-        };
-        crate::metrics::token_access(provider, service, outcome);
-        let mut details = json!({"provider": req.provider, "scopes": req.scopes});
-        if let Err(e) = &result {
-            details["error"] = json!(e.code().as_str());
-        }
-        if let Ok(t) = &result {
-            details["refreshed"] = json!(t.refreshed);
-        }
-        self.access_log()
-            .record(
-                ctx,
-                AuditRecord::new(AuditAction::TokenAccessed, Some(req.user))
-                    .resource("integration", req.provider.clone())
-                    .outcome(outcome)
-                    .details(details),
-            )
-            .await;
-        result
-    }
-
     pub(crate) async fn valid_token(
         &self,
         ctx: &Ctx,
         req: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
         let integration = self.connected(req.user, &req.provider).await?;
+        self.valid_token_of(ctx, req, integration, None).await
+    }
+
+    /// [`Self::valid_token`] for an integration already read and found usable, with its
+    /// access-token ciphertext when that read brought it along.
+    pub(crate) async fn valid_token_of(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+        integration: Integration,
+        access: Option<Vec<u8>>,
+    ) -> Result<IssuedToken, AppError> {
         let granted = scopes_of(&integration);
         let missing: Vec<String> = req
             .scopes
@@ -134,6 +99,11 @@ impl App {
             return Err(AppError::InsufficientScope(missing));
         }
         if !req.force && is_fresh(&integration, req.min_validity) {
+            // The read that found the integration brought its token: no second read.
+            if let Some(sealed) = access {
+                let token = self.open_token(req.user, &integration, TokenKind::Access, &sealed)?;
+                return Ok(issued(token, &integration, false));
+            }
             return self.issue(req.user, &integration, false).await;
         }
         self.refresh_single_flight(ctx, req, integration).await
@@ -144,13 +114,7 @@ impl App {
         let integration = repo::find(self.db().reader(), user.as_uuid(), provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
-        match IntegrationStatus::parse(&integration.status) {
-            Some(s) if s.holds_tokens() => Ok(integration),
-            Some(IntegrationStatus::ReauthRequired) => Err(AppError::ReauthorizationRequired(
-                format!("the user must reconnect {provider}"),
-            )),
-            _ => Err(AppError::NotFound("integration")),
-        }
+        usable(integration, provider)
     }
 
     async fn issue(
@@ -165,15 +129,7 @@ impl App {
             .ok_or_else(|| {
                 AppError::Internal("an active integration has no access token".to_owned())
             })?;
-        Ok(IssuedToken {
-            access_token: token,
-            token_type: "Bearer",
-            expires_at: integration.expires_at,
-            scopes: scopes_of(integration),
-            provider: integration.provider.clone(),
-            account_email: integration.account_email.clone(),
-            refreshed,
-        })
+        Ok(issued(token, integration, refreshed))
     }
 
     async fn refresh_single_flight(
@@ -433,6 +389,29 @@ async fn status_changed<C: store::ConnectionTrait>(
     )
     .await?;
     Ok(())
+}
+
+/// The integration when it holds tokens; `reauth_required` is its own error.
+pub(crate) fn usable(integration: Integration, provider: &str) -> Result<Integration, AppError> {
+    match IntegrationStatus::parse(&integration.status) {
+        Some(s) if s.holds_tokens() => Ok(integration),
+        Some(IntegrationStatus::ReauthRequired) => Err(AppError::ReauthorizationRequired(format!(
+            "the user must reconnect {provider}"
+        ))),
+        _ => Err(AppError::NotFound("integration")),
+    }
+}
+
+fn issued(token: SecretString, integration: &Integration, refreshed: bool) -> IssuedToken {
+    IssuedToken {
+        access_token: token,
+        token_type: "Bearer",
+        expires_at: integration.expires_at,
+        scopes: scopes_of(integration),
+        provider: integration.provider.clone(),
+        account_email: integration.account_email.clone(),
+        refreshed,
+    }
 }
 
 fn scopes_of(i: &Integration) -> Vec<String> {

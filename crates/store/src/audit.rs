@@ -15,6 +15,7 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{audit_chain_head, audit_log},
+    unique::unique,
 };
 
 /// An entry to append (id and hashes are assigned by the chain).
@@ -53,11 +54,12 @@ pub async fn append<C: ConnectionTrait>(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let head = audit_chain_head::Entity::find_by_id(1)
-        .lock_exclusive()
-        .one(conn)
-        .await?
-        .ok_or(StoreError::Conflict("audit chain head missing"))?;
+    let head = unique(
+        audit_chain_head::Entity::find_by_id(1).lock_exclusive(),
+        conn,
+    )
+    .await?
+    .ok_or(StoreError::Conflict("audit chain head missing"))?;
     let mut last_id = head.last_id;
     let mut last_hash = head.last_hash;
     let mut ids = Vec::with_capacity(entries.len());
@@ -105,8 +107,7 @@ pub async fn append<C: ConnectionTrait>(
 /// When the database fails.
 #[tracing::instrument(name = "db audit.head", skip_all)]
 pub async fn head<C: ConnectionTrait>(conn: &C) -> Result<(i64, String), StoreError> {
-    let h = audit_chain_head::Entity::find_by_id(1)
-        .one(conn)
+    let h = unique(audit_chain_head::Entity::find_by_id(1), conn)
         .await?
         .ok_or(StoreError::Conflict("audit chain head missing"))?;
     Ok((h.last_id, h.last_hash))

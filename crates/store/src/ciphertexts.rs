@@ -16,6 +16,7 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{integration_tokens, integrations, oauth_states},
+    unique::unique,
 };
 
 /// Where a ciphertext lives, with what its binding needs (user, provider, kind).
@@ -251,13 +252,11 @@ pub async fn get_token<C: ConnectionTrait>(
     integration_id: Uuid,
     kind: &str,
 ) -> Result<Option<(i32, Vec<u8>)>, StoreError> {
-    Ok(
-        integration_tokens::Entity::find_by_id((integration_id, kind.to_owned()))
-            .filter(integration_tokens::Column::UserId.eq(user_id))
-            .one(conn)
-            .await?
-            .map(|r| (r.key_version, r.ciphertext)),
-    )
+    let q = integration_tokens::Entity::find_by_id((integration_id, kind.to_owned()))
+        .filter(integration_tokens::Column::UserId.eq(user_id));
+    Ok(unique(q, conn)
+        .await?
+        .map(|r| (r.key_version, r.ciphertext)))
 }
 
 /// Deletes every token ciphertext of a user (deletion, disconnect).

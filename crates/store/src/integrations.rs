@@ -12,6 +12,7 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{integration_tokens, integrations, oauth_states},
+    unique::unique,
 };
 
 /// A stored integration (no token: those are ciphertexts in `integration_tokens`).
@@ -29,11 +30,10 @@ pub async fn find<C: ConnectionTrait>(
     user_id: Uuid,
     provider: &str,
 ) -> Result<Option<Integration>, StoreError> {
-    Ok(integrations::Entity::find()
+    let q = integrations::Entity::find()
         .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Provider.eq(provider))
-        .one(conn)
-        .await?)
+        .filter(integrations::Column::Provider.eq(provider));
+    Ok(unique(q, conn).await?)
 }
 
 /// Every integration of `user_id`, by provider.

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::{StoreError, entities::service_keys};
+use crate::{StoreError, entities::service_keys, unique::unique};
 
 /// A stored key (hash included: callers must not print it).
 pub type ServiceKeyRow = service_keys::Model;
@@ -72,11 +72,10 @@ pub async fn find_active_by_hash<C: ConnectionTrait>(
     conn: &C,
     key_hash: &str,
 ) -> Result<Option<ServiceKeyRow>, StoreError> {
-    Ok(service_keys::Entity::find()
+    let q = service_keys::Entity::find()
         .filter(service_keys::Column::KeyHash.eq(key_hash))
-        .filter(service_keys::Column::RevokedAt.is_null())
-        .one(conn)
-        .await?)
+        .filter(service_keys::Column::RevokedAt.is_null());
+    Ok(unique(q, conn).await?)
 }
 
 /// The key with this name (revoked or not).

@@ -16,6 +16,7 @@ use crate::{
         integration_tokens, integrations, oauth_states, preference_history, preference_overrides,
         users,
     },
+    unique::unique,
 };
 
 /// A stored user.
@@ -47,9 +48,7 @@ pub async fn find_by_id<C: ConnectionTrait>(
     id: Uuid,
     deleted: Deleted,
 ) -> Result<Option<User>, StoreError> {
-    Ok(live_filter(users::Entity::find_by_id(id), deleted)
-        .one(conn)
-        .await?)
+    Ok(unique(live_filter(users::Entity::find_by_id(id), deleted), conn).await?)
 }
 
 /// The user with this Clerk id.
@@ -62,11 +61,13 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
     clerk_user_id: &str,
     deleted: Deleted,
 ) -> Result<Option<User>, StoreError> {
-    Ok(live_filter(
-        users::Entity::find().filter(users::Column::ClerkUserId.eq(clerk_user_id)),
-        deleted,
+    Ok(unique(
+        live_filter(
+            users::Entity::find().filter(users::Column::ClerkUserId.eq(clerk_user_id)),
+            deleted,
+        ),
+        conn,
     )
-    .one(conn)
     .await?)
 }
 

@@ -4,17 +4,14 @@
 //! not cache a token longer than 5 minutes: the service refreshes ahead of expiry.
 
 use app::{
-    Ctx,
-    token_stats::IntegrationStats,
-    tokens::{IssuedToken, TokenRequest},
+    Ctx, token_handout::TokenAsk, token_stats::IntegrationStats, tokens::IssuedToken,
     users::UserKey,
 };
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
-use domain::{UserId, ValidationErrors, user::UserRef};
+use domain::{ValidationErrors, user::UserRef};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
-use store::users::Deleted;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -101,22 +98,16 @@ pub struct StatsAnswer {
     pub stats: serde_json::Value,
 }
 
-/// The user a body's `user_id` names (live users only).
-async fn user_of(state: &AppState, raw: &str) -> Result<UserId, ApiError> {
+/// The user a body's `user_id` names (not yet looked up).
+fn user_key(raw: &str) -> Result<UserKey, ApiError> {
     let r =
         UserRef::parse(raw).map_err(|m| ApiError::from(ValidationErrors::single("user_id", m)))?;
-    let key = UserKey::from_ref(r, None).ok_or_else(|| {
+    UserKey::from_ref(r, None).ok_or_else(|| {
         ApiError::from(ValidationErrors::single(
             "user_id",
             "must be a UUID or a Clerk user id (`me` names no one here)",
         ))
-    })?;
-    let user = state
-        .app()
-        .find_user(&key, Deleted::Exclude)
-        .await?
-        .ok_or_else(|| ApiError::new(domain::ErrorCode::NotFound).detail("user not found"))?;
-    Ok(app::users::id_of(&user))
+    })
 }
 
 fn ctx(key: &crate::auth::ServicePrincipal, meta: app::RequestMeta) -> Ctx {
@@ -151,9 +142,8 @@ pub async fn get_token(
         )
         .into());
     }
-    let user = user_of(&state, &body.user_id).await?;
-    let req = TokenRequest {
-        user,
+    let key = user_key(&body.user_id)?;
+    let ask = TokenAsk {
         provider: body.provider,
         scopes: body.scopes,
         min_validity: chrono::Duration::seconds(i64::from(min)),
@@ -161,7 +151,7 @@ pub async fn get_token(
     };
     let token = state
         .app()
-        .get_valid_token(&ctx(&caller.key, meta), &req)
+        .get_token_for(&ctx(&caller.key, meta), &key, ask)
         .await?;
     Ok(Json(token.into()))
 }
@@ -180,9 +170,8 @@ pub async fn refresh_token(
     Meta(meta): Meta,
     Body(body): Body<TokenRefreshBody>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
-    let user = user_of(&state, &body.user_id).await?;
-    let req = TokenRequest {
-        user,
+    let key = user_key(&body.user_id)?;
+    let ask = TokenAsk {
         provider: body.provider,
         scopes: Vec::new(),
         min_validity: chrono::Duration::zero(),
@@ -190,7 +179,7 @@ pub async fn refresh_token(
     };
     let token = state
         .app()
-        .get_valid_token(&ctx(&caller.key, meta), &req)
+        .get_token_for(&ctx(&caller.key, meta), &key, ask)
         .await?;
     Ok(Json(token.into()))
 }

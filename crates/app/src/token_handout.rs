@@ -1,0 +1,148 @@
+//! Handing out tokens: every hand-out, whatever its outcome, is counted and audited
+//! (`token.accessed`, through the batched access log). Whether a token is valid or must be
+//! refreshed first (single flight) is `tokens.rs`'s business.
+//!
+//! A service names the user (`POST /internal/tokens/get` and `/refresh`), so
+//! [`App::get_token_for`] reads the user, the integration and the access-token ciphertext
+//! in ONE statement (`store::token_lookup`) instead of three: this is the busiest route.
+//! Only when that read finds nothing do the narrow lookups run, to tell an unknown user
+//! (404, nothing audited, as before) from a missing integration (404, audited).
+
+use chrono::Duration;
+use domain::{UserId, audit::AuditAction};
+use serde_json::json;
+use store::{
+    token_lookup::{self, UserBy},
+    users::Deleted,
+};
+use vault::TokenKind;
+
+use crate::{
+    App, AppError, Ctx,
+    audit::AuditRecord,
+    tokens::{IssuedToken, TokenRequest, usable},
+    users::{UserKey, id_of},
+};
+
+/// What a service asks for, before the user it names is resolved.
+#[derive(Clone, Debug)]
+pub struct TokenAsk {
+    pub provider: String,
+    /// Scopes the token must carry.
+    pub scopes: Vec<String>,
+    /// Refresh first when the token expires within this.
+    pub min_validity: Duration,
+    /// Refresh now whatever the expiry.
+    pub force: bool,
+}
+
+impl TokenAsk {
+    fn for_user(self, user: UserId) -> TokenRequest {
+        TokenRequest {
+            user,
+            provider: self.provider,
+            scopes: self.scopes,
+            min_validity: self.min_validity,
+            force: self.force,
+        }
+    }
+}
+
+impl App {
+    /// A valid access token for the user's provider, refreshed first when needed. Every
+    /// token handed out is audited (`token.accessed`).
+    ///
+    /// # Errors
+    /// `NotFound` (no integration, or not connected), `InsufficientScope`,
+    /// `ReauthorizationRequired`, `Provider` (the provider is failing and the token has
+    /// expired), storage.
+    pub async fn get_valid_token(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+    ) -> Result<IssuedToken, AppError> {
+        let result = self.valid_token(ctx, req).await;
+        self.audit_access(ctx, req, &result).await;
+        result
+    }
+
+    /// Counts and audits one hand-out (`token.accessed`), whatever its outcome.
+    pub(crate) async fn audit_access(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+        result: &Result<IssuedToken, AppError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(_) => "failure",
+        };
+        // Bounded labels: a provider outside the catalog and user sessions are collapsed.
+        let provider = if self.catalog().get(&req.provider).is_some() {
+            req.provider.as_str()
+        } else {
+            "unknown"
+        };
+        let service = match (&ctx.actor.kind, &ctx.actor.id) {
+            (domain::audit::ActorType::Service, Some(name)) => name.as_str(),
+            (kind, _) => kind.as_str(),
+        };
+        crate::metrics::token_access(provider, service, outcome);
+        let mut details = json!({"provider": req.provider, "scopes": req.scopes});
+        match result {
+            Err(e) => details["error"] = json!(e.code().as_str()),
+            Ok(t) => details["refreshed"] = json!(t.refreshed),
+        }
+        self.access_log()
+            .record(
+                ctx,
+                AuditRecord::new(AuditAction::TokenAccessed, Some(req.user))
+                    .resource("integration", req.provider.clone())
+                    .outcome(outcome)
+                    .details(details),
+            )
+            .await;
+    }
+
+    /// A valid access token for the provider of the user `key` names (live users only),
+    /// audited like [`App::get_valid_token`].
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown or deleted user (not audited: there is no one to audit
+    /// about), otherwise as [`App::get_valid_token`].
+    pub async fn get_token_for(
+        &self,
+        ctx: &Ctx,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<IssuedToken, AppError> {
+        let by = match key {
+            UserKey::Id(id) => UserBy::Id(id.as_uuid()),
+            UserKey::Clerk(c) => UserBy::Clerk(c.as_str()),
+        };
+        let found = token_lookup::find(
+            self.db().reader(),
+            by,
+            &ask.provider,
+            TokenKind::Access.as_str(),
+        )
+        .await?;
+        let Some((integration, access)) = found else {
+            let user = self
+                .find_user(key, Deleted::Exclude)
+                .await?
+                .ok_or(AppError::NotFound("user"))?;
+            return self.get_valid_token(ctx, &ask.for_user(id_of(&user))).await;
+        };
+        let req = ask.for_user(UserId::from_uuid(integration.user_id));
+        let result = match usable(integration, &req.provider) {
+            Ok(i) => {
+                let sealed = access.map(|(_, ciphertext)| ciphertext);
+                self.valid_token_of(ctx, &req, i, sealed).await
+            }
+            Err(e) => Err(e),
+        };
+        self.audit_access(ctx, &req, &result).await;
+        result
+    }
+}
