@@ -10,6 +10,11 @@ use server::{
     startup, telemetry,
 };
 
+/// mimalloc rather than glibc malloc: see the workspace `Cargo.toml` (measured with
+/// `scripts/bench`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve(ServeArgs::default()));
