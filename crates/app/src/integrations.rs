@@ -1,11 +1,11 @@
 //! Connecting providers (API.md "Integrations"): start an authorization, complete it,
-//! list, disconnect. Tokens are sealed by the vault, bound to user, provider and kind;
-//! the PKCE verifier is sealed beside the single-use `state`.
+//! list, disconnect. The PKCE verifier is sealed beside the single-use `state`; the
+//! tokens themselves are sealed and read in `sealed_tokens.rs`.
 
 use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, ValidationErrors, audit::AuditAction};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use store::{
@@ -18,10 +18,7 @@ use vault::{Binding, TokenKind};
 use crate::{
     App, AppError, Ctx,
     audit::{self, AuditRecord},
-    oauth::{
-        Provider,
-        client::{ProviderError, TokenSet},
-    },
+    oauth::{Provider, client::ProviderError},
 };
 
 /// How long a `state` may wait for its code.
@@ -216,76 +213,6 @@ impl App {
         .await?;
         txn.commit().await?;
         Ok(integration)
-    }
-
-    /// Seals and stores the access token and, when the answer has one, the refresh token
-    /// (an answer without one keeps the stored refresh token).
-    pub(crate) async fn store_tokens<C: store::ConnectionTrait>(
-        &self,
-        conn: &C,
-        user: UserId,
-        integration: &Integration,
-        tokens: &TokenSet,
-    ) -> Result<(), AppError> {
-        let put = |kind: TokenKind, secret: &SecretString| {
-            let binding = Binding::new(user.as_uuid(), &integration.provider, kind);
-            (
-                kind,
-                self.vault()
-                    .seal(secret.expose_secret().as_bytes(), &binding),
-            )
-        };
-        let mut sealed = vec![put(TokenKind::Access, &tokens.access_token)];
-        if let Some(r) = &tokens.refresh_token {
-            sealed.push(put(TokenKind::Refresh, r));
-        }
-        for (kind, ct) in sealed {
-            store::ciphertexts::put_token(
-                conn,
-                user.as_uuid(),
-                integration.id,
-                kind.as_str(),
-                key_version(&ct),
-                ct,
-            )
-            .await?;
-        }
-        Ok(())
-    }
-
-    /// A stored token of the integration, opened.
-    pub(crate) async fn read_token<C: store::ConnectionTrait>(
-        &self,
-        conn: &C,
-        user: UserId,
-        integration: &Integration,
-        kind: TokenKind,
-    ) -> Result<Option<SecretString>, AppError> {
-        let Some((_, ct)) =
-            store::ciphertexts::get_token(conn, user.as_uuid(), integration.id, kind.as_str())
-                .await?
-        else {
-            return Ok(None);
-        };
-        self.open_token(user, integration, kind, &ct).map(Some)
-    }
-
-    /// A token ciphertext of the integration, opened (bound to user, provider and kind).
-    pub(crate) fn open_token(
-        &self,
-        user: UserId,
-        integration: &Integration,
-        kind: TokenKind,
-        ciphertext: &[u8],
-    ) -> Result<SecretString, AppError> {
-        let binding = Binding::new(user.as_uuid(), &integration.provider, kind);
-        let plain = self
-            .vault()
-            .open(ciphertext, &binding)
-            .map_err(|e| AppError::Internal(format!("{} token: {e}", kind.as_str())))?;
-        plain
-            .to_secret_string()
-            .map_err(|_| AppError::Internal("token is not UTF-8".to_owned()))
     }
 
     /// The user's integrations, by provider.
@@ -485,7 +412,7 @@ fn state_hash(state: &str) -> String {
         .collect()
 }
 
-fn key_version(ciphertext: &[u8]) -> i32 {
+pub(crate) fn key_version(ciphertext: &[u8]) -> i32 {
     vault::key_version_of(ciphertext)
         .ok()
         .and_then(|v| i32::try_from(v).ok())

@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod preferences;
+mod sealed_tokens;
 pub mod service_keys;
 pub mod token_handout;
 pub mod token_stats;
