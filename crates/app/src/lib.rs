@@ -7,6 +7,7 @@ pub mod audit;
 pub mod audit_archive;
 pub mod audit_query;
 mod audit_verify;
+mod backoff;
 pub mod clerk;
 pub mod context;
 pub mod diagnostics;

@@ -136,9 +136,7 @@ pub async fn due<C: ConnectionTrait>(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = event_ids(&rows);
     let events: HashMap<Uuid, event_outbox::Model> = event_outbox::Entity::find()
         .filter(event_outbox::Column::Id.is_in(ids))
         .all(conn)
@@ -315,9 +313,7 @@ pub async fn deliveries<C: ConnectionTrait>(
         .limit(limit)
         .all(conn)
         .await?;
-    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
-    ids.sort_unstable();
-    ids.dedup();
+    let ids = event_ids(&rows);
     let types: HashMap<Uuid, String> = if ids.is_empty() {
         HashMap::new()
     } else {
@@ -415,18 +411,7 @@ pub async fn delete_for_user<C: ConnectionTrait>(
         .into_tuple()
         .all(conn)
         .await?;
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    event_deliveries::Entity::delete_many()
-        .filter(event_deliveries::Column::EventId.is_in(ids.clone()))
-        .exec(conn)
-        .await?;
-    Ok(event_outbox::Entity::delete_many()
-        .filter(event_outbox::Column::Id.is_in(ids))
-        .exec(conn)
-        .await?
-        .rows_affected)
+    delete_events(conn, &ids).await
 }
 
 /// Removes events created before `before` that have no pending delivery left (history
@@ -456,9 +441,22 @@ pub async fn prune<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Resul
             .all(conn)
             .await?
     };
+    delete_events(conn, &old).await
+}
+
+/// The distinct events of `rows`.
+fn event_ids(rows: &[event_deliveries::Model]) -> Vec<Uuid> {
+    let mut ids: Vec<Uuid> = rows.iter().map(|r| r.event_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+/// Deletes events `ids` and their deliveries; returns the events removed.
+async fn delete_events<C: ConnectionTrait>(conn: &C, ids: &[Uuid]) -> Result<u64, StoreError> {
     let mut removed = 0;
-    // Bounded statements: a long outage can leave many rows.
-    for chunk in old.chunks(500) {
+    // Bounded statements: a long outage or a long-lived user can leave many rows.
+    for chunk in ids.chunks(500) {
         event_deliveries::Entity::delete_many()
             .filter(event_deliveries::Column::EventId.is_in(chunk.to_vec()))
             .exec(conn)

@@ -210,18 +210,15 @@ pub async fn expiring_before<C: ConnectionTrait>(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    use sea_orm::QueryOrder;
-    Ok(integrations::Entity::find()
-        .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
-        .filter(integrations::Column::ExpiresAt.is_not_null())
-        .filter(integrations::Column::ExpiresAt.lt(before))
-        .order_by_asc(integrations::Column::ExpiresAt)
-        .limit(limit)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|i| (i.user_id, i.provider))
-        .collect())
+    work_list(
+        conn,
+        integrations::Column::ExpiresAt
+            .is_not_null()
+            .and(integrations::Column::ExpiresAt.lt(before)),
+        integrations::Column::ExpiresAt,
+        limit,
+    )
+    .await
 }
 
 /// Integrations holding tokens not checked since `before` (never-checked first), as
@@ -234,21 +231,37 @@ pub async fn unchecked_since<C: ConnectionTrait>(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
+    work_list(
+        conn,
+        integrations::Column::LastCheckedAt
+            .is_null()
+            .or(integrations::Column::LastCheckedAt.lt(before)),
+        integrations::Column::LastCheckedAt,
+        limit,
+    )
+    .await
+}
+
+/// (user id, provider) of integrations that hold tokens (`active` or `refresh_failed`)
+/// and match `condition`, ordered by `order` ascending.
+async fn work_list<C: ConnectionTrait>(
+    conn: &C,
+    condition: sea_orm::sea_query::SimpleExpr,
+    order: integrations::Column,
+    limit: u64,
+) -> Result<Vec<(Uuid, String)>, StoreError> {
     use sea_orm::QueryOrder;
     Ok(integrations::Entity::find()
+        .select_only()
+        .column(integrations::Column::UserId)
+        .column(integrations::Column::Provider)
         .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
-        .filter(
-            integrations::Column::LastCheckedAt
-                .is_null()
-                .or(integrations::Column::LastCheckedAt.lt(before)),
-        )
-        .order_by_asc(integrations::Column::LastCheckedAt)
+        .filter(condition)
+        .order_by_asc(order)
         .limit(limit)
+        .into_tuple()
         .all(conn)
-        .await?
-        .into_iter()
-        .map(|i| (i.user_id, i.provider))
-        .collect())
+        .await?)
 }
 
 /// Records a health check of the integration at `at`.

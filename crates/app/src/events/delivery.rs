@@ -275,17 +275,7 @@ fn transport_error(e: &reqwest::Error) -> String {
 /// Wait after failed attempt `attempt` (1-based): base · 2^(attempt−1), capped at a day,
 /// plus up to 25 % so a recovered subscriber is not hit by every retry at once.
 fn backoff(base: Duration, attempt: i32) -> Duration {
-    let exp = u32::try_from(attempt.saturating_sub(1))
-        .unwrap_or(0)
-        .min(30);
-    let delay = base.saturating_mul(1 << exp).min(MAX_DELAY);
-    let mut r = [0u8; 8];
-    let fraction = if getrandom::fill(&mut r).is_ok() {
-        (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
-    } else {
-        0.0
-    };
-    delay + delay.mul_f64(0.25 * fraction)
+    crate::backoff::exponential(base, attempt, MAX_DELAY, 0.25)
 }
 
 #[cfg(test)]

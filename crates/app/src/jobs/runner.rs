@@ -294,21 +294,12 @@ impl Runner {
     /// below the cap (the next base is already past this one's jitter).
     #[must_use]
     pub fn backoff(&self, attempt: i32) -> Duration {
-        let exp = u32::try_from(attempt.saturating_sub(1))
-            .unwrap_or(0)
-            .min(30);
-        let base = self
-            .settings
-            .retry_base
-            .saturating_mul(1 << exp)
-            .min(self.settings.retry_max);
-        let mut r = [0u8; 8];
-        let fraction = if getrandom::fill(&mut r).is_ok() {
-            (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
-        } else {
-            0.0
-        };
-        base + base.mul_f64(0.5 * fraction)
+        crate::backoff::exponential(
+            self.settings.retry_base,
+            attempt,
+            self.settings.retry_max,
+            0.5,
+        )
     }
 
     /// The newest runs of `name` (operators and tests).
