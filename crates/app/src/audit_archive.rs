@@ -45,7 +45,7 @@ impl App {
         let mut entries = Vec::new();
         let mut after = 0;
         'pages: loop {
-            let page = store::audit::after(self.db().reader(), after, PAGE).await?;
+            let page = store::audit::after(self.db().current(), after, PAGE).await?;
             if page.is_empty() {
                 break;
             }

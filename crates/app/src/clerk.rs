@@ -153,7 +153,7 @@ impl App {
         // outside the transaction, and a redelivery finds no token left to revoke.
         let revocations = match &parsed {
             Event::Delete(ClerkDeleted { id: Some(raw), .. })
-                if !webhook_events::exists(self.db().reader(), svix_id).await? =>
+                if !webhook_events::exists(self.db().current(), svix_id).await? =>
             {
                 let key = crate::users::UserKey::Clerk(clerk_id(raw)?);
                 match self.find_user(&key, store::users::Deleted::Exclude).await? {

@@ -68,7 +68,7 @@ impl App {
             .catalog()
             .get(provider)
             .ok_or(AppError::NotFound("provider"))?;
-        let i = store::integrations::find(self.db().reader(), user.as_uuid(), provider)
+        let i = store::integrations::find(self.db().current(), user.as_uuid(), provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let granted: Vec<String> = serde_json::from_value(i.scopes.clone()).unwrap_or_default();
@@ -103,7 +103,7 @@ impl App {
             .collect();
         let now = Utc::now();
         let token = self
-            .read_token(self.db().reader(), user, &i, TokenKind::Access)
+            .read_token(self.db().current(), user, &i, TokenKind::Access)
             .await
             .ok()
             .flatten();
@@ -164,12 +164,12 @@ impl App {
             return Ok(Health::Unavailable);
         };
         let Some(i) =
-            store::integrations::find(self.db().reader(), user.as_uuid(), provider).await?
+            store::integrations::find(self.db().current(), user.as_uuid(), provider).await?
         else {
             return Ok(Health::Unavailable);
         };
         let token = self
-            .read_token(self.db().reader(), user, &i, TokenKind::Access)
+            .read_token(self.db().current(), user, &i, TokenKind::Access)
             .await
             .ok()
             .flatten();

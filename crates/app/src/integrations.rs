@@ -183,6 +183,11 @@ impl App {
         let scopes = tokens.scopes.clone().unwrap_or(requested);
         let (account_id, account_email) = account(p, info.as_ref());
         let txn = self.db().writer().begin().await?;
+        // The user may have been deleted during the provider calls: a deletion wins, and
+        // nothing (no integration, no ciphertext) is written for a deleted user.
+        if !store::users::lock_live(&txn, user.as_uuid()).await? {
+            return Err(AppError::NotFound("user"));
+        }
         let integration = repo::upsert_connected(
             &txn,
             Connected {
@@ -236,7 +241,7 @@ impl App {
         provider: &str,
     ) -> Result<Revocation, AppError> {
         let p = self.provider(provider)?;
-        let integration = repo::find(self.db().reader(), user.as_uuid(), provider)
+        let integration = repo::find(self.db().current(), user.as_uuid(), provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let revocation = self.revoke_at_provider(p, user, &integration).await?;
@@ -281,7 +286,7 @@ impl App {
     /// Storage (a provider failure is an outcome, not an error).
     pub(crate) async fn revoke_all_grants(&self, user: UserId) -> Result<Value, AppError> {
         let mut out = serde_json::Map::new();
-        for integration in repo::list(self.db().reader(), user.as_uuid()).await? {
+        for integration in repo::list(self.db().current(), user.as_uuid()).await? {
             let holds = domain::integration::IntegrationStatus::parse(&integration.status)
                 .is_some_and(domain::integration::IntegrationStatus::holds_tokens);
             if !holds {
@@ -318,10 +323,11 @@ impl App {
             crate::oauth::RevokeToken::Refresh => [TokenKind::Refresh, TokenKind::Access],
             crate::oauth::RevokeToken::Access => [TokenKind::Access, TokenKind::Refresh],
         };
-        let reader = self.db().reader();
+        // The primary: a replica could lag behind a refresh that rotated the token.
+        let conn = self.db().current();
         let mut token = None;
         for kind in kinds {
-            token = self.read_token(reader, user, integration, kind).await?;
+            token = self.read_token(conn, user, integration, kind).await?;
             if token.is_some() {
                 break;
             }

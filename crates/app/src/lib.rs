@@ -20,6 +20,8 @@ pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod preferences;
+mod refresh;
+mod refresh_lease;
 mod sealed_tokens;
 pub mod service_keys;
 pub mod token_handout;

@@ -16,6 +16,10 @@ pub struct Readiness {
     pub database: Check,
     /// Every migration of this binary is applied.
     pub migrations_current: bool,
+    /// The read replica answered; `None` when none is configured. Not part of
+    /// [`Readiness::is_ready`]: every instance reads the same replica, so failing them all
+    /// would turn an outage of the reads that may lag into an outage of everything.
+    pub replica: Option<Check>,
 }
 
 impl Readiness {
@@ -50,9 +54,17 @@ impl App {
                 false
             }
         };
+        let replica = self.db().ping_replica().await.map(|r| match r {
+            Ok(()) => Check::Ok,
+            Err(e) => {
+                tracing::warn!(error = %e, "read replica health check failed");
+                Check::Error
+            }
+        });
         Readiness {
             database,
             migrations_current,
+            replica,
         }
     }
 }

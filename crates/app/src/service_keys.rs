@@ -352,7 +352,8 @@ impl App {
     ) -> Result<Option<Arc<VerifiedServiceKey>>, AppError> {
         let cache = &self.service_key_cache().0;
         let Some(row) =
-            store::service_keys::find_active_by_hash(self.db().reader(), &to_hex(&computed))
+            // The primary: a replica that lags behind a revocation would accept the key.
+            store::service_keys::find_active_by_hash(self.db().current(), &to_hex(&computed))
                 .await?
         else {
             return Ok(None);

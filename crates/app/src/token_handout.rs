@@ -120,8 +120,10 @@ impl App {
             UserKey::Id(id) => UserBy::Id(id.as_uuid()),
             UserKey::Clerk(c) => UserBy::Clerk(c.as_str()),
         };
+        // The primary, never a replica: a lagging one would hand out a token after its
+        // integration was disconnected or its user deleted.
         let found = token_lookup::find(
-            self.db().reader(),
+            self.db().current(),
             by,
             &ask.provider,
             TokenKind::Access.as_str(),

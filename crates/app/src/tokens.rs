@@ -5,7 +5,9 @@
 //! wait on its lock and then re-read what it stored; across replicas a lease on the
 //! integration row (one conditional UPDATE) lets exactly one process call the provider,
 //! and the others poll until it is released. No transaction or pooled connection is held
-//! during the provider call. The winner re-reads the stored token after taking the lease.
+//! during the provider call. The winner re-reads the stored token after taking the lease
+//! (`refresh.rs`); the lease is a guard released on every path (`refresh_lease.rs`).
+//! Every read here goes to the primary (`Db::current`), never a lagging replica.
 
 use std::{sync::Arc, time::Duration as StdDuration};
 
@@ -13,23 +15,17 @@ use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
 use secrecy::SecretString;
 use serde_json::json;
-use store::{
-    TransactionTrait,
-    integrations::{self as repo, Integration},
-    token_refresh,
-};
+use store::integrations::{self as repo, Integration};
 use vault::TokenKind;
 
 use crate::{
     App, AppError, Ctx,
     audit::{self, AuditRecord},
-    oauth::client::ProviderError,
+    refresh_lease::Leased,
 };
 
-/// A failing integration is refreshed at most this often on demand.
-const RETRY_FLOOR_SECONDS: i64 = 30;
 /// How long a refresher may hold the lease (longer than the provider timeout).
-const LEASE_SECONDS: i64 = 30;
+pub(crate) const LEASE_SECONDS: i64 = 30;
 /// How often a waiter in another process looks at the lease again.
 const LEASE_POLL: StdDuration = StdDuration::from_millis(50);
 
@@ -109,22 +105,29 @@ impl App {
         self.refresh_single_flight(ctx, req, integration).await
     }
 
-    /// The integration, which must hold tokens; `reauth_required` is its own error.
-    async fn connected(&self, user: UserId, provider: &str) -> Result<Integration, AppError> {
-        let integration = repo::find(self.db().reader(), user.as_uuid(), provider)
+    /// The integration, which must hold tokens; `reauth_required` is its own error. Read
+    /// from the primary: it decides a hand-out, and the lease's re-read must see the token
+    /// the last refresh stored (a replica's stale refresh token would be sent to a provider
+    /// that already rotated it).
+    pub(crate) async fn connected(
+        &self,
+        user: UserId,
+        provider: &str,
+    ) -> Result<Integration, AppError> {
+        let integration = repo::find(self.db().current(), user.as_uuid(), provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         usable(integration, provider)
     }
 
-    async fn issue(
+    pub(crate) async fn issue(
         &self,
         user: UserId,
         integration: &Integration,
         refreshed: bool,
     ) -> Result<IssuedToken, AppError> {
         let token = self
-            .read_token(self.db().reader(), user, integration, TokenKind::Access)
+            .read_token(self.db().current(), user, integration, TokenKind::Access)
             .await?
             .ok_or_else(|| {
                 AppError::Internal("an active integration has no access token".to_owned())
@@ -143,30 +146,39 @@ impl App {
             .get_with(integration.id, || Arc::new(tokio::sync::Mutex::new(())));
         let _guard = lock.lock().await;
         let user = req.user;
-        let mut current = self.connected(user, &req.provider).await?;
+        let current = self.connected(user, &req.provider).await?;
         // Someone refreshed while we waited: their token is ours.
         if refreshed_since(&current, &integration) && is_fresh(&current, req.min_validity) {
             return self.issue(user, &current, false).await;
         }
+        let lease = match self.take_or_wait(req, &integration, current).await? {
+            Leased::Taken(lease) => lease,
+            Leased::RefreshedElsewhere(current) => return self.issue(user, &current, false).await,
+        };
+        // Released on every path: here once the body ends, whatever it returned; by the
+        // guard's drop when the request is cancelled or panics mid-way.
+        let result = self.refresh_leased(ctx, req, &integration).await;
+        lease.release().await;
+        result
+    }
+
+    /// Takes the integration's lease, or waits while another replica holds it and hands
+    /// out what that replica stored.
+    async fn take_or_wait(
+        &self,
+        req: &TokenRequest,
+        before: &Integration,
+        mut current: Integration,
+    ) -> Result<Leased, AppError> {
         let started = Utc::now();
         loop {
-            let now = Utc::now();
-            if token_refresh::take_lease(
-                self.db().writer(),
-                user.as_uuid(),
-                current.id,
-                now,
-                now + Duration::seconds(LEASE_SECONDS),
-            )
-            .await?
-            {
-                break;
+            if let Some(lease) = self.take_lease(req.user, current.id).await? {
+                return Ok(Leased::Taken(lease));
             }
-            // Another replica is refreshing: wait for it, then use what it stored.
             tokio::time::sleep(LEASE_POLL).await;
-            current = self.connected(user, &req.provider).await?;
-            if refreshed_since(&current, &integration) && is_fresh(&current, req.min_validity) {
-                return self.issue(user, &current, false).await;
+            current = self.connected(req.user, &req.provider).await?;
+            if refreshed_since(&current, before) && is_fresh(&current, req.min_validity) {
+                return Ok(Leased::RefreshedElsewhere(current));
             }
             if Utc::now() - started > Duration::seconds(LEASE_SECONDS + 5) {
                 return Err(AppError::Provider(format!(
@@ -175,171 +187,11 @@ impl App {
                 )));
             }
         }
-        // The winner re-reads after taking the lease.
-        let current = self.connected(user, &req.provider).await?;
-        if refreshed_since(&current, &integration) && is_fresh(&current, req.min_validity) {
-            token_refresh::release_lease(self.db().writer(), user.as_uuid(), current.id).await?;
-            return self.issue(user, &current, false).await;
-        }
-        self.refresh_holding_lease(ctx, user, current).await
-    }
-
-    /// Calls the provider and records the outcome; the lease is released by every path.
-    async fn refresh_holding_lease(
-        &self,
-        ctx: &Ctx,
-        user: UserId,
-        integration: Integration,
-    ) -> Result<IssuedToken, AppError> {
-        let provider = self
-            .catalog()
-            .get(&integration.provider)
-            .ok_or(AppError::NotFound("provider"))?
-            .clone();
-        let now = Utc::now();
-        let failing = integration.status == IntegrationStatus::RefreshFailed.as_str();
-        // At most one attempt per 30 s while failing, and never before the provider's
-        // `Retry-After`.
-        let recently = integration
-            .last_refresh_attempt_at
-            .is_some_and(|t| now - t < Duration::seconds(RETRY_FLOOR_SECONDS))
-            || integration.refresh_not_before.is_some_and(|t| now < t);
-        if failing && recently {
-            token_refresh::release_lease(self.db().writer(), user.as_uuid(), integration.id)
-                .await?;
-            return self
-                .still_valid_or(
-                    user,
-                    &integration,
-                    "the last refresh failed moments ago; retrying later",
-                )
-                .await;
-        }
-        let Some(refresh_token) = self
-            .read_token(self.db().reader(), user, &integration, TokenKind::Refresh)
-            .await?
-        else {
-            token_refresh::release_lease(self.db().writer(), user.as_uuid(), integration.id)
-                .await?;
-            return self
-                .still_valid_or(user, &integration, "no refresh token is held")
-                .await;
-        };
-        let answer = self.oauth_client().refresh(&provider, &refresh_token).await;
-        crate::metrics::token_refresh(
-            &integration.provider,
-            // The outcomes the alert rules and dashboard use (deploy/prometheus/alerts.yml).
-            match &answer {
-                Ok(_) => "ok",
-                Err(ProviderError::InvalidGrant { .. }) => "reauth_required",
-                Err(_) => "error",
-            },
-        );
-        match answer {
-            Ok(tokens) => {
-                let txn = self.db().writer().begin().await?;
-                // A rotated refresh token is stored in the same transaction as the new
-                // access token; an answer without one keeps the stored one.
-                self.store_tokens(&txn, user, &integration, &tokens).await?;
-                token_refresh::record_success(
-                    &txn,
-                    user.as_uuid(),
-                    integration.id,
-                    tokens.expires_at,
-                    tokens.scopes.as_deref(),
-                    now,
-                )
-                .await?;
-                audit::record(
-                    &txn,
-                    ctx,
-                    AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
-                        .resource("integration", integration.provider.clone())
-                        .outcome("success")
-                        .details(json!({"provider": integration.provider,
-                            "refresh_token_rotated": tokens.refresh_token.is_some()})),
-                )
-                .await?;
-                if failing {
-                    status_changed(
-                        self,
-                        &txn,
-                        ctx,
-                        user,
-                        &integration,
-                        IntegrationStatus::Active,
-                        None,
-                    )
-                    .await?;
-                }
-                txn.commit().await?;
-                let fresh = repo::find(self.db().writer(), user.as_uuid(), &integration.provider)
-                    .await?
-                    .ok_or(AppError::NotFound("integration"))?;
-                Ok(IssuedToken {
-                    access_token: tokens.access_token,
-                    token_type: "Bearer",
-                    expires_at: fresh.expires_at,
-                    scopes: scopes_of(&fresh),
-                    provider: fresh.provider.clone(),
-                    account_email: fresh.account_email.clone(),
-                    refreshed: true,
-                })
-            }
-            Err(e) => {
-                let terminal = matches!(e, ProviderError::InvalidGrant { .. });
-                let status = if terminal {
-                    IntegrationStatus::ReauthRequired
-                } else {
-                    IntegrationStatus::RefreshFailed
-                };
-                let message = e.to_string();
-                let not_before = match &e {
-                    ProviderError::Transient {
-                        retry_after: Some(wait),
-                        ..
-                    } => Duration::from_std(*wait).ok().map(|w| now + w),
-                    _ => None,
-                };
-                let txn = self.db().writer().begin().await?;
-                token_refresh::record_failure(
-                    &txn,
-                    user.as_uuid(),
-                    integration.id,
-                    status.as_str(),
-                    &message,
-                    now,
-                    not_before,
-                )
-                .await?;
-                audit::record(
-                    &txn,
-                    ctx,
-                    AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
-                        .resource("integration", integration.provider.clone())
-                        .outcome("failure")
-                        .details(json!({"provider": integration.provider, "error": message})),
-                )
-                .await?;
-                if integration.status != status.as_str() {
-                    status_changed(self, &txn, ctx, user, &integration, status, Some(&message))
-                        .await?;
-                }
-                txn.commit().await?;
-                if terminal {
-                    return Err(AppError::ReauthorizationRequired(format!(
-                        "{} rejected the refresh token: the user must reconnect",
-                        integration.provider
-                    )));
-                }
-                self.still_valid_or(user, &integration, &message).await
-            }
-        }
     }
 
     /// The current token while it has not expired (the provider is down, not the token);
     /// 502 once it has.
-    async fn still_valid_or(
+    pub(crate) async fn still_valid_or(
         &self,
         user: UserId,
         integration: &Integration,
@@ -357,7 +209,7 @@ impl App {
 
 /// Records a status transition: its audit entry and its `integration.status_changed`
 /// event, in the caller's transaction.
-async fn status_changed<C: store::ConnectionTrait>(
+pub(crate) async fn status_changed<C: store::ConnectionTrait>(
     app: &App,
     conn: &C,
     ctx: &Ctx,
@@ -402,7 +254,7 @@ pub(crate) fn usable(integration: Integration, provider: &str) -> Result<Integra
     }
 }
 
-fn issued(token: SecretString, integration: &Integration, refreshed: bool) -> IssuedToken {
+pub(crate) fn issued(token: SecretString, integration: &Integration, refreshed: bool) -> IssuedToken {
     IssuedToken {
         access_token: token,
         token_type: "Bearer",
@@ -414,16 +266,16 @@ fn issued(token: SecretString, integration: &Integration, refreshed: bool) -> Is
     }
 }
 
-fn scopes_of(i: &Integration) -> Vec<String> {
+pub(crate) fn scopes_of(i: &Integration) -> Vec<String> {
     serde_json::from_value(i.scopes.clone()).unwrap_or_default()
 }
 
 /// Valid for at least `min_validity` (a token without an expiry is taken as valid).
-fn is_fresh(i: &Integration, min_validity: Duration) -> bool {
+pub(crate) fn is_fresh(i: &Integration, min_validity: Duration) -> bool {
     i.expires_at.is_none_or(|t| t > Utc::now() + min_validity)
 }
 
 /// Whether `now` was refreshed after `before` was read.
-fn refreshed_since(now: &Integration, before: &Integration) -> bool {
+pub(crate) fn refreshed_since(now: &Integration, before: &Integration) -> bool {
     now.last_refreshed_at != before.last_refreshed_at || now.expires_at != before.expires_at
 }

@@ -94,7 +94,9 @@ fn user_id(u: &User) -> UserId {
 }
 
 impl App {
-    /// The user `key` names, if any (soft-deleted ones only with [`Deleted::Include`]).
+    /// The user `key` names, if any (soft-deleted ones only with [`Deleted::Include`]),
+    /// read from the primary: this read decides access (authorization, whether the user
+    /// exists) or comes before a write.
     ///
     /// # Errors
     /// When the database fails.
@@ -104,7 +106,29 @@ impl App {
         key: &UserKey,
         deleted: Deleted,
     ) -> Result<Option<User>, AppError> {
-        let conn = self.db().reader();
+        self.find_user_on(self.db().current(), key, deleted).await
+    }
+
+    /// [`App::find_user`] for a read that may lag (a `GET` of the profile or preferences):
+    /// from the read replica when one is configured.
+    ///
+    /// # Errors
+    /// When the database fails.
+    #[tracing::instrument(name = "app users.find_user_may_lag", skip_all)]
+    pub async fn find_user_may_lag(
+        &self,
+        key: &UserKey,
+        deleted: Deleted,
+    ) -> Result<Option<User>, AppError> {
+        self.find_user_on(self.db().reader(), key, deleted).await
+    }
+
+    async fn find_user_on(
+        &self,
+        conn: &store::DatabaseConnection,
+        key: &UserKey,
+        deleted: Deleted,
+    ) -> Result<Option<User>, AppError> {
         Ok(match key {
             UserKey::Id(id) => users::find_by_id(conn, id.as_uuid(), deleted).await?,
             UserKey::Clerk(c) => users::find_by_clerk_id(conn, c.as_str(), deleted).await?,

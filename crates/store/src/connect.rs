@@ -89,6 +89,14 @@ impl Db {
         let backend = Backend::of_url(url)?;
         match backend {
             Backend::Sqlite => {
+                if read_url.is_some() {
+                    // One file has no replicas: a replica URL here is a configuration error,
+                    // not something to ignore quietly.
+                    return Err(StoreError::InvalidUrl(
+                        "DATABASE_READ_URL needs a Postgres DATABASE_URL (SQLite has no read replicas)"
+                            .to_owned(),
+                    ));
+                }
                 let base = sqlite_options(url)?;
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
@@ -111,9 +119,11 @@ impl Db {
                 let writer = timed(SqlxPostgresConnector::from_sqlx_postgres_pool(
                     pg_pool(url, opts).await?,
                 ));
+                // The replica pool connects lazily: a replica that is down must not stop the
+                // primary from serving (`/ready` reports it apart).
                 let reader = match read_url {
                     Some(r) => timed(SqlxPostgresConnector::from_sqlx_postgres_pool(
-                        pg_pool(r, opts).await?,
+                        pg_lazy_pool(r, opts)?,
                     )),
                     None => writer.clone(),
                 };
@@ -133,10 +143,31 @@ impl Db {
         &self.writer
     }
 
-    /// The connection for read-only queries (a replica, or SQLite's reader pool).
+    /// The connection for read-only queries that MAY LAG (a replica when one is configured,
+    /// or SQLite's reader pool): listings and profile reads, never a read before a write,
+    /// after a lock, or deciding access. Those use [`Db::current`].
     #[must_use]
     pub fn reader(&self) -> &DatabaseConnection {
         &self.reader
+    }
+
+    /// The connection for reads that must see every committed write: a read before a
+    /// write, after taking a lock or lease, or deciding access (token hand-out, service
+    /// keys, authorization). The primary on Postgres, never the replica; on SQLite the
+    /// reader pool, which reads the same file and so is always current (and keeps these
+    /// reads off the single writer connection).
+    #[must_use]
+    pub fn current(&self) -> &DatabaseConnection {
+        match self.backend {
+            Backend::Sqlite => &self.reader,
+            Backend::Postgres => &self.writer,
+        }
+    }
+
+    /// True when a Postgres read replica serves [`Db::reader`].
+    #[must_use]
+    pub const fn has_replica(&self) -> bool {
+        matches!(self.backend, Backend::Postgres) && !self.shared_pool
     }
 
     /// The engine behind this database.
@@ -164,13 +195,27 @@ impl Db {
             .is_empty())
     }
 
-    /// A cheap round trip, for health checks.
+    /// A cheap round trip to the primary, for health checks (a replica is checked apart).
     ///
     /// # Errors
     /// When the database does not answer.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.reader.execute_unprepared("SELECT 1").await?;
+        self.current().execute_unprepared("SELECT 1").await?;
         Ok(())
+    }
+
+    /// A round trip to the read replica; `None` when none is configured.
+    pub async fn ping_replica(&self) -> Option<Result<(), StoreError>> {
+        if !self.has_replica() {
+            return None;
+        }
+        Some(
+            self.reader
+                .execute_unprepared("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from),
+        )
     }
 
     /// The size of each pool now, sampled when metrics are scraped: `primary` for Postgres
@@ -199,7 +244,8 @@ impl Db {
     pub async fn close(self) {
         // Errors on close only mean the pool was already gone.
         let _ = self.writer.close().await;
-        if self.backend == Backend::Sqlite {
+        // The reader is a pool of its own on SQLite and with a Postgres replica.
+        if !self.shared_pool {
             let _ = self.reader.close().await;
         }
     }
@@ -254,6 +300,15 @@ fn pg_stats(pool: &'static str, p: &sqlx::PgPool) -> PoolStats {
         idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
         max: p.options().get_max_connections(),
     }
+}
+
+fn pg_lazy_pool(url: &str, opts: &DbOptions) -> Result<sqlx::PgPool, StoreError> {
+    let connect =
+        PgConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
+    Ok(PgPoolOptions::new()
+        .max_connections(opts.max_connections)
+        .acquire_timeout(opts.acquire_timeout)
+        .connect_lazy_with(connect))
 }
 
 async fn pg_pool(url: &str, opts: &DbOptions) -> Result<sqlx::PgPool, StoreError> {

@@ -136,11 +136,8 @@ pub async fn disconnect<C: ConnectionTrait>(
     let Some(before) = find(conn, user_id, provider).await? else {
         return Ok(None);
     };
-    integration_tokens::Entity::delete_many()
-        .filter(integration_tokens::Column::UserId.eq(user_id))
-        .filter(integration_tokens::Column::IntegrationId.eq(before.id))
-        .exec(conn)
-        .await?;
+    // The row first: its lock orders this after (or before) a refresh writing new tokens,
+    // so the delete below also removes whatever such a refresh committed.
     integrations::Entity::update_many()
         .col_expr(integrations::Column::Status, Expr::value("disconnected"))
         .col_expr(
@@ -150,6 +147,11 @@ pub async fn disconnect<C: ConnectionTrait>(
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
         .filter(integrations::Column::UserId.eq(user_id))
         .filter(integrations::Column::Id.eq(before.id))
+        .exec(conn)
+        .await?;
+    integration_tokens::Entity::delete_many()
+        .filter(integration_tokens::Column::UserId.eq(user_id))
+        .filter(integration_tokens::Column::IntegrationId.eq(before.id))
         .exec(conn)
         .await?;
     Ok(Some(before))

@@ -40,7 +40,10 @@ pub async fn take_lease<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
-/// Gives the lease back without recording an attempt (the token was fresh after all).
+/// Gives the lease back without recording an attempt (the token was fresh after all, or
+/// the refresh failed before it could record anything). Only the lease taken until
+/// `until` is released: a late release by a holder whose lease expired never frees the
+/// lease someone else took since.
 ///
 /// # Errors
 /// When the database fails.
@@ -48,6 +51,7 @@ pub async fn release_lease<C: ConnectionTrait>(
     conn: &C,
     user_id: Uuid,
     integration_id: Uuid,
+    until: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     integrations::Entity::update_many()
         .col_expr(
@@ -56,13 +60,20 @@ pub async fn release_lease<C: ConnectionTrait>(
         )
         .filter(integrations::Column::Id.eq(integration_id))
         .filter(integrations::Column::UserId.eq(user_id))
+        .filter(integrations::Column::RefreshLeaseUntil.eq(until))
         .exec(conn)
         .await?;
     Ok(())
 }
 
+/// Statuses of an integration that still holds tokens: the only ones a refresh's outcome
+/// may be written to. A disconnection (or the user's deletion) that landed while the
+/// provider answered wins: its row is left as it is.
+const CONNECTED: [&str; 2] = ["active", "refresh_failed"];
+
 /// A successful refresh: `active`, the new expiry (and scopes, when the provider said),
-/// failures and any `Retry-After` wait cleared, lease released.
+/// failures and any `Retry-After` wait cleared, lease released. Only while the
+/// integration is still connected: `false` (nothing written) once it was disconnected.
 ///
 /// # Errors
 /// When the database fails.
@@ -73,7 +84,7 @@ pub async fn record_success<C: ConnectionTrait>(
     expires_at: Option<DateTime<Utc>>,
     scopes: Option<&[String]>,
     at: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut q = integrations::Entity::update_many()
         .col_expr(integrations::Column::Status, Expr::value("active"))
         .col_expr(integrations::Column::ExpiresAt, Expr::value(expires_at))
@@ -99,16 +110,19 @@ pub async fn record_success<C: ConnectionTrait>(
             Expr::value(serde_json::json!(s)),
         );
     }
-    q.filter(integrations::Column::Id.eq(integration_id))
+    let res = q
+        .filter(integrations::Column::Id.eq(integration_id))
         .filter(integrations::Column::UserId.eq(user_id))
+        .filter(integrations::Column::Status.is_in(CONNECTED))
         .exec(conn)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
 }
 
 /// A failed refresh: the new status (`refresh_failed` or `reauth_required`), the error,
 /// one more failure, no new attempt before `not_before` (the provider's `Retry-After`),
-/// lease released.
+/// lease released. Only while the integration is still connected: `false` (nothing
+/// written) once it was disconnected.
 ///
 /// # Errors
 /// When the database fails.
@@ -120,8 +134,8 @@ pub async fn record_failure<C: ConnectionTrait>(
     error: &str,
     at: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
-    integrations::Entity::update_many()
+) -> Result<bool, StoreError> {
+    let res = integrations::Entity::update_many()
         .col_expr(
             integrations::Column::RefreshNotBefore,
             Expr::value(not_before),
@@ -140,9 +154,10 @@ pub async fn record_failure<C: ConnectionTrait>(
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
         .filter(integrations::Column::Id.eq(integration_id))
         .filter(integrations::Column::UserId.eq(user_id))
+        .filter(integrations::Column::Status.is_in(CONNECTED))
         .exec(conn)
         .await?;
-    Ok(())
+    Ok(res.rows_affected == 1)
 }
 
 /// Integrations by provider and status, over all users.

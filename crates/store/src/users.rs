@@ -142,6 +142,27 @@ pub async fn soft_delete<C: ConnectionTrait>(
     Ok(res.rows_affected == 1)
 }
 
+/// Locks a live user's row (shared, until the transaction ends) and says whether the user
+/// is live. A write that follows a provider call takes it first: a deletion committed in
+/// the meantime makes it `false`, and a deletion that comes later waits for the write and
+/// then removes what it wrote. (SQLite has no row locks; its single writer connection
+/// serializes the transactions instead.)
+///
+/// # Errors
+/// When the database fails.
+pub async fn lock_live<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<bool, StoreError> {
+    let row: Option<Uuid> = users::Entity::find()
+        .select_only()
+        .column(users::Column::Id)
+        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::DeletedAt.is_null())
+        .lock_shared()
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.is_some())
+}
+
 /// Clears the deletion mark of a soft-deleted user. Returns false when it was not deleted.
 ///
 /// # Errors

@@ -4,6 +4,8 @@
 //! fails: the suite never skips a backend silently. `scripts/test` starts a throwaway server.
 #![forbid(unsafe_code)]
 
+pub mod replica;
+
 use sqlx::{Connection, PgConnection};
 
 /// The database engines every storage and API test runs on.
@@ -70,6 +72,12 @@ impl TestDb {
         &self.url
     }
 
+    /// The database's name on the Postgres server (`None` on SQLite).
+    #[must_use]
+    pub fn postgres_name(&self) -> Option<&str> {
+        self.postgres.as_ref().map(|(_, name)| name.as_str())
+    }
+
     /// Which engine it is.
     #[must_use]
     pub fn backend(&self) -> Backend {
@@ -111,7 +119,7 @@ impl Drop for TestDb {
 }
 
 /// `postgres://u:p@h:port/admin?x` → the same URL naming database `name`.
-fn with_database(admin: &str, name: &str) -> String {
+pub(crate) fn with_database(admin: &str, name: &str) -> String {
     let (base, query) = admin
         .split_once('?')
         .map_or((admin, None), |(b, q)| (b, Some(q)));

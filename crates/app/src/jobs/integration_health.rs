@@ -35,7 +35,7 @@ impl Job for IntegrationHealth {
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
         Box::pin(async move {
             let due = store::token_refresh::unchecked_since(
-                cx.app.db().reader(),
+                cx.app.db().current(),
                 cx.now - self.every,
                 self.batch,
             )

@@ -41,7 +41,7 @@ impl Job for TokenRefreshSweep {
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
         Box::pin(async move {
             let due = store::token_refresh::expiring_before(
-                cx.app.db().reader(),
+                cx.app.db().current(),
                 cx.now + self.horizon,
                 self.batch,
             )

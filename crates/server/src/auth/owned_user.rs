@@ -144,11 +144,14 @@ impl FromRequestParts<AppState> for OwnedUser {
         } else {
             Deleted::Exclude
         };
-        let user = state
-            .app()
-            .find_user(&key, deleted)
-            .await?
-            .ok_or_else(not_found)?;
+        // Only a GET may read a lagging replica (the caller's ownership was decided on the
+        // primary above); every other method writes next, so it reads the primary.
+        let user = if parts.method == Method::GET {
+            state.app().find_user_may_lag(&key, deleted).await?
+        } else {
+            state.app().find_user(&key, deleted).await?
+        };
+        let user = user.ok_or_else(not_found)?;
         let ctx = ctx_of(&principal, parts);
         Ok(Self {
             user,

@@ -246,6 +246,19 @@ impl Config {
                 "must start with sqlite:// or postgres://".to_owned(),
             );
         }
+        if let Some(read) = &database.read_url {
+            let read = read.expose_secret();
+            if !db_url.starts_with("postgres") {
+                p.fail(
+                    "DATABASE_READ_URL",
+                    "a read replica needs a Postgres DATABASE_URL (SQLite has no replicas): \
+                     unset it or use postgres://"
+                        .to_owned(),
+                );
+            } else if !(read.starts_with("postgres://") || read.starts_with("postgresql://")) {
+                p.fail("DATABASE_READ_URL", "must start with postgres://".to_owned());
+            }
+        }
         let redis_url = p.optional("redis_url").map(SecretString::from);
         if let Some(url) = &redis_url {
             // Parsed by the client that will use it; TLS (`rediss://`) is not built in.

@@ -37,6 +37,10 @@ pub struct Ready {
     pub database: &'static str,
     /// `ok`, `degraded` (Redis down: local limits in use) or `not_configured`.
     pub redis: &'static str,
+    /// `ok`, `error` or `not_configured`: the read replica (`DATABASE_READ_URL`). An
+    /// `error` does not fail readiness: only reads that may lag go there.
+    #[schema(example = "not_configured")]
+    pub database_replica: &'static str,
 }
 
 fn check_str(c: app::ops::Check) -> &'static str {
@@ -80,5 +84,6 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         status: "ready",
         database: "ok",
         redis: state.redis_status(),
+        database_replica: r.replica.map_or("not_configured", check_str),
     }))
 }

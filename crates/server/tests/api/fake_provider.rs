@@ -46,7 +46,41 @@ pub struct Inner {
     pub retry_after: Option<u64>,
     /// How long the token endpoint takes (widens race windows in concurrency tests).
     pub delay: std::time::Duration,
+    /// Holds every token answer until the test opens the gate ([`FakeProvider::hold_token_answers`]).
+    gate: Option<Gate>,
     counter: usize,
+}
+
+/// A gate in front of the token endpoint's answers: a request that reaches the fake waits
+/// there, with its connection open, until the test lets it through. Tests use it to act
+/// (disconnect, delete the user, drop the request) while a provider call is in flight.
+#[derive(Clone)]
+pub struct Gate {
+    arrived: Arc<tokio::sync::Semaphore>,
+    open: Arc<tokio::sync::Semaphore>,
+}
+
+impl Gate {
+    /// Waits until a token request is held at the gate (at most 10 s).
+    pub async fn arrived(&self) {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.arrived.acquire())
+            .await
+            .expect("a token request reached the provider within 10 s")
+            .expect("the gate is open for business")
+            .forget();
+    }
+
+    /// Lets `n` held (or future) token requests be answered.
+    pub fn open(&self, n: usize) {
+        self.open.add_permits(n);
+    }
+
+    async fn pass(&self) {
+        self.arrived.add_permits(1);
+        if let Ok(permit) = self.open.acquire().await {
+            permit.forget();
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +103,16 @@ impl FakeProvider {
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move { axum::serve(listener, app).await });
         Self { addr, inner }
+    }
+
+    /// From now on every token answer waits at the returned gate.
+    pub fn hold_token_answers(&self) -> Gate {
+        let gate = Gate {
+            arrived: Arc::new(tokio::sync::Semaphore::new(0)),
+            open: Arc::new(tokio::sync::Semaphore::new(0)),
+        };
+        self.inner.lock().expect("lock").gate = Some(gate.clone());
+        gate
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -164,8 +208,14 @@ async fn token(
     body: String,
 ) -> Response {
     let form = parse_form(&body);
-    let delay = inner.lock().expect("lock").delay;
+    let (delay, gate) = {
+        let inner = inner.lock().expect("lock");
+        (inner.delay, inner.gate.clone())
+    };
     tokio::time::sleep(delay).await;
+    if let Some(gate) = gate {
+        gate.pass().await;
+    }
     let mut inner = inner.lock().expect("lock");
     inner.token_calls += 1;
     if !client_ok(&headers, &form) {

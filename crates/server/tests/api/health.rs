@@ -38,7 +38,8 @@ async fn ready_when_migrated(backend: Backend) {
         .expect("json");
     assert_eq!(
         body,
-        serde_json::json!({"status": "ready", "database": "ok", "redis": "not_configured"})
+        serde_json::json!({"status": "ready", "database": "ok", "redis": "not_configured",
+            "database_replica": "not_configured"})
     );
 }
 

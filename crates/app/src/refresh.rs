@@ -1,0 +1,211 @@
+//! One refresh, by the holder of the integration's lease: re-read the integration on the
+//! primary, call the provider when the token is still too old, record the outcome.
+//!
+//! A disconnection or a deletion of the user wins over a refresh in flight: the outcome
+//! is written only to a user who is still live (whose row this transaction locks first)
+//! and an integration that is still connected (a conditional UPDATE, rows checked); else
+//! nothing is written, no ciphertext either, and the caller gets 404 as for any token of
+//! a disconnected integration. `store::integrations::disconnect` and the deletion cascade
+//! take the same rows first, so whichever commits second sees the other's work.
+
+use chrono::{DateTime, Duration, Utc};
+use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
+use serde_json::json;
+use store::{TransactionTrait, integrations::Integration, token_refresh, users};
+use vault::TokenKind;
+
+use crate::{
+    App, AppError, Ctx,
+    audit::{self, AuditRecord},
+    oauth::client::{ProviderError, TokenSet},
+    tokens::{IssuedToken, TokenRequest, is_fresh, refreshed_since, scopes_of, status_changed},
+};
+
+/// A failing integration is refreshed at most this often on demand.
+const RETRY_FLOOR_SECONDS: i64 = 30;
+
+impl App {
+    /// Holding the lease: refreshes `before` unless another refresh got there first.
+    pub(crate) async fn refresh_leased(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+        before: &Integration,
+    ) -> Result<IssuedToken, AppError> {
+        let user = req.user;
+        // The winner re-reads after taking the lease (on the primary: `connected`).
+        let current = self.connected(user, &req.provider).await?;
+        if refreshed_since(&current, before) && is_fresh(&current, req.min_validity) {
+            return self.issue(user, &current, false).await;
+        }
+        let now = Utc::now();
+        if failed_moments_ago(&current, now) {
+            return self
+                .still_valid_or(
+                    user,
+                    &current,
+                    "the last refresh failed moments ago; retrying later",
+                )
+                .await;
+        }
+        let Some(refresh_token) = self
+            .read_token(self.db().current(), user, &current, TokenKind::Refresh)
+            .await?
+        else {
+            return self
+                .still_valid_or(user, &current, "no refresh token is held")
+                .await;
+        };
+        let provider = self
+            .catalog()
+            .get(&current.provider)
+            .ok_or(AppError::NotFound("provider"))?
+            .clone();
+        let answer = self.oauth_client().refresh(&provider, &refresh_token).await;
+        crate::metrics::token_refresh(
+            &current.provider,
+            // The outcomes the alert rules and dashboard use (deploy/prometheus/alerts.yml).
+            match &answer {
+                Ok(_) => "ok",
+                Err(ProviderError::InvalidGrant { .. }) => "reauth_required",
+                Err(_) => "error",
+            },
+        );
+        match answer {
+            Ok(tokens) => self.record_refreshed(ctx, user, &current, tokens, now).await,
+            Err(e) => self.record_refresh_failure(ctx, user, &current, &e, now).await,
+        }
+    }
+
+    /// Stores the new tokens and `active`, with the audit entry, in one transaction.
+    async fn record_refreshed(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        integration: &Integration,
+        tokens: TokenSet,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, AppError> {
+        let txn = self.db().writer().begin().await?;
+        if !users::lock_live(&txn, user.as_uuid()).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        let connected = token_refresh::record_success(
+            &txn,
+            user.as_uuid(),
+            integration.id,
+            tokens.expires_at,
+            tokens.scopes.as_deref(),
+            now,
+        )
+        .await?;
+        if !connected {
+            // Disconnected during the provider call: the fresh tokens are not kept.
+            return Err(AppError::NotFound("integration"));
+        }
+        // A rotated refresh token is stored in the same transaction as the new access
+        // token; an answer without one keeps the stored one.
+        self.store_tokens(&txn, user, integration, &tokens).await?;
+        audit::record(
+            &txn,
+            ctx,
+            AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
+                .resource("integration", integration.provider.clone())
+                .outcome("success")
+                .details(json!({"provider": integration.provider,
+                    "refresh_token_rotated": tokens.refresh_token.is_some()})),
+        )
+        .await?;
+        if integration.status == IntegrationStatus::RefreshFailed.as_str() {
+            let to = IntegrationStatus::Active;
+            status_changed(self, &txn, ctx, user, integration, to, None).await?;
+        }
+        txn.commit().await?;
+        let fresh = self.connected(user, &integration.provider).await?;
+        Ok(IssuedToken {
+            access_token: tokens.access_token,
+            token_type: "Bearer",
+            expires_at: fresh.expires_at,
+            scopes: scopes_of(&fresh),
+            provider: fresh.provider.clone(),
+            account_email: fresh.account_email.clone(),
+            refreshed: true,
+        })
+    }
+
+    /// Records a refused or failed refresh (`reauth_required` or `refresh_failed`) with
+    /// its audit entry; hands out the current token while it is still valid.
+    async fn record_refresh_failure(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        integration: &Integration,
+        e: &ProviderError,
+        now: DateTime<Utc>,
+    ) -> Result<IssuedToken, AppError> {
+        let terminal = matches!(e, ProviderError::InvalidGrant { .. });
+        let status = if terminal {
+            IntegrationStatus::ReauthRequired
+        } else {
+            IntegrationStatus::RefreshFailed
+        };
+        let message = e.to_string();
+        let not_before = match e {
+            ProviderError::Transient {
+                retry_after: Some(wait),
+                ..
+            } => Duration::from_std(*wait).ok().map(|w| now + w),
+            _ => None,
+        };
+        let txn = self.db().writer().begin().await?;
+        if !users::lock_live(&txn, user.as_uuid()).await? {
+            return Err(AppError::NotFound("user"));
+        }
+        let (id, s) = (integration.id, status.as_str());
+        let connected = token_refresh::record_failure(
+            &txn,
+            user.as_uuid(),
+            id,
+            s,
+            &message,
+            now,
+            not_before,
+        )
+        .await?;
+        if !connected {
+            // Disconnected during the provider call (which is why the grant is gone).
+            return Err(AppError::NotFound("integration"));
+        }
+        audit::record(
+            &txn,
+            ctx,
+            AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
+                .resource("integration", integration.provider.clone())
+                .outcome("failure")
+                .details(json!({"provider": integration.provider, "error": message})),
+        )
+        .await?;
+        if integration.status != status.as_str() {
+            status_changed(self, &txn, ctx, user, integration, status, Some(&message)).await?;
+        }
+        txn.commit().await?;
+        if terminal {
+            return Err(AppError::ReauthorizationRequired(format!(
+                "{} rejected the refresh token: the user must reconnect",
+                integration.provider
+            )));
+        }
+        self.still_valid_or(user, integration, &message).await
+    }
+}
+
+/// At most one attempt per 30 s while failing, and never before the provider's
+/// `Retry-After`.
+fn failed_moments_ago(i: &Integration, now: DateTime<Utc>) -> bool {
+    let failing = i.status == IntegrationStatus::RefreshFailed.as_str();
+    let recently = i
+        .last_refresh_attempt_at
+        .is_some_and(|t| now - t < Duration::seconds(RETRY_FLOOR_SECONDS))
+        || i.refresh_not_before.is_some_and(|t| now < t);
+    failing && recently
+}
