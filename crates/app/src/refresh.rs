@@ -72,8 +72,14 @@ impl App {
             },
         );
         match answer {
-            Ok(tokens) => self.record_refreshed(ctx, user, &current, tokens, now).await,
-            Err(e) => self.record_refresh_failure(ctx, user, &current, &e, now).await,
+            Ok(tokens) => {
+                self.record_refreshed(ctx, user, &current, tokens, now)
+                    .await
+            }
+            Err(e) => {
+                self.record_refresh_failure(ctx, user, &current, &e, now)
+                    .await
+            }
         }
     }
 
@@ -162,16 +168,9 @@ impl App {
             return Err(AppError::NotFound("user"));
         }
         let (id, s) = (integration.id, status.as_str());
-        let connected = token_refresh::record_failure(
-            &txn,
-            user.as_uuid(),
-            id,
-            s,
-            &message,
-            now,
-            not_before,
-        )
-        .await?;
+        let connected =
+            token_refresh::record_failure(&txn, user.as_uuid(), id, s, &message, now, not_before)
+                .await?;
         if !connected {
             // Disconnected during the provider call (which is why the grant is gone).
             return Err(AppError::NotFound("integration"));

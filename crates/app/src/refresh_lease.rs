@@ -20,7 +20,7 @@ pub(crate) enum Leased {
     /// This caller holds the lease and refreshes.
     Taken(Lease),
     /// Another replica refreshed meanwhile: the integration as it stored it.
-    RefreshedElsewhere(Integration),
+    RefreshedElsewhere(Box<Integration>),
 }
 
 /// A held refresh lease; released by [`Lease::release`] or, failing that, on drop.

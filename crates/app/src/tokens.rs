@@ -178,7 +178,7 @@ impl App {
             tokio::time::sleep(LEASE_POLL).await;
             current = self.connected(req.user, &req.provider).await?;
             if refreshed_since(&current, before) && is_fresh(&current, req.min_validity) {
-                return Ok(Leased::RefreshedElsewhere(current));
+                return Ok(Leased::RefreshedElsewhere(Box::new(current)));
             }
             if Utc::now() - started > Duration::seconds(LEASE_SECONDS + 5) {
                 return Err(AppError::Provider(format!(
@@ -254,7 +254,11 @@ pub(crate) fn usable(integration: Integration, provider: &str) -> Result<Integra
     }
 }
 
-pub(crate) fn issued(token: SecretString, integration: &Integration, refreshed: bool) -> IssuedToken {
+pub(crate) fn issued(
+    token: SecretString,
+    integration: &Integration,
+    refreshed: bool,
+) -> IssuedToken {
     IssuedToken {
         access_token: token,
         token_type: "Bearer",

@@ -256,7 +256,10 @@ impl Config {
                         .to_owned(),
                 );
             } else if !(read.starts_with("postgres://") || read.starts_with("postgresql://")) {
-                p.fail("DATABASE_READ_URL", "must start with postgres://".to_owned());
+                p.fail(
+                    "DATABASE_READ_URL",
+                    "must start with postgres://".to_owned(),
+                );
             }
         }
         let redis_url = p.optional("redis_url").map(SecretString::from);

@@ -79,11 +79,10 @@ async fn a_token_that_does_not_open_releases_the_lease(backend: Backend) {
 
 async fn a_provider_error_releases_the_lease(backend: Backend) {
     let (app, fake, key) = connected(backend, "user_lease2", "google").await;
-    fake.inner
-        .lock()
-        .expect("lock")
-        .fail_next
-        .push((axum::http::StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"));
+    fake.inner.lock().expect("lock").fail_next.push((
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+    ));
     // The provider fails; the stored token is still valid, so it is handed out.
     let res = spawn_token_call(&app, &key, "refresh", "user_lease2", "google")
         .await
@@ -104,7 +103,10 @@ async fn a_dropped_request_releases_the_lease(backend: Backend) {
     let gate = fake.hold_token_answers();
     let first = spawn_token_call(&app, &key, "refresh", "user_lease3", "google");
     gate.arrived().await;
-    assert!(lease_of(&app).await.is_some(), "the first refresh holds the lease");
+    assert!(
+        lease_of(&app).await.is_some(),
+        "the first refresh holds the lease"
+    );
     // Dropping the client's request closes its connection; the server drops the handler.
     first.abort();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);

@@ -104,7 +104,10 @@ async fn a_disconnect_wins_over_a_refresh_that_succeeds(backend: Backend) {
     let res = refresh.await.expect("task");
     assert_problem(res, 404, "not_found").await;
     assert_eq!(fake.inner.lock().expect("lock").refresh_calls, 1);
-    assert_eq!(status_of(&app, "microsoft").await.as_deref(), Some("disconnected"));
+    assert_eq!(
+        status_of(&app, "microsoft").await.as_deref(),
+        Some("disconnected")
+    );
     assert_eq!(ciphertext_rows(&app).await, 0, "no ciphertext written");
     tokens_are_gone(&app, &key, "user_race1", "microsoft").await;
 }
@@ -120,7 +123,10 @@ async fn a_disconnect_wins_over_a_refresh_that_fails(backend: Backend) {
     gate.open(1);
     let res = refresh.await.expect("task");
     assert_problem(res, 404, "not_found").await;
-    assert_eq!(status_of(&app, "google").await.as_deref(), Some("disconnected"));
+    assert_eq!(
+        status_of(&app, "google").await.as_deref(),
+        Some("disconnected")
+    );
     assert_eq!(ciphertext_rows(&app).await, 0);
     tokens_are_gone(&app, &key, "user_race2", "google").await;
 }
@@ -140,7 +146,10 @@ async fn a_deletion_wins_over_a_refresh(backend: Backend) {
         .expect("query")
         .expect("the row stays (soft delete)");
     assert!(user.deleted_at.is_some(), "the user stays deleted");
-    assert_eq!(status_of(&app, "microsoft").await.as_deref(), Some("disconnected"));
+    assert_eq!(
+        status_of(&app, "microsoft").await.as_deref(),
+        Some("disconnected")
+    );
     assert_eq!(ciphertext_rows(&app).await, 0);
     tokens_are_gone(&app, &key, "user_race3", "microsoft").await;
 }

@@ -39,7 +39,10 @@ async fn replica_app(clerk: &str) -> (TestApp, FakeProvider, Standby, String, St
     app.insert_user(clerk).await;
     connect(&app, &fake, &app.user_token(clerk, false), "google").await;
     let key = app
-        .service_key("mail-sync", &["tokens:read", "tokens:refresh", "users:read"])
+        .service_key(
+            "mail-sync",
+            &["tokens:read", "tokens:refresh", "users:read"],
+        )
         .await;
     (app, fake, standby, replica_url, key)
 }
@@ -245,7 +248,10 @@ fn a_replica_url_with_sqlite_is_refused_at_start() {
         .arg("serve")
         .current_dir(dir.path())
         .env("DATABASE_URL", "sqlite://data/us.db")
-        .env("DATABASE_READ_URL", "postgres://postgres@127.0.0.1:1/replica")
+        .env(
+            "DATABASE_READ_URL",
+            "postgres://postgres@127.0.0.1:1/replica",
+        )
         .env("DATA_DIR", dir.path().join("data"))
         .env("LISTEN_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", "error")
