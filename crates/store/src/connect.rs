@@ -139,6 +139,17 @@ impl Db {
         &self.reader
     }
 
+    /// The connection for reads that must see every committed write (a revocation) but
+    /// write nothing: the primary on Postgres (a replica may lag), the reader pool on SQLite
+    /// (its connections read the same file, so they see each commit at once).
+    #[must_use]
+    pub fn fresh_reader(&self) -> &DatabaseConnection {
+        match self.backend {
+            Backend::Sqlite => &self.reader,
+            Backend::Postgres => &self.writer,
+        }
+    }
+
     /// The engine behind this database.
     #[must_use]
     pub const fn backend(&self) -> Backend {
