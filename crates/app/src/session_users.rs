@@ -17,7 +17,7 @@ use crate::{App, AppError};
 #[derive(Clone, Debug)]
 pub enum SessionUser {
     /// A user who is not deleted: the session acts for them.
-    Live(User),
+    Live(Box<User>),
     /// The user is soft-deleted: the session carries no authority.
     Deleted,
     /// No user has this Clerk id.
@@ -36,7 +36,7 @@ impl App {
             users::find_by_clerk_id(self.db().fresh_reader(), sub.as_str(), Deleted::Include)
                 .await?;
         Ok(match found {
-            Some(u) if u.deleted_at.is_none() => SessionUser::Live(u),
+            Some(u) if u.deleted_at.is_none() => SessionUser::Live(Box::new(u)),
             Some(_) => SessionUser::Deleted,
             None => SessionUser::Unknown,
         })

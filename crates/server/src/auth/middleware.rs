@@ -177,7 +177,7 @@ async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
 async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome {
     match state.app().session_user(&user.clerk_user_id).await {
         Ok(SessionUser::Live(row)) => {
-            Outcome::Principal(Principal::User(user), Some(LiveUser(Arc::new(row))))
+            Outcome::Principal(Principal::User(user), Some(LiveUser(Arc::from(row))))
         }
         Ok(SessionUser::Deleted) => {
             state.auth_failures().failed(ip, FailureKind::NoLiveUser);

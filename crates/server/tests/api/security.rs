@@ -229,7 +229,7 @@ async fn failed_authentications_are_limited_before_any_lookup(backend: Backend) 
 
 /// What production requires, pointing at nothing: the JWKS fetch fails and is retried on
 /// use, which these checks never need.
-fn production_env<'a>(metrics_addr: Option<&'a str>) -> Vec<(&'a str, &'a str)> {
+fn production_env(metrics_addr: Option<&str>) -> Vec<(&str, &str)> {
     let mut env = vec![
         ("ENVIRONMENT", "production"),
         ("CLERK_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json"),
