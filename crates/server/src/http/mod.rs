@@ -248,13 +248,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             limiter,
             rate_limit::rate_limit,
         ));
+    // Authentication inside CORS: a preflight is answered without any credential work, and
+    // the 429 of the failure limit (auth::failures) still carries CORS headers.
+    router = router.layer(authenticate);
     if let Some(cors) = cors_layer(&config) {
         router = router.layer(cors);
     }
     // Inside the request context: failures render as problems with the request id.
-    router
-        .layer(authenticate)
-        .layer(axum::middleware::from_fn(context::request_context))
+    router.layer(axum::middleware::from_fn(context::request_context))
 }
 
 async fn not_found() -> ApiError {
