@@ -29,6 +29,35 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
+/// Who reads the entries about a user (docs/security.md "Who is a principal"). An admin
+/// sees everything; the user themselves sees who acted on their data (the actor's name,
+/// their own addresses), but not the IP addresses and user agents of other actors: those
+/// are personal data of someone else (an admin, a support engineer).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AuditView {
+    /// Every field.
+    Full,
+    /// The owner with this Clerk user id.
+    Owner(String),
+}
+
+impl AuditView {
+    /// Blanks what this viewer may not see: `ip` and `user_agent` of entries whose actor is
+    /// not the owner. The entry's hashes are left as stored (they describe the stored row).
+    pub fn apply(&self, entries: &mut [AuditEntry]) {
+        let Self::Owner(me) = self else {
+            return;
+        };
+        for e in entries {
+            let own = e.actor_type == "user" && e.actor_id.as_deref() == Some(me.as_str());
+            if !own {
+                e.ip = None;
+                e.user_agent = None;
+            }
+        }
+    }
+}
+
 /// How `audit_stats` groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
@@ -93,6 +122,30 @@ impl App {
             None
         };
         Ok(AuditPage { items, next_cursor })
+    }
+
+    /// The entries about one user, newest first, as `view` may see them.
+    ///
+    /// # Errors
+    /// As [`Self::list_audit`].
+    #[tracing::instrument(name = "app audit_query.user_audit", skip_all)]
+    pub async fn user_audit(
+        &self,
+        user_id: Uuid,
+        view: &AuditView,
+        limit: Option<u64>,
+        cursor: Option<String>,
+    ) -> Result<AuditPage, AppError> {
+        let mut page = self
+            .list_audit(AuditQuery {
+                user_id: Some(user_id),
+                limit,
+                cursor,
+                ..AuditQuery::default()
+            })
+            .await?;
+        view.apply(&mut page.items);
+        Ok(page)
     }
 
     /// Counts over `[from, to)` (default: the last 30 days).

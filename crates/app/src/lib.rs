@@ -23,7 +23,9 @@ pub mod preferences;
 mod refresh;
 mod refresh_lease;
 mod sealed_tokens;
+pub mod service_key_cache;
 pub mod service_keys;
+pub mod session_users;
 pub mod token_handout;
 pub mod token_stats;
 pub mod tokens;
@@ -48,7 +50,7 @@ pub struct App {
     access_log: access_log::AccessLog,
     /// System defaults of preferences (built in, or overridden by configuration).
     preference_defaults: Arc<Preferences>,
-    service_keys: service_keys::KeyCache,
+    service_keys: service_key_cache::KeyCache,
     /// The OAuth providers this deployment knows.
     catalog: Arc<oauth::Catalog>,
     /// Redirect URIs of the connect flow.
@@ -72,7 +74,7 @@ impl App {
             vault,
             access_log,
             preference_defaults: Arc::new(Preferences::builtin()),
-            service_keys: service_keys::KeyCache::new(),
+            service_keys: service_key_cache::KeyCache::new(),
             catalog: Arc::new(oauth::Catalog::builtin()),
             oauth_settings: Arc::new(integrations::OAuthSettings::default()),
             oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
@@ -120,7 +122,7 @@ impl App {
     }
 
     /// Verified service keys, shared by every clone of this `App`.
-    pub(crate) fn service_key_cache(&self) -> &service_keys::KeyCache {
+    pub(crate) fn service_key_cache(&self) -> &service_key_cache::KeyCache {
         &self.service_keys
     }
 }

@@ -3,12 +3,15 @@
 //!
 //! A key is `usk_` + 32 random bytes (base64url, no padding). Only its hex SHA-256 is
 //! stored. Verification looks the hash up, then compares stored and computed hashes in
-//! constant time. Verified keys are cached in-process for at most [`CACHE_TTL`] so the
-//! token-fetch hot path does not query the database per request; revoking through this
-//! process drops the cached copy at once (another process's revocation takes effect
-//! within the TTL).
+//! constant time. Verified keys are cached in-process ([`crate::service_key_cache`]) so the
+//! token-fetch hot path does not query the database per request; a revocation in any
+//! process reaches every cache within `EPOCH_CHECK_INTERVAL` through the revocation epoch.
+//!
+//! Verification comes in two steps so the server can refuse a flood of unknown keys before
+//! it costs a query: [`App::check_service_key_cached`] (no query beyond the epoch check)
+//! and [`App::look_up_service_key`] (the database lookup of a cache miss).
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -25,8 +28,6 @@ use crate::{
 
 /// Every service key starts with this.
 pub const KEY_PREFIX: &str = "usk_";
-/// Longest time a verified key is trusted without asking the database again.
-pub const CACHE_TTL: Duration = Duration::from_secs(30);
 /// `last_used_at` is written at most once per this interval per key.
 const TOUCH_INTERVAL_SECS: i64 = 60;
 /// Length of `usk_` + base64url of 32 bytes.
@@ -79,24 +80,27 @@ pub struct VerifiedServiceKey {
     pub permissions: Arc<[Permission]>,
 }
 
-/// Verified keys by the SHA-256 of the key.
-#[derive(Clone)]
-pub(crate) struct KeyCache(moka::sync::Cache<[u8; 32], Arc<VerifiedServiceKey>>);
-
-impl KeyCache {
-    pub(crate) fn new() -> Self {
-        Self(
-            moka::sync::Cache::builder()
-                .max_capacity(10_000)
-                .time_to_live(CACHE_TTL)
-                .build(),
-        )
-    }
+/// What the cache can say about a presented key without looking it up.
+#[derive(Debug)]
+pub enum KeyCheck {
+    /// Not shaped like a service key: refused without a lookup.
+    Malformed,
+    /// Verified from the cache.
+    Known(Arc<VerifiedServiceKey>),
+    /// Needs a database lookup ([`App::look_up_service_key`]).
+    NeedsLookup(PendingLookup),
 }
 
-impl std::fmt::Debug for KeyCache {
+/// A well-formed key the cache does not know: its hash and the epoch read before the
+/// lookup (what a cached copy will be tagged with). `Debug` shows neither.
+pub struct PendingLookup {
+    hash: [u8; 32],
+    epoch: i64,
+}
+
+impl std::fmt::Debug for PendingLookup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyCache({} entries)", self.0.entry_count())
+        f.write_str("PendingLookup([redacted])")
     }
 }
 
@@ -289,8 +293,9 @@ impl App {
             .collect())
     }
 
-    /// Revokes the named key; it is refused from now on (at once in this process). Revoking
-    /// a revoked key changes nothing and is not audited again.
+    /// Revokes the named key; it is refused from now on: at once in this process, within
+    /// `EPOCH_CHECK_INTERVAL` in every other (the revocation epoch moves in the same
+    /// transaction). Revoking a revoked key changes nothing and is not audited again.
     ///
     /// # Errors
     /// Not found for an unknown name; database failures.
@@ -317,40 +322,65 @@ impl App {
         }
         txn.commit().await?;
         if let Some(hash) = from_hex(&row.key_hash) {
-            self.service_key_cache().0.invalidate(&hash);
+            self.service_key_cache().invalidate(&hash);
         }
         let mut info = info_of(row);
         info.revoked_at.get_or_insert(now);
         Ok(info)
     }
 
-    /// Verifies a presented key: `None` when it is malformed, unknown or revoked.
+    /// Verifies a presented key: `None` when it is malformed, unknown or revoked. Both
+    /// steps of [`Self::check_service_key_cached`] and [`Self::look_up_service_key`].
     ///
     /// # Errors
     /// Only when the database fails.
-    // No span here: this runs on every service request, and a cache hit is a hash and a map
-    // lookup, cheaper than the span itself (the span is kept for the database lookup).
     pub async fn verify_service_key(
         &self,
         presented: &str,
     ) -> Result<Option<Arc<VerifiedServiceKey>>, AppError> {
-        if !looks_like_key(presented) {
-            return Ok(None);
+        match self.check_service_key_cached(presented).await? {
+            KeyCheck::Malformed => Ok(None),
+            KeyCheck::Known(k) => Ok(Some(k)),
+            KeyCheck::NeedsLookup(p) => self.look_up_service_key(p).await,
         }
-        let computed = hash_key(presented);
-        if let Some(hit) = self.service_key_cache().0.get(&computed) {
-            return Ok(Some(hit));
-        }
-        self.load_service_key(computed).await
     }
 
-    /// The key with this hash from the database (a cache miss), cached when found.
+    /// What the cache says about a presented key. Costs no query except the revocation
+    /// epoch check, at most once per `EPOCH_CHECK_INTERVAL` per process.
+    ///
+    /// # Errors
+    /// When the epoch cannot be read (the database is down).
+    // No span here: this runs on every service request, and a cache hit is a hash and a map
+    // lookup, cheaper than the span itself (the span is kept for the database lookup).
+    pub async fn check_service_key_cached(&self, presented: &str) -> Result<KeyCheck, AppError> {
+        if !looks_like_key(presented) {
+            return Ok(KeyCheck::Malformed);
+        }
+        let hash = hash_key(presented);
+        let cache = self.service_key_cache();
+        // Read before the key row (on a miss): a copy cached under this epoch is dropped by
+        // any revocation that commits after the row was read.
+        let epoch = cache.current_epoch(self.db().current()).await?;
+        Ok(match cache.get(&hash, epoch) {
+            Some(hit) => KeyCheck::Known(hit),
+            None => KeyCheck::NeedsLookup(PendingLookup { hash, epoch }),
+        })
+    }
+
+    /// The key of a cache miss from the database, cached when found. On the primary: a
+    /// replica might still show a key revoked a moment ago.
+    ///
+    /// # Errors
+    /// When the database fails.
     #[tracing::instrument(name = "app service_keys.verify_service_key", skip_all)]
-    async fn load_service_key(
+    pub async fn look_up_service_key(
         &self,
-        computed: [u8; 32],
+        pending: PendingLookup,
     ) -> Result<Option<Arc<VerifiedServiceKey>>, AppError> {
-        let cache = &self.service_key_cache().0;
+        let PendingLookup {
+            hash: computed,
+            epoch,
+        } = pending;
         let Some(row) =
             // The primary: a replica that lags behind a revocation would accept the key.
             store::service_keys::find_active_by_hash(self.db().current(), &to_hex(&computed))
@@ -369,7 +399,8 @@ impl App {
             name: Arc::from(row.name.as_str()),
             permissions: permissions_of(&row.permissions).into(),
         });
-        cache.insert(computed, verified.clone());
+        self.service_key_cache()
+            .insert(computed, verified.clone(), epoch);
         // Only on a cache miss, and the store skips it when written within the interval.
         if let Err(e) = store::service_keys::touch(
             self.db().writer(),

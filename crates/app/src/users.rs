@@ -327,12 +327,16 @@ impl App {
     }
 
     /// Everything held about a user: profile, preferences and their history, integrations
-    /// (without secrets) and the audit entries about them.
+    /// (without secrets) and the audit entries about them, as `view` may see them.
     ///
     /// # Errors
     /// Storage failures.
     #[tracing::instrument(name = "app users.export_user", skip_all)]
-    pub async fn export_user(&self, user: User) -> Result<UserExport, AppError> {
+    pub async fn export_user(
+        &self,
+        user: User,
+        view: &crate::audit_query::AuditView,
+    ) -> Result<UserExport, AppError> {
         let conn = self.db().reader();
         let rows = users::export_rows(conn, user.id).await?;
         let mut audit = Vec::new();
@@ -350,6 +354,7 @@ impl App {
                 break;
             }
         }
+        view.apply(&mut audit);
         Ok(UserExport { user, rows, audit })
     }
 }

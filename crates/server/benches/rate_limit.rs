@@ -17,6 +17,7 @@ const LIMITS: RateLimitConfig = RateLimitConfig {
     user_per_minute: 1_000_000,
     service_per_minute: 10_000_000,
     anonymous_per_minute: 1_000_000,
+    auth_failures_per_minute: 30,
     redis_timeout: Duration::from_millis(100),
 };
 

@@ -92,6 +92,10 @@ fn describe() {
     );
     describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being handled");
     describe_counter!(RATE_LIMITED, "Requests refused with 429 by principal kind");
+    describe_counter!(
+        crate::auth::failures::AUTH_FAILURES,
+        "Failed authentications by kind; throttled: refused unchecked (client IP over its failure limit)"
+    );
     describe_counter!(OUTGOING_REQUESTS, "Outgoing HTTP calls by peer and outcome");
     describe_histogram!(
         OUTGOING_DURATION,

@@ -41,6 +41,14 @@ impl Application {
             ),
             None => None,
         };
+        if config.observability.metrics_enabled
+            && config.observability.metrics_addr.is_none()
+            && !config.is_development()
+        {
+            tracing::warn!(
+                "metrics are recorded but not served: production serves /metrics only on METRICS_ADDR"
+            );
+        }
         let auth = crate::auth::Auth::from_config(&config)
             .await
             .context("setting up authentication")?;

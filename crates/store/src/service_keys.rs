@@ -3,12 +3,20 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, sea_query::Expr,
+    ActiveValue::Set,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
 
-use crate::{StoreError, entities::service_keys, unique::unique};
+use crate::{
+    StoreError,
+    entities::{service_key_revocations as epoch, service_keys},
+    unique::unique,
+};
+
+/// The id of the one row of `service_key_revocations`.
+const EPOCH_ROW: i32 = 1;
 
 /// A stored key (hash included: callers must not print it).
 pub type ServiceKeyRow = service_keys::Model;
@@ -106,8 +114,9 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<ServiceKeyRow>, St
         .await?)
 }
 
-/// Marks the named key revoked at `at`. Returns the key as it was before (so the caller
-/// can tell "unknown" from "already revoked" and drop cached copies of it).
+/// Marks the named key revoked at `at` and moves the revocation epoch (call it inside a
+/// transaction: both change together or not at all). Returns the key as it was
+/// before (so the caller can tell "unknown" from "already revoked" and drop cached copies).
 ///
 /// # Errors
 /// When the database fails.
@@ -127,8 +136,38 @@ pub async fn revoke_by_name<C: ConnectionTrait>(
             .filter(service_keys::Column::RevokedAt.is_null())
             .exec(conn)
             .await?;
+        bump_revocation_epoch(conn).await?;
     }
     Ok(Some(row))
+}
+
+/// The revocation epoch: a counter that moves whenever a key stops being valid. Processes
+/// that cache verified keys compare it with the value their cache was filled under.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(name = "db service_keys.revocation_epoch", skip_all)]
+pub async fn revocation_epoch<C: ConnectionTrait>(conn: &C) -> Result<i64, StoreError> {
+    let q = epoch::Entity::find().filter(epoch::Column::Id.eq(EPOCH_ROW));
+    Ok(unique(q, conn).await?.map_or(0, |r| r.epoch))
+}
+
+/// Moves the revocation epoch by one; in the transaction that makes a key invalid, so no
+/// process can see the key gone without also seeing the epoch move.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(name = "db service_keys.bump_revocation_epoch", skip_all)]
+pub async fn bump_revocation_epoch<C: ConnectionTrait>(conn: &C) -> Result<(), StoreError> {
+    epoch::Entity::update_many()
+        .col_expr(
+            epoch::Column::Epoch,
+            Expr::col(epoch::Column::Epoch).add(1i64),
+        )
+        .filter(epoch::Column::Id.eq(EPOCH_ROW))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// Sets `last_used_at = now` unless it was set within `min_interval` already, so a busy key

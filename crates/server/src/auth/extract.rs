@@ -13,7 +13,7 @@ use axum::{
 };
 use domain::{ErrorCode, permission::Permission};
 
-use super::{AuthFailure, Principal, ServicePrincipal};
+use super::{AuthFailure, Principal, Refused, ServicePrincipal};
 use crate::http::error::ApiError;
 
 /// Why an auth extractor refused: a 401 (with `WWW-Authenticate`) or a 403.
@@ -56,6 +56,9 @@ impl IntoResponse for AuthRejection {
 pub fn require_principal(parts: &Parts) -> Result<Principal, AuthRejection> {
     if let Some(p) = parts.extensions.get::<Principal>() {
         return Ok(p.clone());
+    }
+    if let Some(Refused(e)) = parts.extensions.get::<Refused>() {
+        return Err(AuthRejection(e.clone()));
     }
     let detail = match parts.extensions.get::<AuthFailure>() {
         Some(AuthFailure(reason)) => format!("invalid credentials: {reason}"),

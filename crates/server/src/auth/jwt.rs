@@ -103,28 +103,38 @@ impl JwtVerifier {
         &self.keys
     }
 
+    /// The answer of the verified-token cache for `token`, without any signature check:
+    /// `None` when the token must be verified (so the caller can refuse cheaply first).
+    #[must_use]
+    pub fn cached(&self, token: &str) -> Option<Result<UserPrincipal, AuthFailure>> {
+        let cache = self.verified.as_ref()?;
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let hit = cache.get(&digest)?;
+        // The cache TTL already ends at `exp`; checking again keeps expiry exact even if
+        // the cache evicts lazily.
+        if now_secs() < hit.exp + LEEWAY_SECS {
+            return Some(Ok(hit.principal));
+        }
+        cache.invalidate(&digest);
+        Some(Err(AuthFailure("token expired")))
+    }
+
     /// Verifies `token`, answering from the verified-token cache when it can.
     ///
     /// # Errors
     /// The reason the token is refused (never containing the token).
     pub async fn verify(&self, token: &str) -> Result<UserPrincipal, AuthFailure> {
-        let Some(cache) = &self.verified else {
-            return self.verify_uncached(token).await.map(|(p, _)| p);
-        };
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = cache.get(&digest) {
-            // The cache TTL already ends at `exp`; checking again keeps expiry exact even if
-            // the cache evicts lazily.
-            if now_secs() < hit.exp + LEEWAY_SECS {
-                return Ok(hit.principal);
-            }
-            cache.invalidate(&digest);
-            return Err(AuthFailure("token expired"));
+        if let Some(answer) = self.cached(token) {
+            return answer;
         }
         let (principal, exp) = self.verify_uncached(token).await?;
+        let Some(cache) = &self.verified else {
+            return Ok(principal);
+        };
         let remaining = (exp + LEEWAY_SECS).saturating_sub(now_secs());
         let ttl = VERIFIED_CACHE_TTL.min(Duration::from_secs(remaining));
         if !ttl.is_zero() {
+            let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
             cache.insert(
                 digest,
                 Verified {

@@ -1,15 +1,29 @@
 //! The authenticate middleware: reads the credentials a request carries and records the
-//! outcome in its extensions. It never answers by itself; extractors decide.
+//! outcome in its extensions; extractors decide what it means for the route. It answers by
+//! itself only with 429, when the client's IP has failed to authenticate too often
+//! ([`super::failures`]): that refusal must come before any lookup.
+//!
+//! Order of the checks, cheapest first: the shape of the credentials, the origin rule for
+//! cookie writes ([`super::origin`]), the in-memory caches of verified keys and tokens, the
+//! failure limit, and only then a database lookup or a signature check. A verified session
+//! must then name a live user ([`app::session_users`]).
 
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use app::{service_keys::KeyCheck, session_users::SessionUser};
 use axum::{
     extract::{Request, State},
-    http::{HeaderMap, header},
+    http::{HeaderMap, HeaderValue, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
+use domain::ErrorCode;
 
-use super::{AuthFailure, Principal, ServicePrincipal};
-use crate::http::AppState;
+use super::{
+    AuthFailure, LiveUser, Principal, Refused, ServicePrincipal, UserPrincipal,
+    failures::FailureKind, origin,
+};
+use crate::http::{AppState, error::ApiError, rate_limit::client_ip};
 
 /// Name of Clerk's session cookie.
 const SESSION_COOKIE: &str = "__session";
@@ -20,7 +34,8 @@ const SERVICE_KEY_PREFIX: &str = app::service_keys::KEY_PREFIX;
 #[derive(Debug, PartialEq, Eq)]
 enum Credential<'a> {
     ServiceKey(&'a str),
-    SessionToken(&'a str),
+    /// A session token, and whether it came in the cookie (not a header).
+    SessionToken(&'a str, bool),
     Malformed(&'static str),
 }
 
@@ -39,7 +54,7 @@ fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
             if value.starts_with(SERVICE_KEY_PREFIX) {
                 Credential::ServiceKey(value)
             } else {
-                Credential::SessionToken(value)
+                Credential::SessionToken(value, false)
             }
         } else if scheme.eq_ignore_ascii_case("apikey") {
             if value.starts_with(SERVICE_KEY_PREFIX) {
@@ -69,45 +84,162 @@ fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
             if value.is_empty() {
                 Credential::Malformed("empty session cookie")
             } else {
-                Credential::SessionToken(value)
+                Credential::SessionToken(value, true)
             }
         })
 }
 
+/// What authenticating a request came to.
+enum Outcome {
+    /// A caller, and for a user the live row it speaks for.
+    Principal(Principal, Option<LiveUser>),
+    /// Invalid credentials: 401 in the extractors.
+    Failure(AuthFailure),
+    /// Valid credentials without authority: this error in the extractors.
+    Refused(ApiError),
+    /// The client's IP is over its failure limit: 429 now, nothing checked.
+    Throttled(Duration),
+}
+
 /// The middleware (added in `http::router`, inside the request-context layer).
 pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let outcome = match credential(req.headers()) {
-        None => None,
-        Some(Credential::Malformed(reason)) => Some(Err(AuthFailure(reason))),
-        Some(Credential::SessionToken(token)) => {
-            Some(state.auth().jwt().verify(token).await.map(Principal::User))
-        }
-        Some(Credential::ServiceKey(key)) => {
-            Some(match state.app().verify_service_key(key).await {
-                Ok(Some(k)) => Ok(Principal::Service(ServicePrincipal {
-                    key_id: k.id,
-                    name: k.name.clone(),
-                    permissions: k.permissions.clone(),
-                })),
-                Ok(None) => Err(AuthFailure("unknown or revoked service key")),
-                Err(e) => {
-                    tracing::error!(error = %e, "service key lookup failed");
-                    Err(AuthFailure("the service key could not be checked"))
-                }
-            })
-        }
+    let Some(credential) = credential(req.headers()) else {
+        return next.run(req).await;
     };
+    let ip = client_ip(&req, state.config().http.trust_forwarded_for);
+    let outcome = match credential {
+        Credential::Malformed(reason) => {
+            state.auth_failures().failed(ip, FailureKind::Malformed);
+            Outcome::Failure(AuthFailure(reason))
+        }
+        Credential::SessionToken(token, from_cookie) => {
+            if from_cookie
+                && origin::is_write(req.method())
+                && !origin::origin_allowed(req.headers(), &state.config().http.cors_allowed_origins)
+            {
+                Outcome::Refused(ApiError::new(ErrorCode::Forbidden).detail(
+                    "a write authenticated by the session cookie needs an Origin header naming an allowed front end (CORS_ALLOWED_ORIGINS)",
+                ))
+            } else {
+                session(&state, token, ip).await
+            }
+        }
+        Credential::ServiceKey(key) => service(&state, key, ip).await,
+    };
+    let ext = req.extensions_mut();
     match outcome {
-        None => {}
-        Some(Ok(principal)) => {
-            req.extensions_mut().insert(principal);
+        Outcome::Principal(p, live) => {
+            ext.insert(p);
+            if let Some(live) = live {
+                ext.insert(live);
+            }
         }
-        Some(Err(failure)) => {
+        Outcome::Failure(failure) => {
             tracing::debug!(reason = failure.0, "credentials refused");
-            req.extensions_mut().insert(failure);
+            ext.insert(failure);
         }
+        Outcome::Refused(error) => {
+            tracing::debug!(
+                code = error.code().as_str(),
+                "credentials carry no authority"
+            );
+            ext.insert(Refused(error));
+        }
+        Outcome::Throttled(wait) => return throttled(wait),
     }
     next.run(req).await
+}
+
+/// A session token: the verified-token cache, else the failure gate and a signature check;
+/// then the live user it speaks for.
+async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
+    let verifier = state.auth().jwt();
+    let verified = match verifier.cached(token) {
+        Some(answer) => answer,
+        None => {
+            if let Err(wait) = state.auth_failures().gate(ip) {
+                return Outcome::Throttled(wait);
+            }
+            verifier.verify(token).await
+        }
+    };
+    match verified {
+        Ok(user) => live_user(state, user, ip).await,
+        Err(failure) => {
+            state.auth_failures().failed(ip, FailureKind::SessionToken);
+            Outcome::Failure(failure)
+        }
+    }
+}
+
+/// A verified session becomes a principal only while its user is live (the one place:
+/// `App::session_user`).
+async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome {
+    match state.app().session_user(&user.clerk_user_id).await {
+        Ok(SessionUser::Live(row)) => {
+            Outcome::Principal(Principal::User(user), Some(LiveUser(Arc::from(row))))
+        }
+        Ok(SessionUser::Deleted) => {
+            state.auth_failures().failed(ip, FailureKind::NoLiveUser);
+            Outcome::Refused(
+                ApiError::new(ErrorCode::Forbidden)
+                    .detail("the account of this session has been deleted"),
+            )
+        }
+        Ok(SessionUser::Unknown) => {
+            state.auth_failures().failed(ip, FailureKind::NoLiveUser);
+            Outcome::Failure(AuthFailure("no user exists for this session"))
+        }
+        Err(e) => Outcome::Refused(ApiError::from(e)),
+    }
+}
+
+/// A service key: the cache, else the failure gate and a database lookup.
+async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
+    let app = state.app();
+    let found = match app.check_service_key_cached(key).await {
+        Ok(KeyCheck::Known(k)) => Ok(Some(k)),
+        Ok(KeyCheck::Malformed) => Ok(None),
+        Ok(KeyCheck::NeedsLookup(pending)) => {
+            if let Err(wait) = state.auth_failures().gate(ip) {
+                return Outcome::Throttled(wait);
+            }
+            app.look_up_service_key(pending).await
+        }
+        Err(e) => Err(e),
+    };
+    match found {
+        Ok(Some(k)) => Outcome::Principal(
+            Principal::Service(ServicePrincipal {
+                key_id: k.id,
+                name: k.name.clone(),
+                permissions: k.permissions.clone(),
+            }),
+            None,
+        ),
+        Ok(None) => {
+            state.auth_failures().failed(ip, FailureKind::ServiceKey);
+            Outcome::Failure(AuthFailure("unknown or revoked service key"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "service key lookup failed");
+            Outcome::Failure(AuthFailure("the service key could not be checked"))
+        }
+    }
+}
+
+/// 429 for an IP over its failure limit.
+fn throttled(wait: Duration) -> Response {
+    let retry = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let retry = retry.max(1);
+    let mut res = ApiError::new(ErrorCode::RateLimited)
+        .detail(format!(
+            "too many failed authentications from this address; retry in {retry} s"
+        ))
+        .into_response();
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    res
 }
 
 #[cfg(test)]
@@ -142,11 +274,11 @@ mod tests {
         );
         assert_eq!(
             credential(&headers(&[("authorization", "bearer eyJ.x.y")])),
-            Some(C::SessionToken("eyJ.x.y"))
+            Some(C::SessionToken("eyJ.x.y", false))
         );
         assert_eq!(
             credential(&headers(&[("cookie", "a=1; __session=eyJ.a.b; c=2")])),
-            Some(C::SessionToken("eyJ.a.b"))
+            Some(C::SessionToken("eyJ.a.b", true))
         );
         assert!(matches!(
             credential(&headers(&[("authorization", "Basic dXNlcjpwYXNz")])),
@@ -166,7 +298,7 @@ mod tests {
                 ("cookie", "__session=old"),
                 ("authorization", "Bearer new")
             ])),
-            Some(C::SessionToken("new"))
+            Some(C::SessionToken("new", false))
         );
     }
 }

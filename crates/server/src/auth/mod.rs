@@ -10,9 +10,11 @@
 pub mod commands;
 pub mod dev;
 pub mod extract;
+pub mod failures;
 pub mod jwks;
 pub mod jwt;
 mod middleware;
+pub mod origin;
 pub mod owned_user;
 mod principal;
 
@@ -21,7 +23,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 pub use middleware::authenticate;
-pub use principal::{AuthFailure, Principal, ServicePrincipal, UserPrincipal};
+pub use principal::{AuthFailure, LiveUser, Principal, Refused, ServicePrincipal, UserPrincipal};
 
 use crate::config::Config;
 use dev::{DEV_ISSUER, DevSigningKey};

@@ -14,7 +14,7 @@ use store::users::{Deleted, User};
 use std::marker::PhantomData;
 
 use super::{
-    Principal, ServicePrincipal,
+    LiveUser, Principal, ServicePrincipal,
     extract::{AuthRejection, RequiredPermission, Service, require_principal},
 };
 use crate::http::{AppState, error::ApiError, meta::request_meta};
@@ -106,7 +106,12 @@ fn key_of(r: UserRef, p: &Principal) -> Result<UserKey, ApiError> {
 }
 
 /// Checks a non-admin caller owns `key`, without revealing whether `key` exists.
-async fn check_owner(state: &AppState, p: &Principal, key: &UserKey) -> Result<(), ApiError> {
+async fn check_owner(
+    state: &AppState,
+    p: &Principal,
+    live: Option<&LiveUser>,
+    key: &UserKey,
+) -> Result<(), ApiError> {
     if p.is_admin() {
         return Ok(());
     }
@@ -114,15 +119,26 @@ async fn check_owner(state: &AppState, p: &Principal, key: &UserKey) -> Result<(
         return Err(ApiError::new(ErrorCode::Forbidden)
             .detail("a service key needs the admin permission for user routes"));
     };
-    let owns = match key {
-        UserKey::Clerk(c) => *c == me.clerk_user_id,
-        UserKey::Id(id) => state
+    let owns = match (key, live) {
+        (UserKey::Clerk(c), _) => *c == me.clerk_user_id,
+        (UserKey::Id(id), Some(LiveUser(own))) => own.id == id.as_uuid(),
+        (UserKey::Id(id), None) => state
             .app()
             .find_user(&UserKey::Clerk(me.clerk_user_id.clone()), Deleted::Include)
             .await?
             .is_some_and(|own| own.id == id.as_uuid()),
     };
     if owns { Ok(()) } else { Err(forbidden()) }
+}
+
+/// The caller's own row, read while authenticating, when `key` names it.
+fn own_row(live: Option<&LiveUser>, key: &UserKey) -> Option<User> {
+    let LiveUser(u) = live?;
+    let mine = match key {
+        UserKey::Clerk(c) => c.as_str() == u.clerk_user_id,
+        UserKey::Id(id) => id.as_uuid() == u.id,
+    };
+    mine.then(|| User::clone(u))
 }
 
 impl FromRequestParts<AppState> for OwnedUser {
@@ -133,8 +149,9 @@ impl FromRequestParts<AppState> for OwnedUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let principal = principal(parts)?;
+        let live = parts.extensions.get::<LiveUser>().cloned();
         let key = key_of(path_ref(parts, state).await?, &principal)?;
-        check_owner(state, &principal, &key).await?;
+        check_owner(state, &principal, live.as_ref(), &key).await?;
         let include_deleted = principal.is_admin()
             && parts.method == Method::GET
             && serde_urlencoded::from_str::<IncludeDeleted>(parts.uri.query().unwrap_or_default())
@@ -144,14 +161,22 @@ impl FromRequestParts<AppState> for OwnedUser {
         } else {
             Deleted::Exclude
         };
-        // Only a GET may read a lagging replica (the caller's ownership was decided on the
-        // primary above); every other method writes next, so it reads the primary.
-        let user = if parts.method == Method::GET {
-            state.app().find_user_may_lag(&key, deleted).await?
-        } else {
-            state.app().find_user(&key, deleted).await?
+        // A live caller naming themselves: the row authentication just read (on the
+        // primary). Otherwise only a GET may read a lagging replica; every other method
+        // writes next, so it reads the primary.
+        let user = match own_row(live.as_ref(), &key) {
+            Some(u) => u,
+            None if parts.method == Method::GET => state
+                .app()
+                .find_user_may_lag(&key, deleted)
+                .await?
+                .ok_or_else(not_found)?,
+            None => state
+                .app()
+                .find_user(&key, deleted)
+                .await?
+                .ok_or_else(not_found)?,
         };
-        let user = user.ok_or_else(not_found)?;
         let ctx = ctx_of(&principal, parts);
         Ok(Self {
             user,

@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use domain::{ServiceKeyId, audit::Actor, permission::Permission, user::ClerkUserId};
 
+use crate::http::error::ApiError;
+
 /// An authenticated caller.
 #[derive(Clone, Debug)]
 pub enum Principal {
@@ -38,6 +40,17 @@ pub struct ServicePrincipal {
 /// Credentials were sent but are not valid; kept so extractors can say why (401).
 #[derive(Clone, Debug)]
 pub struct AuthFailure(pub &'static str);
+
+/// Credentials were sent but carry no authority for a reason other than being invalid
+/// (a deleted account, a cookie write from a foreign origin): extractors answer with this
+/// error instead of a principal. Public routes ignore it, as they ignore [`AuthFailure`].
+#[derive(Clone, Debug)]
+pub struct Refused(pub ApiError);
+
+/// The live user a user principal speaks for, as read while authenticating (extractors
+/// reuse it instead of reading the caller's row again).
+#[derive(Clone, Debug)]
+pub struct LiveUser(pub Arc<store::users::User>);
 
 impl Principal {
     /// Admin: a user with the admin claim, or a service key with `admin`.

@@ -151,6 +151,9 @@ pub struct RateLimitConfig {
     pub user_per_minute: u32,
     pub service_per_minute: u32,
     pub anonymous_per_minute: u32,
+    /// Failed authentications per client IP and minute before its credentials are refused
+    /// unchecked (429).
+    pub auth_failures_per_minute: u32,
     /// Longest wait for Redis on one check before the local limiter decides.
     pub redis_timeout: Duration,
 }
@@ -177,8 +180,11 @@ pub struct HttpConfig {
 pub struct ObservabilityConfig {
     /// Record metrics and serve them; off: no recorder, `/metrics` answers 404.
     pub metrics_enabled: bool,
-    /// Serve `/metrics` on this address instead of the API port.
+    /// Serve `/metrics` on this address instead of the API port (in production: the only
+    /// place metrics are served).
     pub metrics_addr: Option<SocketAddr>,
+    /// Least time between two samples of the gauges that need a query (integrations).
+    pub metrics_sample_interval: Duration,
     /// Also write JSON log lines to daily files in this folder.
     pub log_dir: Option<PathBuf>,
     /// Daily log files kept in `log_dir`.
@@ -323,6 +329,7 @@ impl Config {
             user_per_minute: p.number("rate_limit_user_per_minute", 1, 1_000_000),
             service_per_minute: p.number("rate_limit_service_per_minute", 1, 10_000_000),
             anonymous_per_minute: p.number("rate_limit_anonymous_per_minute", 1, 1_000_000),
+            auth_failures_per_minute: p.number("rate_limit_auth_failures_per_minute", 1, 1_000_000),
             redis_timeout: Duration::from_millis(
                 p.number("rate_limit_redis_timeout_ms", 1, 10_000).into(),
             ),
@@ -356,6 +363,10 @@ impl Config {
                 .is_some()
                 .then(|| p.parse("metrics_addr", "a socket address such as 0.0.0.0:9090"))
                 .flatten(),
+            metrics_sample_interval: Duration::from_secs(
+                p.number("metrics_sample_interval_seconds", 1, 86_400)
+                    .into(),
+            ),
             log_dir: p.optional("log_dir").map(PathBuf::from),
             log_retention_days: p.number("log_retention_days", 1, 3650),
             profiling_enabled: p.boolean("profiling_enabled"),

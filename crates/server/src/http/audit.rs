@@ -210,7 +210,8 @@ pub async fn stats(
     }))
 }
 
-/// The entries about one user (owner or admin).
+/// The entries about one user (owner or admin). The owner sees other actors' names but
+/// not their IP addresses or user agents.
 #[utoipa::path(get, path = "/users/{user_ref}/audit", tag = "audit", params(("user_ref" = String, Path, description = "user id, Clerk user id, or `me`"), PageParams),
     security(("clerk_session" = []), ("service_key" = [])),
     responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)))]
@@ -219,11 +220,21 @@ pub async fn user_audit(
     owned: OwnedUser,
     Query(p): Query<PageParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let q = app::audit_query::AuditQuery {
-        user_id: Some(owned.user.id),
-        limit: p.limit,
-        cursor: p.cursor,
-        ..Default::default()
-    };
-    Ok(page(state.app().list_audit(q).await?))
+    let view = audit_view(&owned);
+    Ok(page(
+        state
+            .app()
+            .user_audit(owned.user.id, &view, p.limit, p.cursor)
+            .await?,
+    ))
+}
+
+/// An admin sees every field; the owner not other actors' addresses and user agents.
+#[must_use]
+pub fn audit_view(owned: &OwnedUser) -> app::audit_query::AuditView {
+    if owned.principal.is_admin() {
+        app::audit_query::AuditView::Full
+    } else {
+        app::audit_query::AuditView::Owner(owned.user.clerk_user_id.clone())
+    }
 }

@@ -1,7 +1,8 @@
 //! The request-context middleware, one pass per request: request id (the caller's when
 //! sane, else a new UUID), a tracing span carrying it and the trace id (the caller's W3C
-//! `traceparent` is its parent), HTTP metrics, security headers, the rendering of every
-//! error answer as problem+json, and exactly one access-log line (none for `/metrics`).
+//! `traceparent` is its parent), HTTP metrics, security headers (docs/security.md "Browser
+//! headers and origin rule"), the rendering of every error answer as problem+json, and
+//! exactly one access-log line (none for `/metrics`).
 
 use std::{sync::Arc, time::Instant};
 
@@ -43,6 +44,26 @@ fn new_request_id() -> HeaderValue {
     let mut buf = uuid::Uuid::encode_buffer();
     let s = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut buf);
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("invalid"))
+}
+
+/// CSP of every API answer (OWASP REST Security Cheat Sheet): nothing may load, nothing
+/// may frame it. A JSON answer opened in a browser runs nothing.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// CSP of the Swagger UI under `/docs`: only its own files, served from the binary (scripts
+/// and styles from this origin, the inline SVG icons of its stylesheet as `data:` images,
+/// the OpenAPI document and "try it out" calls to this origin). No inline script, no
+/// `eval`, no other host. The one inline style its bundle injects is allowed by its hash,
+/// not by `'unsafe-inline'`. Checked in a real browser by scripts/test.d/45-docs-csp.sh
+/// (a new Swagger UI version with other inline styles fails there).
+const DOCS_CSP: &str = "default-src 'none'; script-src 'self'; \
+    style-src 'self' 'sha256-RL3ie0nH+Lzz2YNqQN83mnU0J1ot4QL7b99vMdIX99w='; \
+    img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+    frame-ancestors 'none'";
+
+fn csp_for(path: &str) -> HeaderValue {
+    let docs = path == "/docs" || path.starts_with("/docs/");
+    HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP })
 }
 
 /// The middleware itself (see the module docs).
@@ -104,6 +125,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp_for(uri.path()));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

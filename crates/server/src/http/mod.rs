@@ -60,6 +60,8 @@ struct Inner {
     auth: crate::auth::Auth,
     shutting_down: AtomicBool,
     rate_limiter: RateLimiter,
+    auth_failures: Arc<crate::auth::failures::FailureLimiter>,
+    gauge_sampler: observability::GaugeSampler,
     jobs: Arc<app::jobs::Runner>,
     events: Arc<app::events::Dispatcher>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -77,6 +79,11 @@ impl AppState {
                 .as_ref()
                 .map(secrecy::ExposeSecret::expose_secret),
         );
+        let auth_failures = crate::auth::failures::FailureLimiter::shared(
+            config.rate_limits.auth_failures_per_minute,
+        );
+        let gauge_sampler =
+            observability::GaugeSampler::new(config.observability.metrics_sample_interval);
         let jobs = Arc::new(app::jobs::Runner::new(
             app.clone(),
             app::jobs::Registry::standard(&config.jobs),
@@ -97,6 +104,8 @@ impl AppState {
             auth,
             shutting_down: AtomicBool::new(false),
             rate_limiter,
+            auth_failures,
+            gauge_sampler,
             metrics,
         }))
     }
@@ -147,6 +156,18 @@ impl AppState {
     #[must_use]
     pub fn rate_limiter(&self) -> &RateLimiter {
         &self.0.rate_limiter
+    }
+
+    /// Failed authentications per client IP (refused before any lookup once over the limit).
+    #[must_use]
+    pub fn auth_failures(&self) -> &crate::auth::failures::FailureLimiter {
+        &self.0.auth_failures
+    }
+
+    /// The background sampler of the gauges that need a query.
+    #[must_use]
+    pub fn gauge_sampler(&self) -> &observability::GaugeSampler {
+        &self.0.gauge_sampler
     }
 
     /// The Prometheus handle, when metrics are on.
@@ -227,13 +248,14 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
             limiter,
             rate_limit::rate_limit,
         ));
+    // Authentication inside CORS: a preflight is answered without any credential work, and
+    // the 429 of the failure limit (auth::failures) still carries CORS headers.
+    router = router.layer(authenticate);
     if let Some(cors) = cors_layer(&config) {
         router = router.layer(cors);
     }
     // Inside the request context: failures render as problems with the request id.
-    router
-        .layer(authenticate)
-        .layer(axum::middleware::from_fn(context::request_context))
+    router.layer(axum::middleware::from_fn(context::request_context))
 }
 
 async fn not_found() -> ApiError {

@@ -45,12 +45,11 @@ fn not_found() -> ApiError {
 }
 
 async fn render(State(state): State<AppState>) -> Response {
-    // Sampled per scrape: one GROUP BY over integrations. A failure leaves the last values.
+    // The integrations gauge needs a GROUP BY over integrations: never per scrape (anyone
+    // who can reach the scrape port could make us run it at will), but in the background,
+    // at most once per METRICS_SAMPLE_INTERVAL_SECONDS. A scrape renders what is known.
     if state.metrics().is_some() {
-        match state.app().sample_integration_gauges().await {
-            Ok(()) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot sample the integrations gauge"),
-        }
+        state.gauge_sampler().maybe_sample(state.app());
     }
     match state.metrics() {
         Some(handle) => (
@@ -65,15 +64,19 @@ async fn render(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Prometheus metrics (text exposition format). 404 when metrics are off, or served on the
-/// separate `METRICS_ADDR` listener instead. Not rate limited, not in the access log.
+/// Prometheus metrics (text exposition format). 404 when metrics are off, in production,
+/// or when served on the separate `METRICS_ADDR` listener instead. Not rate limited, not in
+/// the access log.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses(
         (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
-        (status = 404, description = "Metrics are off or on METRICS_ADDR", body = super::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Metrics are off, or on METRICS_ADDR (always in production)", body = super::error::Problem, content_type = "application/problem+json"),
     ))]
 pub async fn metrics(State(state): State<AppState>) -> Response {
-    if state.config().observability.metrics_addr.is_some() {
+    // Production serves metrics only on METRICS_ADDR: the API port is public, the scrape
+    // port is for the network of the monitoring system.
+    let observability = &state.config().observability;
+    if observability.metrics_addr.is_some() || !state.config().is_development() {
         return not_found().into_response();
     }
     render(State(state)).await
@@ -133,5 +136,53 @@ pub async fn profile(
             .detail("another profile is running; try again when it is done")
             .into_response(),
         Err(e) => ApiError::internal(e).into_response(),
+    }
+}
+
+/// Samples the integrations gauge in the background, at most once per interval, one
+/// sample at a time.
+pub struct GaugeSampler {
+    interval: Duration,
+    /// When the last sample started; `None`: never.
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl GaugeSampler {
+    /// A sampler that starts at most one sample per `interval`.
+    #[must_use]
+    pub fn new(interval: Duration) -> Self {
+        Self {
+            interval,
+            last: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts a sample in the background unless one started within the interval.
+    pub fn maybe_sample(&self, app: &app::App) {
+        {
+            let Ok(mut last) = self.last.lock() else {
+                return;
+            };
+            let now = std::time::Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < self.interval) {
+                return;
+            }
+            *last = Some(now);
+        }
+        let app = app.clone();
+        tokio::spawn(async move {
+            if let Err(e) = app.sample_integration_gauges().await {
+                // The last values stay; the next interval tries again.
+                tracing::warn!(error = %e, "cannot sample the integrations gauge");
+            }
+        });
+    }
+}
+
+impl std::fmt::Debug for GaugeSampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GaugeSampler")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
     }
 }

@@ -171,6 +171,7 @@ pub async fn export_user(
     State(state): State<AppState>,
     owned: OwnedUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let export = state.app().export_user(owned.user).await?;
+    let view = super::audit::audit_view(&owned);
+    let export = state.app().export_user(owned.user, &view).await?;
     Ok(Json(export_document(export)))
 }

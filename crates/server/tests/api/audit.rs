@@ -91,6 +91,7 @@ async fn audit_routes_record_and_guard(backend: Backend) {
         .await
         .expect("json");
     assert_eq!(all["items"].as_array().expect("items").len(), 1, "{all}");
+    app.insert_user("user_root").await;
     let admin = app.user_token("user_root", true);
     let stats: serde_json::Value = app
         .client

@@ -88,7 +88,7 @@ async fn fake_clerk(keys: &[&DevSigningKey]) -> FakeClerk {
 }
 
 async fn clerk_app(backend: Backend, clerk: &FakeClerk) -> TestApp {
-    spawn_app_with_routes(
+    let app = spawn_app_with_routes(
         backend,
         &[
             ("CLERK_JWKS_URL", &clerk.url),
@@ -97,7 +97,10 @@ async fn clerk_app(backend: Backend, clerk: &FakeClerk) -> TestApp {
         ],
         probe_routes(),
     )
-    .await
+    .await;
+    // The sessions below speak for this user (a session needs a live user).
+    app.insert_user("user_2abcDEF").await;
+    app
 }
 
 fn now() -> u64 {

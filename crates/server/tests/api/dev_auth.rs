@@ -40,6 +40,10 @@ fn stdout_line(out: &std::process::Output) -> String {
 
 async fn dev_token_from_the_binary_is_accepted(backend: Backend) {
     let app = spawn_app_with_routes(backend, &[], probe_routes()).await;
+    // A session speaks only for a user the service knows (docs/security.md).
+    for sub in ["user_123", "user_456", "user_789"] {
+        app.insert_user(sub).await;
+    }
     let out = run_cli(&app, &["dev", "token", "--sub", "user_123", "--admin"], &[]);
     assert!(
         out.status.success(),

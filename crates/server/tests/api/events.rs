@@ -360,6 +360,7 @@ async fn a_delivery_ends_failed_after_the_last_attempt(backend: Backend) {
     assert!(failed[0].delivered_at.is_none());
 
     // Operators see it, and send it again once the subscriber is fixed.
+    app.insert_user("user_admin1").await;
     let admin = app.user_token("user_admin1", true);
     let list = app
         .get_json("/admin/events/deliveries?status=failed", &admin)

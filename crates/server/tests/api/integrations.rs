@@ -510,6 +510,7 @@ async fn deleting_the_user_revokes_their_grants(backend: Backend) {
         .await
         .expect("rows");
     assert!(tokens.is_empty(), "ciphertexts deleted");
+    app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let audit: Value = app.get_json("/audit?action=user.deleted", &admin).await;
     let details = &audit["items"][0]["details"];

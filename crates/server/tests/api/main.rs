@@ -5,6 +5,7 @@
 #[allow(dead_code)]
 mod audit;
 mod auth;
+mod browser;
 mod cli;
 mod common;
 mod dev_auth;
@@ -16,11 +17,13 @@ mod integrations;
 mod jobs;
 mod metrics;
 mod preferences;
+mod principals;
 mod providers;
 mod rate_limit;
 mod refresh_lease;
 mod refresh_races;
 mod replica;
+mod security;
 mod service_keys;
 mod shutdown;
 mod tokens;

@@ -58,6 +58,7 @@ async fn metrics_use_route_templates_and_never_ids(backend: Backend) {
     let clerk = "user_metrics7";
     let id = app.insert_user(clerk).await;
     let token = app.user_token(clerk, false);
+    app.insert_user("user_admin9").await;
     let admin = app.user_token("user_admin9", true);
     let get = |path: String, bearer: Option<&str>| {
         let mut req = app.client.get(app.url(&path));
@@ -214,6 +215,7 @@ async fn metrics_move_to_their_own_listener(backend: Backend) {
 
 async fn profile_route_is_off_by_default(backend: Backend) {
     let app = spawn_app(backend).await;
+    app.insert_user("user_admin1").await;
     let admin = app.user_token("user_admin1", true);
     let res = app
         .client
@@ -228,6 +230,7 @@ async fn profile_route_is_off_by_default(backend: Backend) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_route_serves_admins_a_flamegraph_when_enabled() {
     let app = spawn_app_with(Backend::Sqlite, &[("PROFILING_ENABLED", "true")]).await;
+    app.insert_user("user_plain1").await;
     let user = app.user_token("user_plain1", false);
     let res = app
         .client
@@ -237,6 +240,7 @@ async fn profile_route_serves_admins_a_flamegraph_when_enabled() {
         .await
         .expect("profile");
     assert_problem(res, 403, "forbidden").await;
+    app.insert_user("user_admin1").await;
     let admin = app.user_token("user_admin1", true);
     let res = app
         .client

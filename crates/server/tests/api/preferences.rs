@@ -571,6 +571,7 @@ async fn only_the_owner_an_admin_or_a_service_may_read(backend: Backend) {
     assert_problem(res, 403, "forbidden").await;
 
     // An admin reads anyone's; an unknown user is then 404.
+    app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let (_, body) = doc(send(app.client.get(&alice).bearer_auth(&admin)).await).await;
     assert_eq!(body["ui"]["theme"], "dark");

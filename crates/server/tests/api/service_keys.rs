@@ -38,6 +38,7 @@ async fn keys_are_accepted_checked_and_revoked(backend: Backend) {
     // Not an admin, and a user session is not a service.
     let res = get(&app, "/test/admin", ("x-api-key", key.clone())).await;
     assert_problem(res, 403, "forbidden").await;
+    app.insert_user("user_1").await;
     let user = app.user_token("user_1", true);
     let res = get(
         &app,

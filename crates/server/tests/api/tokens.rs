@@ -485,6 +485,7 @@ where
 
 async fn the_sweep_refreshes_tokens_before_they_expire(backend: Backend) {
     let (app, fake, _key) = setup(backend, "user_tok7").await;
+    app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let run = || async {
         let res = app
@@ -519,6 +520,7 @@ async fn the_sweep_refreshes_tokens_before_they_expire(backend: Backend) {
 
 async fn the_health_check_finds_revoked_grants(backend: Backend) {
     let (app, fake, _key) = setup(backend, "user_tok8").await;
+    app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let check = || async {
         set_time(

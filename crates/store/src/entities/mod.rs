@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod oauth_states;
 pub mod preference_history;
 pub mod preference_overrides;
+pub mod service_key_revocations;
 pub mod service_keys;
 pub mod usage_stats;
 pub mod users;

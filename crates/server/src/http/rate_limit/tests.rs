@@ -32,6 +32,7 @@ fn limits(user: u32, service: u32, anonymous: u32) -> RateLimitConfig {
         user_per_minute: user,
         service_per_minute: service,
         anonymous_per_minute: anonymous,
+        auth_failures_per_minute: 30,
         redis_timeout: Duration::from_millis(100),
     }
 }
