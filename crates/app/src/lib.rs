@@ -22,6 +22,7 @@ pub mod ops;
 pub mod preferences;
 mod sealed_tokens;
 pub mod service_keys;
+pub mod signup;
 pub mod token_handout;
 pub mod token_stats;
 pub mod tokens;
@@ -57,6 +58,8 @@ pub struct App {
     refresh_locks: tokens::RefreshLocks,
     /// Subscribers of events and the retry policy.
     events: Arc<events::EventSettings>,
+    /// Clerk's Backend API for the sign-up race, when configured.
+    clerk_api: Option<Arc<signup::ClerkApi>>,
 }
 
 impl App {
@@ -76,6 +79,7 @@ impl App {
             oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
             refresh_locks: tokens::refresh_locks(),
             events: Arc::new(events::EventSettings::default()),
+            clerk_api: None,
         }
     }
 

@@ -144,12 +144,17 @@ impl FromRequestParts<AppState> for OwnedUser {
         } else {
             Deleted::Exclude
         };
-        let user = state
-            .app()
-            .find_user(&key, deleted)
-            .await?
-            .ok_or_else(not_found)?;
         let ctx = ctx_of(&principal, parts);
+        let user = match (&principal, &key) {
+            // The caller's own user may not be known yet (the sign-up race).
+            (Principal::User(me), UserKey::Clerk(c))
+                if *c == me.clerk_user_id && deleted == Deleted::Exclude =>
+            {
+                state.app().user_for_session(&ctx, c).await?
+            }
+            _ => state.app().find_user(&key, deleted).await?,
+        }
+        .ok_or_else(not_found)?;
         Ok(Self {
             user,
             principal,

@@ -20,6 +20,7 @@ mod providers;
 mod rate_limit;
 mod service_keys;
 mod shutdown;
+mod signup;
 mod tokens;
 pub mod traces;
 mod users;
