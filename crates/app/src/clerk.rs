@@ -57,9 +57,11 @@ impl WebhookOutcome {
     }
 }
 
+/// A Clerk user object, as in `user.created` webhooks and the Backend API's
+/// `GET /v1/users/{id}`.
 #[derive(Debug, Deserialize)]
-struct ClerkUser {
-    id: String,
+pub(crate) struct ClerkUser {
+    pub(crate) id: String,
     #[serde(default)]
     email_addresses: Vec<ClerkEmail>,
     primary_email_address_id: Option<String>,
@@ -75,6 +77,89 @@ struct ClerkUser {
 struct ClerkEmail {
     id: String,
     email_address: String,
+}
+
+/// What this service keeps of a Clerk user: values that fail validation are dropped (Clerk
+/// owns them; a bad one must not block the account).
+pub(crate) struct ClerkProfile {
+    pub(crate) clerk: ClerkUserId,
+    pub(crate) email: Option<String>,
+    pub(crate) first_name: Option<String>,
+    pub(crate) last_name: Option<String>,
+    pub(crate) image: Option<String>,
+    pub(crate) clerk_updated_at: Option<DateTime<Utc>>,
+}
+
+impl ClerkUser {
+    pub(crate) fn profile(self) -> Result<ClerkProfile, AppError> {
+        let email = self
+            .primary_email_address_id
+            .as_deref()
+            .and_then(|pid| self.email_addresses.iter().find(|e| e.id == pid))
+            .and_then(|e| Email::parse(&e.email_address).ok())
+            .map(String::from);
+        let name = |n: Option<String>| {
+            n.and_then(|n| PersonName::parse(&n).ok())
+                .map(|n| n.as_str().to_owned())
+        };
+        Ok(ClerkProfile {
+            clerk: clerk_id(&self.id)?,
+            email,
+            first_name: name(self.first_name),
+            last_name: name(self.last_name),
+            image: self
+                .image_url
+                .or(self.profile_image_url)
+                .and_then(|u| HttpsUrl::parse(&u).ok())
+                .map(|u| u.as_str().to_owned()),
+            clerk_updated_at: millis(self.updated_at),
+        })
+    }
+}
+
+/// Creates the user `p` describes with default preferences, its `user.created` audit entry
+/// (with `details`) and event, in `txn`: the one way a Clerk user comes into being, whether
+/// by webhook, by the sign-up race's Backend API fetch or by `dev user create`.
+///
+/// # Errors
+/// Storage failures; a Clerk id already taken is a unique violation.
+pub(crate) async fn create_user(
+    app: &App,
+    txn: &DatabaseTransaction,
+    ctx: &Ctx,
+    p: ClerkProfile,
+    at: DateTime<Utc>,
+    details: Value,
+) -> Result<User, AppError> {
+    let id = UserId::new();
+    let user = User {
+        id: id.as_uuid(),
+        clerk_user_id: p.clerk.as_str().to_owned(),
+        email: p.email,
+        first_name: p.first_name,
+        last_name: p.last_name,
+        profile_image_url: p.image,
+        onboarding_completed: false,
+        onboarding_step: None,
+        onboarding_completed_at: None,
+        last_sign_in_at: None,
+        clerk_updated_at: p.clerk_updated_at,
+        created_at: at,
+        updated_at: at,
+        deleted_at: None,
+    };
+    let user = users::insert(txn, user).await?;
+    record(
+        txn,
+        ctx,
+        AuditRecord::new(AuditAction::UserCreated, Some(id))
+            .resource("user", id.to_string())
+            .details(details),
+    )
+    .await?;
+    app.emit(txn, events::Event::user_created(id, p.clerk.as_str()))
+        .await?;
+    Ok(user)
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,18 +289,23 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
-    async fn audit(&self, action: AuditAction, id: UserId, extra: Value) -> Result<(), AppError> {
+    /// The audit details of this event's entries, with `extra` merged in.
+    fn details(&self, extra: Value) -> Value {
         let mut details =
             json!({ "source": "clerk", "event_type": self.kind, "webhook_id": self.svix_id });
         if let (Value::Object(d), Value::Object(e)) = (&mut details, extra) {
             d.extend(e);
         }
+        details
+    }
+
+    async fn audit(&self, action: AuditAction, id: UserId, extra: Value) -> Result<(), AppError> {
         record(
             self.txn,
             self.ctx,
             AuditRecord::new(action, Some(id))
                 .resource("user", id.to_string())
-                .details(details),
+                .details(self.details(extra)),
         )
         .await?;
         Ok(())
@@ -231,49 +321,20 @@ impl Step<'_> {
 
     /// `user.created` and `user.updated`: create when missing, else update unless stale.
     async fn upsert(&self, c: ClerkUser) -> Result<&'static str, AppError> {
-        let clerk = clerk_id(&c.id)?;
-        let clerk_updated_at = millis(c.updated_at);
-        let email = c
-            .primary_email_address_id
-            .as_deref()
-            .and_then(|pid| c.email_addresses.iter().find(|e| e.id == pid))
-            .and_then(|e| Email::parse(&e.email_address).ok())
-            .map(String::from);
-        let name = |n: Option<String>| {
-            n.and_then(|n| PersonName::parse(&n).ok())
-                .map(|n| n.as_str().to_owned())
-        };
-        let first_name = name(c.first_name);
-        let last_name = name(c.last_name);
-        let image = c
-            .image_url
-            .or(c.profile_image_url)
-            .and_then(|u| HttpsUrl::parse(&u).ok())
-            .map(|u| u.as_str().to_owned());
-        let Some(mut u) = self.find(&clerk).await? else {
-            let id = UserId::new();
-            let user = User {
-                id: id.as_uuid(),
-                clerk_user_id: clerk.as_str().to_owned(),
-                email,
-                first_name,
-                last_name,
-                profile_image_url: image,
-                onboarding_completed: false,
-                onboarding_step: None,
-                onboarding_completed_at: None,
-                last_sign_in_at: None,
-                clerk_updated_at,
-                created_at: self.at,
-                updated_at: self.at,
-                deleted_at: None,
-            };
-            users::insert(self.txn, user).await?;
-            self.audit(AuditAction::UserCreated, id, json!({})).await?;
-            self.emit(events::Event::user_created(id, clerk.as_str()))
-                .await?;
+        let p = c.profile()?;
+        let Some(mut u) = self.find(&p.clerk).await? else {
+            let details = self.details(json!({}));
+            create_user(self.app, self.txn, self.ctx, p, self.at, details).await?;
             return Ok("created");
         };
+        let ClerkProfile {
+            clerk,
+            email,
+            first_name,
+            last_name,
+            image,
+            clerk_updated_at,
+        } = p;
         if u.deleted_at.is_some() {
             // Deleted here: Clerk's later edits must not bring data back.
             return Ok("skipped_deleted");

@@ -34,6 +34,9 @@ pub enum AppError {
     /// The token lacks scopes the caller needs (listed).
     #[error("the token lacks the scopes {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
+    /// A dependency (Clerk's API, …) cannot be used now; the client may retry.
+    #[error("{0}")]
+    Unavailable(String),
     /// Storage failed; details are logged, never sent.
     #[error("storage failure: {0}")]
     Store(#[from] store::StoreError),
@@ -67,6 +70,7 @@ impl AppError {
             Self::Provider(_) => ErrorCode::ProviderError,
             Self::ReauthorizationRequired(_) => ErrorCode::ReauthorizationRequired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
     }

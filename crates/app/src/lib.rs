@@ -26,6 +26,7 @@ mod sealed_tokens;
 pub mod service_key_cache;
 pub mod service_keys;
 pub mod session_users;
+pub mod signup;
 pub mod token_handout;
 pub mod token_stats;
 pub mod tokens;
@@ -61,6 +62,8 @@ pub struct App {
     refresh_locks: tokens::RefreshLocks,
     /// Subscribers of events and the retry policy.
     events: Arc<events::EventSettings>,
+    /// Clerk's Backend API for the sign-up race, when configured.
+    clerk_api: Option<Arc<signup::ClerkApi>>,
 }
 
 impl App {
@@ -80,6 +83,7 @@ impl App {
             oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
             refresh_locks: tokens::refresh_locks(),
             events: Arc::new(events::EventSettings::default()),
+            clerk_api: None,
         }
     }
 

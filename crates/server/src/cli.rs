@@ -73,6 +73,33 @@ pub enum ServiceKeyCommand {
 pub enum DevCommand {
     /// Print a session token the running development service accepts.
     Token(DevTokenArgs),
+    /// Development users.
+    #[command(subcommand)]
+    User(DevUserCommand),
+}
+
+/// `dev user …`
+#[derive(Debug, Subcommand)]
+pub enum DevUserCommand {
+    /// Make a user as Clerk's `user.created` webhook would (prints it as the API shows it).
+    Create(DevUserCreateArgs),
+}
+
+/// Options of `dev user create`.
+#[derive(Debug, clap::Args)]
+pub struct DevUserCreateArgs {
+    /// The Clerk user id (e.g. user_123): the `sub` of `dev token --sub`.
+    #[arg(long)]
+    pub sub: String,
+    /// The user's email address.
+    #[arg(long)]
+    pub email: String,
+    /// Optional first name.
+    #[arg(long)]
+    pub first_name: Option<String>,
+    /// Optional last name.
+    #[arg(long)]
+    pub last_name: Option<String>,
 }
 
 /// Options of `dev token`.

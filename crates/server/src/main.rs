@@ -65,6 +65,9 @@ fn main() -> ExitCode {
             Command::Dev(server::cli::DevCommand::Token(args)) => {
                 server::auth::commands::dev_token(&config, &args)
             }
+            Command::Dev(server::cli::DevCommand::User(server::cli::DevUserCommand::Create(
+                args,
+            ))) => server::auth::commands::dev_user_create(&config, args).await,
             Command::Openapi => Ok(()),
         }
     });

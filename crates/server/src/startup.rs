@@ -119,6 +119,12 @@ pub async fn open_app(config: &Config) -> anyhow::Result<app::App> {
 /// the CLI (a `worker` refreshes tokens with the configured providers and sends events to
 /// the configured subscribers).
 fn configure(app: app::App, config: &Config) -> app::App {
+    let app = match (&config.clerk.secret_key, &config.clerk.api_url) {
+        (Some(key), Some(url)) => {
+            app.with_clerk_api(app::signup::ClerkApi::new(url.clone(), key.clone()))
+        }
+        _ => app,
+    };
     app.with_preference_defaults(config.preference_defaults.clone())
         .with_catalog(config.oauth.catalog.clone())
         .with_trace_injector(Arc::new(crate::telemetry::otel::inject_current))

@@ -104,9 +104,14 @@ impl OAuthClient {
         self
     }
 
+    /// The underlying client, for building requests.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// Sends one request in an `outgoing` span (provider and operation, never a token),
     /// carrying the trace context.
-    async fn execute(
+    pub(crate) async fn execute(
         &self,
         provider: &str,
         op: &'static str,

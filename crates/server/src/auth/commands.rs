@@ -1,12 +1,12 @@
-//! The auth commands of the CLI: `service-key create|list|revoke` and `dev token`. They
-//! read the same configuration as `serve`.
+//! The auth commands of the CLI: `service-key create|list|revoke`, `dev token` and
+//! `dev user create`. They read the same configuration as `serve`.
 
 use anyhow::Context as _;
 use app::Ctx;
 
 use super::dev::DevSigningKey;
 use crate::{
-    cli::{DevTokenArgs, ServiceKeyCommand},
+    cli::{DevTokenArgs, DevUserCreateArgs, ServiceKeyCommand},
     config::Config,
     startup,
 };
@@ -82,14 +82,7 @@ fn time(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 /// In production or with Clerk configured; an invalid `sub` or lifetime; key file errors.
 #[allow(clippy::print_stdout)] // The token is the command's output.
 pub fn dev_token(config: &Config, args: &DevTokenArgs) -> anyhow::Result<()> {
-    if !config.is_development() {
-        anyhow::bail!("dev token is refused in production");
-    }
-    if config.clerk.jwks_url.is_some() {
-        anyhow::bail!(
-            "dev token is refused: CLERK_JWKS_URL is set, so the service accepts only Clerk's tokens"
-        );
-    }
+    require_dev_mode(config, "dev token")?;
     domain::user::ClerkUserId::parse(&args.sub)
         .map_err(|e| anyhow::anyhow!("--sub {e} (a Clerk user id such as user_123)"))?;
     if args.ttl_seconds == 0 || args.ttl_seconds > MAX_DEV_TTL_SECONDS {
@@ -112,4 +105,63 @@ pub fn dev_token(config: &Config, args: &DevTokenArgs) -> anyhow::Result<()> {
     )?;
     println!("{token}");
     Ok(())
+}
+
+/// The `dev` commands work only in local development mode.
+fn require_dev_mode(config: &Config, what: &str) -> anyhow::Result<()> {
+    if !config.is_development() {
+        anyhow::bail!("{what} is refused in production");
+    }
+    if config.clerk.jwks_url.is_some() {
+        anyhow::bail!(
+            "{what} is refused: CLERK_JWKS_URL is set, so the service accepts only Clerk's tokens"
+        );
+    }
+    Ok(())
+}
+
+/// Makes a development user as a `user.created` webhook would, and prints it as the API
+/// shows it. A user that exists already is printed unchanged (exit 0, with a note).
+///
+/// # Errors
+/// In production or with Clerk configured; invalid input; a database failure.
+#[allow(clippy::print_stdout)] // The user is the command's output.
+pub async fn dev_user_create(config: &Config, args: DevUserCreateArgs) -> anyhow::Result<()> {
+    require_dev_mode(config, "dev user create")?;
+    let user = dev_user(args)?;
+    let app = startup::open_app(config).await?;
+    let db = app.db().clone();
+    if config.database.run_migrations {
+        db.migrate().await.context("applying database migrations")?;
+    }
+    let result = app.dev_create_user(&Ctx::system("cli"), user).await;
+    db.close().await;
+    let user = match result.map_err(|e| anyhow::anyhow!("{e}"))? {
+        app::signup::Provisioned::Created(u) => u,
+        app::signup::Provisioned::Existing(u) => {
+            eprintln!(
+                "note: user {} exists already; nothing changed",
+                u.clerk_user_id
+            );
+            u
+        }
+    };
+    let resource = crate::http::user_json::UserResource::from(user);
+    println!("{}", serde_json::to_string_pretty(&resource)?);
+    Ok(())
+}
+
+fn dev_user(args: DevUserCreateArgs) -> anyhow::Result<app::signup::DevUser> {
+    use domain::{profile::PersonName, user::ClerkUserId, user::Email};
+    let name = |flag: &str, v: Option<String>| {
+        v.map(|n| PersonName::parse(&n).map_err(|e| anyhow::anyhow!("--{flag} {e}")))
+            .transpose()
+    };
+    Ok(app::signup::DevUser {
+        clerk_user_id: ClerkUserId::parse(&args.sub)
+            .map_err(|e| anyhow::anyhow!("--sub {e} (a Clerk user id such as user_123)"))?,
+        email: Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email {e}"))?,
+        first_name: name("first-name", args.first_name)?,
+        last_name: name("last-name", args.last_name)?,
+    })
 }

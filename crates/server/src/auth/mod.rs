@@ -78,7 +78,7 @@ impl Auth {
             key_file = %key.path().map(|p| p.display().to_string()).unwrap_or_default(),
             jwks = "/.well-known/jwks.json",
             issuer = DEV_ISSUER,
-            "DEVELOPMENT AUTH IS ON: no CLERK_JWKS_URL, so this service accepts session tokens it signs itself (`user-service dev token --sub user_123`); production refuses this"
+            "DEVELOPMENT AUTH IS ON: no CLERK_JWKS_URL, so this service accepts session tokens it signs itself; production refuses this. To get in: `user-service dev user create --sub user_123 --email ada@example.com`, then `curl -H \"Authorization: Bearer $(user-service dev token --sub user_123)\" http://<listen_addr>/users/me`"
         );
         Ok(Self::development(key, &config.admin_role_claim))
     }

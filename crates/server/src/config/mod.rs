@@ -107,6 +107,11 @@ pub struct ClerkConfig {
     pub authorized_parties: Vec<String>,
     /// Svix webhook secrets (`whsec_…`), several during rotation.
     pub webhook_secrets: Vec<SecretString>,
+    /// Backend API secret key (`sk_…`): unknown session users are fetched from Clerk (the
+    /// sign-up race). `None`: an unknown user is 404 until the webhook arrives.
+    pub secret_key: Option<SecretString>,
+    /// Base URL of Clerk's Backend API.
+    pub api_url: Option<url::Url>,
 }
 
 /// Encryption keyring settings.
@@ -287,6 +292,8 @@ impl Config {
                 .into_iter()
                 .map(SecretString::from)
                 .collect(),
+            secret_key: p.optional("clerk_secret_key").map(SecretString::from),
+            api_url: p.optional_url("clerk_api_url"),
         };
         if clerk.jwks_url.is_some() && clerk.issuer.is_none() {
             p.fail(

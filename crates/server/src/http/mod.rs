@@ -17,7 +17,7 @@ mod preferences;
 mod preferences_json;
 mod providers;
 pub mod rate_limit;
-mod user_json;
+pub(crate) mod user_json;
 mod users;
 mod webhooks;
 mod well_known;

@@ -26,6 +26,7 @@ mod replica;
 mod security;
 mod service_keys;
 mod shutdown;
+mod signup;
 mod tokens;
 pub mod traces;
 mod users;

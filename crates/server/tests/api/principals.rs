@@ -88,13 +88,11 @@ async fn authority_ends_with_the_account(backend: Backend) {
         .expect("restored");
     assert_eq!(get("/users".into(), admin.clone()).await.status(), 200);
 
-    // A validly signed session for a user this service does not know is nobody: 401 (the
-    // sign-up race, when configured, resolves such a `sub` with Clerk first).
+    // A validly signed session for a user this service does not know (and Clerk, when
+    // asked, knows none) holds no admin power, and its own user is 404 (API.md).
     let stranger = app.user_token("user_nobody", true);
-    for path in ["/users", "/users/me"] {
-        let res = get(path.into(), stranger.clone()).await;
-        assert_problem(res, 401, "unauthorized").await;
-    }
+    assert_problem(get("/users".into(), stranger.clone()).await, 403, "forbidden").await;
+    assert_problem(get("/users/me".into(), stranger.clone()).await, 404, "not_found").await;
     // Public routes stay public for them.
     assert_eq!(get("/providers".into(), stranger).await.status(), 200);
 }

@@ -111,14 +111,14 @@ pub fn user_event(kind: &str, clerk_id: &str, first: &str, updated_at_ms: i64) -
     })
 }
 
-async fn user(app: &TestApp, clerk_id: &str) -> Option<users::User> {
+pub async fn user(app: &TestApp, clerk_id: &str) -> Option<users::User> {
     users::find_by_clerk_id(app.state.app().db().writer(), clerk_id, Deleted::Include)
         .await
         .expect("query")
 }
 
 /// (action, actor_type, actor_id) of every audit entry about `id`, oldest first.
-async fn audit_of(app: &TestApp, id: Uuid) -> Vec<(String, String, Option<String>)> {
+pub async fn audit_of(app: &TestApp, id: Uuid) -> Vec<(String, String, Option<String>)> {
     let f = AuditFilter {
         user_id: Some(id),
         ..AuditFilter::default()
