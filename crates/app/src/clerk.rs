@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    UserId,
+    UserId, ValidationErrors,
     audit::AuditAction,
     profile::{HttpsUrl, PersonName},
+    text::{CONTROL_MESSAGE, MAX_BODY_STRING_CHARS, Text},
     user::{ClerkUserId, Email},
 };
 use serde::Deserialize;
@@ -57,34 +58,38 @@ impl WebhookOutcome {
     }
 }
 
+/// Every text of an event that the service reads passes the edge rule (no control
+/// characters, bounded); the rest of `data` is never stored and never read.
+type Clean = Text<MAX_BODY_STRING_CHARS>;
+
 #[derive(Debug, Deserialize)]
 struct ClerkUser {
-    id: String,
+    id: Clean,
     #[serde(default)]
     email_addresses: Vec<ClerkEmail>,
-    primary_email_address_id: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    image_url: Option<String>,
-    profile_image_url: Option<String>,
+    primary_email_address_id: Option<Clean>,
+    first_name: Option<Clean>,
+    last_name: Option<Clean>,
+    image_url: Option<Clean>,
+    profile_image_url: Option<Clean>,
     /// Milliseconds since the epoch.
     updated_at: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ClerkEmail {
-    id: String,
-    email_address: String,
+    id: Clean,
+    email_address: Clean,
 }
 
 #[derive(Debug, Deserialize)]
 struct ClerkDeleted {
-    id: Option<String>,
+    id: Option<Clean>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ClerkSession {
-    user_id: String,
+    user_id: Clean,
     created_at: Option<i64>,
 }
 
@@ -95,9 +100,19 @@ enum Event {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T, AppError> {
-    // serde's message may quote values (personal data): say only what was wrong in general.
-    serde_json::from_value(data).map_err(|_| {
-        AppError::InvalidRequest(format!("the data of this {kind} event is not valid"))
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let message = e.inner().to_string();
+        // Our own text rule names the field (422); serde's other messages may quote values
+        // (personal data): say only what was wrong in general.
+        if message == CONTROL_MESSAGE || message.starts_with("must be at most") {
+            let field = match e.path().to_string().as_str() {
+                "." => "data".to_owned(),
+                p => format!("data.{p}"),
+            };
+            ValidationErrors::single(field, message).into()
+        } else {
+            AppError::InvalidRequest(format!("the data of this {kind} event is not valid"))
+        }
     })
 }
 
@@ -152,10 +167,10 @@ impl App {
         // A deletion revokes the user's grants at the providers first: network calls stay
         // outside the transaction, and a redelivery finds no token left to revoke.
         let revocations = match &parsed {
-            Event::Delete(ClerkDeleted { id: Some(raw), .. })
+            Event::Delete(ClerkDeleted { id: Some(raw) })
                 if !webhook_events::exists(self.db().reader(), svix_id).await? =>
             {
-                let key = crate::users::UserKey::Clerk(clerk_id(raw)?);
+                let key = crate::users::UserKey::Clerk(clerk_id(raw.as_str())?);
                 match self.find_user(&key, store::users::Deleted::Exclude).await? {
                     Some(u) => self.revoke_all_grants(UserId::from_uuid(u.id)).await?,
                     None => Value::Null,
@@ -231,16 +246,16 @@ impl Step<'_> {
 
     /// `user.created` and `user.updated`: create when missing, else update unless stale.
     async fn upsert(&self, c: ClerkUser) -> Result<&'static str, AppError> {
-        let clerk = clerk_id(&c.id)?;
+        let clerk = clerk_id(c.id.as_str())?;
         let clerk_updated_at = millis(c.updated_at);
         let email = c
             .primary_email_address_id
-            .as_deref()
-            .and_then(|pid| c.email_addresses.iter().find(|e| e.id == pid))
-            .and_then(|e| Email::parse(&e.email_address).ok())
+            .as_ref()
+            .and_then(|pid| c.email_addresses.iter().find(|e| e.id == *pid))
+            .and_then(|e| Email::parse(e.email_address.as_str()).ok())
             .map(String::from);
-        let name = |n: Option<String>| {
-            n.and_then(|n| PersonName::parse(&n).ok())
+        let name = |n: Option<Clean>| {
+            n.and_then(|n| PersonName::parse(n.as_str()).ok())
                 .map(|n| n.as_str().to_owned())
         };
         let first_name = name(c.first_name);
@@ -248,7 +263,7 @@ impl Step<'_> {
         let image = c
             .image_url
             .or(c.profile_image_url)
-            .and_then(|u| HttpsUrl::parse(&u).ok())
+            .and_then(|u| HttpsUrl::parse(u.as_str()).ok())
             .map(|u| u.as_str().to_owned());
         let Some(mut u) = self.find(&clerk).await? else {
             let id = UserId::new();
@@ -321,7 +336,7 @@ impl Step<'_> {
         let Some(raw) = d.id else {
             return Ok("no_user");
         };
-        let clerk = clerk_id(&raw)?;
+        let clerk = clerk_id(raw.as_str())?;
         let Some(u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
             return Ok("no_user");
         };
@@ -340,7 +355,7 @@ impl Step<'_> {
 
     /// `session.created`: the user's latest sign-in.
     async fn sign_in(&self, s: ClerkSession) -> Result<&'static str, AppError> {
-        let clerk = clerk_id(&s.user_id)?;
+        let clerk = clerk_id(s.user_id.as_str())?;
         let Some(mut u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
             return Ok("no_user");
         };

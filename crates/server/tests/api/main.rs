@@ -12,6 +12,7 @@ mod errors;
 mod events;
 mod fake_provider;
 mod health;
+mod inputs;
 mod integrations;
 mod jobs;
 mod metrics;
