@@ -23,7 +23,6 @@ use crate::{
 
 /// How long a `state` may wait for its code.
 const STATE_TTL_MINUTES: i64 = 10;
-/// Bounds on a client's scope list.
 
 /// Where the user goes to consent, and the state that comes back.
 #[derive(Debug)]
