@@ -6,6 +6,7 @@
 #
 #   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation and phase (default 15)
 #   SCHEMATHESIS_ENGINES        "sqlite postgres" (default) or one of them
+#   SCHEMATHESIS_BIN            a binary to test instead of building the release one (local runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -23,9 +24,13 @@ if ! command -v schemathesis >/dev/null 2>&1; then
 fi
 schemathesis --version
 
-log "cargo build --release --locked --bin user-service"
-cargo build --release --locked --bin user-service
-bin="$PWD/target/release/user-service"
+if [ -n "${SCHEMATHESIS_BIN:-}" ]; then
+  bin="$SCHEMATHESIS_BIN"
+else
+  log "cargo build --release --locked --bin user-service"
+  cargo build --release --locked --bin user-service
+  bin="$PWD/target/release/user-service"
+fi
 
 work="$TEST_WORK/schemathesis"
 rm -rf "$work"

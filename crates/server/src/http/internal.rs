@@ -169,6 +169,7 @@ pub async fn get_token(
     request_body = TokenRefreshBody, security(("service_key" = [])),
     responses(
         (status = 200, description = "The refreshed token", body = TokenAnswer),
+        (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing", body = Problem, content_type = "application/problem+json"),
     ))]
