@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use domain::{
-    UserId,
+    UserId, ValidationErrors,
     audit::AuditAction,
     profile::{HttpsUrl, PersonName},
+    text::{CONTROL_MESSAGE, MAX_BODY_STRING_CHARS, Text},
     user::{ClerkUserId, Email},
 };
 use serde::Deserialize;
@@ -57,26 +58,30 @@ impl WebhookOutcome {
     }
 }
 
+/// Every text of an event that the service reads passes the edge rule (no control
+/// characters, bounded); the rest of `data` is never stored and never read.
+type Clean = Text<MAX_BODY_STRING_CHARS>;
+
 /// A Clerk user object, as in `user.created` webhooks and the Backend API's
 /// `GET /v1/users/{id}`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ClerkUser {
-    pub(crate) id: String,
+    id: Clean,
     #[serde(default)]
     email_addresses: Vec<ClerkEmail>,
-    primary_email_address_id: Option<String>,
-    first_name: Option<String>,
-    last_name: Option<String>,
-    image_url: Option<String>,
-    profile_image_url: Option<String>,
+    primary_email_address_id: Option<Clean>,
+    first_name: Option<Clean>,
+    last_name: Option<Clean>,
+    image_url: Option<Clean>,
+    profile_image_url: Option<Clean>,
     /// Milliseconds since the epoch.
     updated_at: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ClerkEmail {
-    id: String,
-    email_address: String,
+    id: Clean,
+    email_address: Clean,
 }
 
 /// What this service keeps of a Clerk user: values that fail validation are dropped (Clerk
@@ -94,23 +99,23 @@ impl ClerkUser {
     pub(crate) fn profile(self) -> Result<ClerkProfile, AppError> {
         let email = self
             .primary_email_address_id
-            .as_deref()
-            .and_then(|pid| self.email_addresses.iter().find(|e| e.id == pid))
-            .and_then(|e| Email::parse(&e.email_address).ok())
+            .as_ref()
+            .and_then(|pid| self.email_addresses.iter().find(|e| e.id == *pid))
+            .and_then(|e| Email::parse(e.email_address.as_str()).ok())
             .map(String::from);
-        let name = |n: Option<String>| {
-            n.and_then(|n| PersonName::parse(&n).ok())
+        let name = |n: Option<Clean>| {
+            n.and_then(|n| PersonName::parse(n.as_str()).ok())
                 .map(|n| n.as_str().to_owned())
         };
         Ok(ClerkProfile {
-            clerk: clerk_id(&self.id)?,
+            clerk: clerk_id(self.id.as_str())?,
             email,
             first_name: name(self.first_name),
             last_name: name(self.last_name),
             image: self
                 .image_url
                 .or(self.profile_image_url)
-                .and_then(|u| HttpsUrl::parse(&u).ok())
+                .and_then(|u| HttpsUrl::parse(u.as_str()).ok())
                 .map(|u| u.as_str().to_owned()),
             clerk_updated_at: millis(self.updated_at),
         })
@@ -164,12 +169,12 @@ pub(crate) async fn create_user(
 
 #[derive(Debug, Deserialize)]
 struct ClerkDeleted {
-    id: Option<String>,
+    id: Option<Clean>,
 }
 
 #[derive(Debug, Deserialize)]
 struct ClerkSession {
-    user_id: String,
+    user_id: Clean,
     created_at: Option<i64>,
 }
 
@@ -180,9 +185,19 @@ enum Event {
 }
 
 fn parse<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T, AppError> {
-    // serde's message may quote values (personal data): say only what was wrong in general.
-    serde_json::from_value(data).map_err(|_| {
-        AppError::InvalidRequest(format!("the data of this {kind} event is not valid"))
+    serde_path_to_error::deserialize(data).map_err(|e| {
+        let message = e.inner().to_string();
+        // Our own text rule names the field (422); serde's other messages may quote values
+        // (personal data): say only what was wrong in general.
+        if message == CONTROL_MESSAGE || message.starts_with("must be at most") {
+            let field = match e.path().to_string().as_str() {
+                "." => "data".to_owned(),
+                p => format!("data.{p}"),
+            };
+            ValidationErrors::single(field, message).into()
+        } else {
+            AppError::InvalidRequest(format!("the data of this {kind} event is not valid"))
+        }
     })
 }
 
@@ -237,10 +252,10 @@ impl App {
         // A deletion revokes the user's grants at the providers first: network calls stay
         // outside the transaction, and a redelivery finds no token left to revoke.
         let revocations = match &parsed {
-            Event::Delete(ClerkDeleted { id: Some(raw), .. })
+            Event::Delete(ClerkDeleted { id: Some(raw) })
                 if !webhook_events::exists(self.db().current(), svix_id).await? =>
             {
-                let key = crate::users::UserKey::Clerk(clerk_id(raw)?);
+                let key = crate::users::UserKey::Clerk(clerk_id(raw.as_str())?);
                 match self.find_user(&key, store::users::Deleted::Exclude).await? {
                     Some(u) => self.revoke_all_grants(UserId::from_uuid(u.id)).await?,
                     None => Value::Null,
@@ -382,7 +397,7 @@ impl Step<'_> {
         let Some(raw) = d.id else {
             return Ok("no_user");
         };
-        let clerk = clerk_id(&raw)?;
+        let clerk = clerk_id(raw.as_str())?;
         let Some(u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
             return Ok("no_user");
         };
@@ -401,7 +416,7 @@ impl Step<'_> {
 
     /// `session.created`: the user's latest sign-in.
     async fn sign_in(&self, s: ClerkSession) -> Result<&'static str, AppError> {
-        let clerk = clerk_id(&s.user_id)?;
+        let clerk = clerk_id(s.user_id.as_str())?;
         let Some(mut u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
             return Ok("no_user");
         };

@@ -23,9 +23,6 @@ use crate::{
 
 /// How long a `state` may wait for its code.
 const STATE_TTL_MINUTES: i64 = 10;
-/// Bounds on a client's scope list.
-const MAX_SCOPES: usize = 50;
-const MAX_SCOPE_LEN: usize = 256;
 
 /// Where the user goes to consent, and the state that comes back.
 #[derive(Debug)]
@@ -383,23 +380,7 @@ impl OAuthSettings {
 }
 
 fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, AppError> {
-    let mut errors = ValidationErrors::default();
-    if scopes.len() > MAX_SCOPES {
-        errors.push("scopes", format!("must hold at most {MAX_SCOPES} scopes"));
-    }
-    for (i, s) in scopes.iter().enumerate() {
-        let ok = !s.is_empty()
-            && s.len() <= MAX_SCOPE_LEN
-            && s.chars()
-                .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\');
-        if !ok {
-            errors.push(
-                format!("scopes[{i}]"),
-                "must be 1-256 printable characters without spaces or quotes",
-            );
-        }
-    }
-    errors.into_result()?;
+    domain::text::Scopes::check("scopes", &scopes)?;
     Ok(scopes)
 }
 

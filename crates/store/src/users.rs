@@ -253,16 +253,25 @@ pub async fn search<C: ConnectionTrait>(
     let mut query = live_filter(users::Entity::find(), deleted);
     if let Some(q) = q.map(str::trim).filter(|q| !q.is_empty()) {
         let pattern = format!("%{}%", escape_like(&q.to_lowercase()));
+        // SQLite's lower() folds ASCII only: `Łukasz` stays `Łukasz` there while Rust's
+        // lowercase pattern is `łukasz`. The value as typed is matched as well, so a name
+        // in any script is found at least in its own spelling on both engines.
+        let as_typed = format!("%{}%", escape_like(q));
         let mut any = Condition::any();
         for col in [
             users::Column::Email,
             users::Column::FirstName,
             users::Column::LastName,
         ] {
-            any = any.add(
-                Expr::expr(Func::lower(Expr::col((users::Entity, col))))
-                    .like(LikeExpr::new(pattern.clone()).escape('\\')),
-            );
+            any = any
+                .add(
+                    Expr::expr(Func::lower(Expr::col((users::Entity, col))))
+                        .like(LikeExpr::new(pattern.clone()).escape('\\')),
+                )
+                .add(
+                    Expr::col((users::Entity, col))
+                        .like(LikeExpr::new(as_typed.clone()).escape('\\')),
+                );
         }
         query = query.filter(any);
     }

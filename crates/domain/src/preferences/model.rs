@@ -143,7 +143,7 @@ impl Default for Preferences {
 }
 
 /// The preferences document as served: the effective values and where they stand.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PreferencesDocument {
     /// The version of the document's shape (`CURRENT_SCHEMA_VERSION`).
     pub schema_version: u32,
@@ -155,6 +155,49 @@ pub struct PreferencesDocument {
     pub preferences: Preferences,
     /// With `?include=sources`: the same shape, each field `default` or `user`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub sources: Option<serde_json::Value>,
+}
+
+/// The OpenAPI shape of [`PreferencesDocument`], spelled out: utoipa renders
+/// `#[serde(flatten)]` as `allOf` with [`Preferences`], whose `additionalProperties: false`
+/// would then forbid `schema_version`, `version` and `updated_at` in every answer.
+#[derive(ToSchema)]
+#[schema(as = PreferencesDocument)]
+#[allow(dead_code)] // Schema only: the serialized type is `PreferencesDocument`.
+struct DocumentShape {
+    /// The version of the document's shape (`CURRENT_SCHEMA_VERSION`).
+    schema_version: u32,
+    /// The user's version: 0 before the first change, +1 per change (the `ETag`).
+    version: i64,
+    /// When the user last changed a preference; `null` before the first change.
+    updated_at: Option<DateTime<Utc>>,
+    ui: UiPreferences,
+    notifications: NotificationPreferences,
+    ai: AiPreferences,
+    integrations: IntegrationPreferences,
+    privacy: PrivacyPreferences,
+    /// With `?include=sources`: the same shape, each field `default` or `user`.
+    #[schema(value_type = Option<Object>)]
+    sources: Option<serde_json::Value>,
+}
+
+impl utoipa::PartialSchema for PreferencesDocument {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <DocumentShape as utoipa::PartialSchema>::schema()
+    }
+}
+
+impl ToSchema for PreferencesDocument {
+    fn name() -> std::borrow::Cow<'static, str> {
+        <DocumentShape as ToSchema>::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <DocumentShape as ToSchema>::schemas(schemas);
+    }
 }

@@ -82,6 +82,7 @@ fn not_found() -> ApiError {
 }
 
 async fn path_ref(parts: &mut Parts, state: &AppState) -> Result<UserRef, ApiError> {
+    crate::http::extract::check_path(parts, state).await?;
     let params = RawPathParams::from_request_parts(parts, state)
         .await
         .map_err(|_| not_found())?;

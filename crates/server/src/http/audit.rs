@@ -164,7 +164,7 @@ fn page(p: app::audit_query::AuditPage) -> Json<AuditPage> {
 /// Audit entries, newest first (admin or `audit:read`).
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditParams),
     security(("clerk_session" = []), ("service_key" = [])),
-    responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem)))]
+    responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 422, description = "Bad filter value or limit", body = super::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
     _reader: AuditReader,
@@ -214,7 +214,7 @@ pub async fn stats(
 /// not their IP addresses or user agents.
 #[utoipa::path(get, path = "/users/{user_ref}/audit", tag = "audit", params(("user_ref" = String, Path, description = "user id, Clerk user id, or `me`"), PageParams),
     security(("clerk_session" = []), ("service_key" = [])),
-    responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem)))]
+    responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 404, body = super::error::Problem), (status = 422, description = "Bad limit", body = super::error::Problem)))]
 pub async fn user_audit(
     State(state): State<AppState>,
     owned: OwnedUser,

@@ -54,6 +54,18 @@ impl ApiError {
         self
     }
 
+    /// 400 `invalid_request` naming one bad field of a query or path: `errors` carries it
+    /// as a 422 would, so clients read both the same way.
+    #[must_use]
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let e = FieldError::new(field, message);
+        Self {
+            detail: Some(format!("{} {}", e.field, e.message).into()),
+            errors: vec![e],
+            ..Self::new(ErrorCode::InvalidRequest)
+        }
+    }
+
     /// A 500 whose cause is logged (with the request id) but never sent.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         Self {
@@ -114,7 +126,8 @@ pub struct Problem<'a> {
     pub request_id: &'a str,
     /// When the error happened (RFC 3339, UTC).
     pub timestamp: String,
-    /// Invalid fields, for `validation_error`.
+    /// Invalid fields, for `validation_error` (bodies) and `invalid_request` (queries,
+    /// paths).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     #[schema(value_type = Vec<FieldErrorSchema>)]
     pub errors: &'a [FieldError],

@@ -3,11 +3,7 @@
 //! failed one again once its subscriber is fixed. API.md leaves these to us
 //! (docs/events.md).
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -18,7 +14,7 @@ use uuid::Uuid;
 use super::{
     AppState,
     error::{ApiError, Problem},
-    extract::Query,
+    extract::{Path, Query},
 };
 use crate::auth::owned_user::AdminCaller;
 

@@ -1,16 +1,21 @@
 //! Our own extractors, so malformed input gets our problem format: a malformed body is
 //! 400 `invalid_request`; a well-formed body with an unknown, missing or invalid field is
-//! 422 `validation_error` naming the field path; a body that is not JSON is 415.
+//! 422 `validation_error` naming the field path; a body that is not JSON is 415. Every
+//! text passes the edge check of [`super::input`] first (no control characters, bounded
+//! lengths), so no handler can forget it.
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Request, rejection::BytesRejection},
+    extract::{
+        FromRequest, FromRequestParts, RawPathParams, Request,
+        rejection::{BytesRejection, PathRejection},
+    },
     http::{header, request::Parts},
 };
 use domain::{ErrorCode, ValidationErrors};
 use serde::de::DeserializeOwned;
 
-use super::error::ApiError;
+use super::{error::ApiError, input};
 
 /// A JSON body (`application/json`, or any `application/*+json` such as merge-patch).
 #[derive(Debug, Clone, Copy, Default)]
@@ -51,37 +56,48 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-/// Parses a JSON document into `T`, classifying failures as 400 or 422.
+/// Parses a JSON document into `T` after the edge check of every string, key and array in
+/// it, classifying failures as 400 or 422.
 ///
 /// # Errors
 /// 400 for malformed JSON, 422 naming the field for a shape or value error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_value(bytes)?;
+    input::check_json(&value)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let (field, message) = field_and_message(&e.path().to_string(), &e.inner().to_string());
+        ApiError::from(ValidationErrors::single(field, message))
+    })
+}
+
+/// [`parse_json`] without the edge check, for a document whose reader checks the fields it
+/// uses itself and ignores (never stores) the rest: Clerk's events carry free-form metadata.
+///
+/// # Errors
+/// As [`parse_json`].
+pub fn parse_json_unchecked<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value = parse_value(bytes)?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let (field, message) = field_and_message(&e.path().to_string(), &e.inner().to_string());
+        ApiError::from(ValidationErrors::single(field, message))
+    })
+}
+
+fn parse_value(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(ErrorCode::InvalidRequest).detail("the request body is empty"));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                let (field, message) = field_and_message(&e.path().to_string(), &inner.to_string());
-                ApiError::from(ValidationErrors::single(field, message))
-            }
-            _ => ApiError::new(ErrorCode::InvalidRequest).detail(format!(
-                "malformed JSON at line {} column {}",
-                inner.line(),
-                inner.column()
-            )),
-        }
-    })?;
-    // Trailing characters after the document make it malformed.
-    de.end().map_err(|e| {
+    let malformed = |e: &serde_json::Error| {
         ApiError::new(ErrorCode::InvalidRequest).detail(format!(
             "malformed JSON at line {} column {}",
             e.line(),
             e.column()
         ))
-    })?;
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde::Deserialize::deserialize(&mut de).map_err(|e| malformed(&e))?;
+    // Trailing characters after the document make it malformed.
+    de.end().map_err(|e| malformed(&e))?;
     Ok(value)
 }
 
@@ -146,7 +162,8 @@ fn body_error(e: BytesRejection) -> ApiError {
     }
 }
 
-/// A query string deserialized into `T`; a bad one is 400 `invalid_request`.
+/// A query string deserialized into `T` after the edge check; a bad one is 400
+/// `invalid_request`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
@@ -155,10 +172,75 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        input::check_query(query)?;
         serde_urlencoded::from_str(query).map(Query).map_err(|e| {
             ApiError::new(ErrorCode::InvalidRequest).detail(format!("invalid query string: {e}"))
         })
     }
+}
+
+/// Path parameters deserialized into `T` after the edge check; a bad one is 400
+/// `invalid_request` naming it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let names = check_path(parts, state).await?;
+        #[allow(clippy::disallowed_types)] // The one place that wraps axum's extractor.
+        let path = axum::extract::Path::<T>::from_request_parts(parts, state).await;
+        path.map(|p| Self(p.0)).map_err(|e| path_error(&e, &names))
+    }
+}
+
+/// The edge check of the path parameters, for extractors that read them raw; returns
+/// their names.
+///
+/// # Errors
+/// 400 naming the first bad parameter, or for a path that is not UTF-8.
+pub async fn check_path<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+) -> Result<Vec<String>, ApiError> {
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| ApiError::invalid_field("path", "must be UTF-8 text"))?;
+    input::check_path(&params)?;
+    Ok(params.iter().map(|(k, _)| k.to_owned()).collect())
+}
+
+fn path_error(e: &PathRejection, names: &[String]) -> ApiError {
+    use axum::extract::path::ErrorKind;
+    if let PathRejection::FailedToDeserializePathParams(e) = e {
+        match e.kind() {
+            // A single parameter (`Path<i64>`) is reported without its name.
+            ErrorKind::ParseError { expected_type, .. } if names.len() == 1 => {
+                let what = if expected_type.starts_with('i') || expected_type.starts_with('u') {
+                    "must be an integer"
+                } else {
+                    "is not valid"
+                };
+                return ApiError::invalid_field(&names[0], what);
+            }
+            ErrorKind::ParseErrorAtKey {
+                key, expected_type, ..
+            } => {
+                let what = if expected_type.starts_with('i') || expected_type.starts_with('u') {
+                    "must be an integer"
+                } else {
+                    "is not valid"
+                };
+                return ApiError::invalid_field(key, what);
+            }
+            ErrorKind::InvalidUtf8InPathParam { key } => {
+                return ApiError::invalid_field(key, "must be UTF-8 text");
+            }
+            _ => {}
+        }
+    }
+    ApiError::new(ErrorCode::InvalidRequest).detail("the path is not valid")
 }
 
 #[cfg(test)]

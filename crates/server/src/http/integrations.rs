@@ -1,13 +1,14 @@
 //! Integrations (API.md "Integrations (OAuth)"): list, start an authorization, complete
 //! it, disconnect. Answers never hold a token.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use domain::{ErrorCode, integration::IntegrationStatus, preferences::ProviderName};
+use domain::{
+    ErrorCode,
+    integration::IntegrationStatus,
+    preferences::ProviderName,
+    text::{Scopes, Text},
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -15,7 +16,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     error::{ApiError, Problem},
-    extract::{Json as Body, OptionalJson},
+    extract::{Json as Body, OptionalJson, Path},
 };
 use crate::auth::owned_user::OwnedUser;
 
@@ -77,9 +78,9 @@ pub struct IntegrationList {
 pub struct AuthorizeBody {
     /// Where the provider sends the user back; defaults to `OAUTH_REDIRECT_URI` and must be
     /// one of `OAUTH_ALLOWED_REDIRECT_URIS`.
-    pub redirect_uri: Option<String>,
-    /// Scopes to ask for; the provider's defaults when absent.
-    pub scopes: Option<Vec<String>>,
+    pub redirect_uri: Option<Text<2048>>,
+    /// Scopes to ask for (at most 50); the provider's defaults when absent.
+    pub scopes: Option<Scopes>,
 }
 
 /// Where to send the user.
@@ -96,10 +97,10 @@ pub struct AuthorizeAnswer {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
-    /// The authorization code from the callback.
-    pub code: String,
+    /// The authorization code from the callback (at most 4096 characters).
+    pub code: Text<4096>,
     /// The state from the callback.
-    pub state: String,
+    pub state: Text<256>,
 }
 
 fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
@@ -150,8 +151,8 @@ pub async fn authorize(
         .authorize_integration(
             id,
             provider.as_str(),
-            body.redirect_uri.as_deref(),
-            body.scopes,
+            body.redirect_uri.as_ref().map(Text::as_str),
+            body.scopes.map(Scopes::into_strings),
         )
         .await?;
     Ok(Json(AuthorizeAnswer {
@@ -181,7 +182,13 @@ pub async fn complete(
     let id = app::users::id_of(&owned.user);
     let integration = state
         .app()
-        .complete_integration(&owned.ctx, id, provider.as_str(), &body.code, &body.state)
+        .complete_integration(
+            &owned.ctx,
+            id,
+            provider.as_str(),
+            body.code.as_str(),
+            body.state.as_str(),
+        )
         .await?;
     Ok(Json(integration.into()))
 }

@@ -9,7 +9,12 @@ use app::{
 };
 use axum::{Json, extract::State};
 use chrono::{DateTime, Utc};
-use domain::{ValidationErrors, user::UserRef};
+use domain::{
+    ValidationErrors,
+    preferences::ProviderName,
+    text::{Scopes, Text},
+    user::UserRef,
+};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -45,11 +50,13 @@ const MAX_MIN_VALIDITY: u32 = 86_400;
 #[serde(deny_unknown_fields)]
 pub struct TokenGetBody {
     /// UUID or Clerk user id.
-    pub user_id: String,
-    pub provider: String,
-    /// Scopes the token must carry; 403 `insufficient_scope` lists the missing ones.
+    pub user_id: Text<128>,
+    /// A provider of `GET /providers`.
+    pub provider: ProviderName,
+    /// Scopes the token must carry (at most 50); 403 `insufficient_scope` lists the
+    /// missing ones.
     #[serde(default)]
-    pub scopes: Vec<String>,
+    pub scopes: Scopes,
     /// Refresh first when the token expires within this many seconds (default 300).
     pub min_validity_seconds: Option<u32>,
 }
@@ -59,8 +66,9 @@ pub struct TokenGetBody {
 #[serde(deny_unknown_fields)]
 pub struct TokenRefreshBody {
     /// UUID or Clerk user id.
-    pub user_id: String,
-    pub provider: String,
+    pub user_id: Text<128>,
+    /// A provider of `GET /providers`.
+    pub provider: ProviderName,
 }
 
 /// A provider access token. Do not cache it longer than 5 minutes.
@@ -142,10 +150,10 @@ pub async fn get_token(
         )
         .into());
     }
-    let key = user_key(&body.user_id)?;
+    let key = user_key(body.user_id.as_str())?;
     let ask = TokenAsk {
-        provider: body.provider,
-        scopes: body.scopes,
+        provider: body.provider.as_str().to_owned(),
+        scopes: body.scopes.into_strings(),
         min_validity: chrono::Duration::seconds(i64::from(min)),
         force: false,
     };
@@ -161,6 +169,7 @@ pub async fn get_token(
     request_body = TokenRefreshBody, security(("service_key" = [])),
     responses(
         (status = 200, description = "The refreshed token", body = TokenAnswer),
+        (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -170,9 +179,9 @@ pub async fn refresh_token(
     Meta(meta): Meta,
     Body(body): Body<TokenRefreshBody>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
-    let key = user_key(&body.user_id)?;
+    let key = user_key(body.user_id.as_str())?;
     let ask = TokenAsk {
-        provider: body.provider,
+        provider: body.provider.as_str().to_owned(),
         scopes: Vec::new(),
         min_validity: chrono::Duration::zero(),
         force: true,

@@ -1,10 +1,6 @@
 //! Job routes (admin only): `GET /admin/jobs` and `POST /admin/jobs/{name}/run`.
 
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::StatusCode,
-};
+use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -13,6 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     AppState,
     error::{ApiError, Problem},
+    extract::Path,
 };
 use crate::auth::owned_user::AdminCaller;
 

@@ -7,12 +7,14 @@ pub mod error;
 mod events;
 pub mod extract;
 mod health;
+pub mod input;
 mod integrations;
 mod internal;
 mod jobs;
 pub mod meta;
 mod observability;
 pub mod openapi;
+mod openapi_examples;
 mod preferences;
 mod preferences_json;
 mod providers;
@@ -205,6 +207,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     let (_, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    openapi::complete(&mut doc);
     doc
 }
 
@@ -226,6 +229,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     let limiter = state.rate_limiter().clone();
     let (routes, mut doc) = api().split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    openapi::complete(&mut doc);
     let authenticate =
         axum::middleware::from_fn_with_state(state.clone(), crate::auth::authenticate);
     let mut router = routes

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod fake_provider;
 mod health;
+mod inputs;
 mod integrations;
 mod jobs;
 mod metrics;
