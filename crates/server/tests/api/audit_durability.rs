@@ -1,7 +1,8 @@
 //! A killed process loses nothing it acknowledged: the real `user-service` binary hands
 //! out tokens under concurrent load, is SIGKILLed right after answers, and every token it
 //! answered 200 for has its committed `token.accessed` entry (found by the answer's request
-//! id); `user-service audit verify` passes on what is left.
+//! id); `user-service audit verify` passes on what is left. And what could not be audited
+//! is not served: a hand-out whose entry cannot commit answers 503.
 
 use std::{
     collections::HashSet,
@@ -18,12 +19,15 @@ use store::entities::audit_log;
 use testkit::{TestDb, both_backends};
 
 use crate::{
-    common::Backend,
+    common::{Backend, assert_problem, spawn_app_with},
     fake_provider::FakeProvider,
     integrations::{app_with, connect},
 };
 
-both_backends!(a_killed_service_keeps_every_answered_token_audited);
+both_backends!(
+    a_killed_service_keeps_every_answered_token_audited,
+    a_token_whose_entry_cannot_commit_is_not_served,
+);
 
 /// Concurrent clients; the kill comes once this many answers have arrived, and again
 /// after a fresh start, so the window is hit under full load more than once.
@@ -167,4 +171,49 @@ async fn load_then_kill(db: &TestDb, fake: &FakeProvider, key: &str) -> HashSet<
         let _ = tokio::time::timeout(Duration::from_secs(30), c).await;
     }
     ids.lock().expect("lock").clone()
+}
+
+/// While another transaction holds the audit chain (the writer cannot commit), a hand-out
+/// answers 503 `service_unavailable` with `Retry-After` within the commit bound, not the
+/// token; once the chain is free the same request is served.
+async fn a_token_whose_entry_cannot_commit_is_not_served(backend: Backend) {
+    use store::TransactionTrait;
+    let fake = FakeProvider::start().await;
+    let mut env = fake.env("google");
+    env.push(("AUDIT_COMMIT_TIMEOUT_MS".into(), "300".into()));
+    env.push((
+        "OAUTH_REDIRECT_URI".into(),
+        "https://app.example/oauth/callback".into(),
+    ));
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let app = spawn_app_with(backend, &pairs).await;
+    app.insert_user("user_held").await;
+    let session = app.user_token("user_held", false);
+    connect(&app, &fake, &session, "google").await;
+    let key = app.service_key("mail-sync", &["tokens:read"]).await;
+    let get = || {
+        app.client
+            .post(app.url("/internal/tokens/get"))
+            .header("x-api-key", &key)
+            .json(&serde_json::json!({"user_id": "user_held", "provider": "google"}))
+            .send()
+    };
+    let held = app.state.app().db().writer().begin().await.expect("begin");
+    app::audit::record(
+        &held,
+        &app::Ctx::system("test"),
+        app::audit::AuditRecord::new(domain::audit::AuditAction::UserUpdated, None),
+    )
+    .await
+    .expect("hold the chain");
+    let res = tokio::time::timeout(Duration::from_secs(20), get())
+        .await
+        .expect("answered within the bound")
+        .expect("request");
+    assert!(res.headers().contains_key("retry-after"), "Retry-After");
+    let body = assert_problem(res, 503, "service_unavailable").await;
+    assert!(body.get("access_token").is_none());
+    held.rollback().await.expect("release");
+    let res = get().await.expect("request");
+    assert_eq!(res.status(), 200);
 }
