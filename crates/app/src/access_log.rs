@@ -61,8 +61,10 @@ struct Pending {
     committed: oneshot::Sender<Result<(), Lost>>,
 }
 
+// Entries are the common message: boxing them would allocate once per token read.
+#[allow(clippy::large_enum_variant)]
 enum Msg {
-    Entry(Box<Pending>),
+    Entry(Pending),
     /// Answered once every entry queued before it is committed.
     Flush(oneshot::Sender<()>),
 }
@@ -93,10 +95,7 @@ impl AccessLog {
     pub async fn record(&self, ctx: &Ctx, rec: AuditRecord) -> Result<(), AppError> {
         let entry = to_entry(ctx, rec, Utc::now());
         let (committed, done) = oneshot::channel();
-        match self
-            .tx
-            .try_send(Msg::Entry(Box::new(Pending { entry, committed })))
-        {
+        match self.tx.try_send(Msg::Entry(Pending { entry, committed })) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 crate::metrics::audit_unavailable("queue_full");
@@ -140,8 +139,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Msg>) {
     while rx.recv_many(&mut msgs, MAX_BATCH).await > 0 {
         for m in msgs.drain(..) {
             match m {
-                Msg::Entry(p) => {
-                    let Pending { entry, committed } = *p;
+                Msg::Entry(Pending { entry, committed }) => {
                     entries.push(entry);
                     waiters.push(Some(committed));
                 }
