@@ -53,7 +53,10 @@ async fn measure(backend: Backend, batched: bool, per_producer: usize) -> f64 {
         tasks.push(tokio::spawn(async move {
             for _ in 0..per_producer {
                 if batched {
-                    app.access_log().record(&ctx, record()).await;
+                    app.access_log()
+                        .record(&ctx, record())
+                        .await
+                        .expect("committed");
                 } else {
                     let txn = app.db().writer().begin().await.expect("begin");
                     app::audit::record(&txn, &ctx, record())

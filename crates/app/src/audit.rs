@@ -108,7 +108,7 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
 }
 
 /// Fills in the digest of an entry's personal fields.
-fn with_digest(mut e: NewAuditEntry) -> NewAuditEntry {
+pub(crate) fn with_digest(mut e: NewAuditEntry) -> NewAuditEntry {
     e.pii_digest = Some(pii_digest(&Personal {
         actor_id: e.actor_id.as_deref(),
         user_id: e.user_id,

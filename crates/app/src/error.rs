@@ -43,6 +43,10 @@ pub enum AppError {
     /// Anything else internal; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A dependency cannot do its part right now (e.g. the audit log does not commit);
+    /// the caller may retry.
+    #[error("{0}")]
+    Unavailable(&'static str),
 }
 
 impl From<sea_orm_err::DbErr> for AppError {
@@ -72,6 +76,7 @@ impl AppError {
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
+            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
         }
     }
 }

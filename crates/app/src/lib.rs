@@ -71,7 +71,7 @@ impl App {
     /// audit access-log writer, so it must run inside a Tokio runtime.
     #[must_use]
     pub fn new(db: Db, vault: Vault) -> Self {
-        let access_log = access_log::AccessLog::spawn(db.clone());
+        let access_log = access_log::AccessLog::spawn(db.clone(), Default::default());
         Self {
             db,
             vault,
@@ -85,6 +85,14 @@ impl App {
             events: Arc::new(events::EventSettings::default()),
             clerk_api: None,
         }
+    }
+
+    /// Replaces the access-log writer with one running `settings` (the one started by
+    /// [`App::new`] stops once its handle is dropped here).
+    #[must_use]
+    pub fn with_access_log(mut self, settings: access_log::AccessLogSettings) -> Self {
+        self.access_log = access_log::AccessLog::spawn(self.db.clone(), settings);
+        self
     }
 
     /// The batched writer for high-volume read entries (`token.accessed`).

@@ -34,6 +34,13 @@ pub const JOB_RUNS: &str = "user_service_job_runs_total";
 /// Histogram: background job durations by `job` and `outcome` (recorded by the jobs runner).
 pub const JOB_DURATION: &str = "user_service_job_duration_seconds";
 
+/// Counter: audit entries the database refused as they were, by the `form` they were kept
+/// in (`escaped`, `stub`) or `lost` (see `access_log::rescue`).
+pub const AUDIT_ENTRIES_REJECTED: &str = "user_service_audit_entries_rejected_total";
+/// Counter: token hand-outs refused (503) because their audit entry did not commit, by
+/// `reason` (`queue_full`, `timeout`, `lost`).
+pub const AUDIT_UNAVAILABLE: &str = "user_service_audit_unavailable_total";
+
 /// The Clerk event types we count by name; any other type is counted as `other`, so a
 /// sender cannot grow the label set.
 const KNOWN_CLERK_TYPES: [&str; 4] = [
@@ -97,6 +104,16 @@ pub fn event_delivery(outcome: &'static str) {
     counter!(EVENT_DELIVERIES, "outcome" => outcome).increment(1);
 }
 
+/// An audit entry the database refused was kept as `form` (`escaped`, `stub`) or `lost`.
+pub fn audit_entry_rejected(form: &'static str) {
+    counter!(AUDIT_ENTRIES_REJECTED, "form" => form).increment(1);
+}
+
+/// A caller was refused because its audit entry did not commit, for `reason`.
+pub fn audit_unavailable(reason: &'static str) {
+    counter!(AUDIT_UNAVAILABLE, "reason" => reason).increment(1);
+}
+
 /// Describes every metric of this catalogue to the installed recorder (HELP lines).
 pub fn describe() {
     describe_counter!(
@@ -127,6 +144,14 @@ pub fn describe() {
     describe_counter!(
         EVENT_DELIVERIES,
         "Outgoing event delivery attempts by outcome"
+    );
+    describe_counter!(
+        AUDIT_ENTRIES_REJECTED,
+        "Audit entries the database refused, by the safe form they were written in (or lost)"
+    );
+    describe_counter!(
+        AUDIT_UNAVAILABLE,
+        "Requests refused because their audit entry did not commit, by reason"
     );
     describe_counter!(JOB_RUNS, "Background job runs by job and outcome");
     describe_histogram!(

@@ -1,5 +1,6 @@
 //! Handing out tokens: every hand-out, whatever its outcome, is counted and audited
-//! (`token.accessed`, through the batched access log). Whether a token is valid or must be
+//! (`token.accessed`, through the batched access log), and a token is only returned once
+//! its entry has committed: a token that could not be audited is not served (503). Whether a token is valid or must be
 //! refreshed first (single flight) is `tokens.rs`'s business.
 //!
 //! A service names the user (`POST /internal/tokens/get` and `/refresh`), so
@@ -62,17 +63,29 @@ impl App {
         req: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
         let result = self.valid_token(ctx, req).await;
-        self.audit_access(ctx, req, &result).await;
-        result
+        self.audited(ctx, req, result).await
     }
 
-    /// Counts and audits one hand-out (`token.accessed`), whatever its outcome.
+    /// `result` once its audit entry has committed; a token whose entry could not be
+    /// written is withheld (`Unavailable`). A refusal keeps its own error.
+    async fn audited(
+        &self,
+        ctx: &Ctx,
+        req: &TokenRequest,
+        result: Result<IssuedToken, AppError>,
+    ) -> Result<IssuedToken, AppError> {
+        let audit = self.audit_access(ctx, req, &result).await;
+        result.and_then(|t| audit.map(|()| t))
+    }
+
+    /// Counts and audits one hand-out (`token.accessed`), whatever its outcome; returns
+    /// once the entry has committed.
     pub(crate) async fn audit_access(
         &self,
         ctx: &Ctx,
         req: &TokenRequest,
         result: &Result<IssuedToken, AppError>,
-    ) {
+    ) -> Result<(), AppError> {
         let outcome = match result {
             Ok(_) => "success",
             Err(_) => "failure",
@@ -101,7 +114,7 @@ impl App {
                     .outcome(outcome)
                     .details(details),
             )
-            .await;
+            .await
     }
 
     /// A valid access token for the provider of the user `key` names (live users only),
@@ -144,7 +157,6 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        self.audit_access(ctx, &req, &result).await;
-        result
+        self.audited(ctx, &req, result).await
     }
 }

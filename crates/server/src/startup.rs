@@ -133,6 +133,7 @@ fn configure(app: app::App, config: &Config) -> app::App {
             allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
         })
         .with_event_settings(config.events.clone())
+        .with_access_log(config.audit_log)
 }
 
 /// Opens the database named by the configuration.

@@ -56,6 +56,8 @@ pub struct Config {
     pub user_retention_days: u32,
     /// Days an audit entry stays in the database before it is archived.
     pub audit_retention_days: u32,
+    /// The group-commit writer of `token.accessed` entries: queue and commit-wait bounds.
+    pub audit_log: app::access_log::AccessLogSettings,
     /// OTLP endpoint for traces.
     pub otel_endpoint: Option<String>,
     /// Background jobs: schedules, retries, folders.
@@ -401,6 +403,12 @@ impl Config {
             admin_role_claim: p.string("admin_role_claim"),
             user_retention_days: p.number("user_retention_days", 1, 36_500),
             audit_retention_days: p.number("audit_retention_days", 1, 36_500),
+            audit_log: app::access_log::AccessLogSettings {
+                queue: p.number("audit_queue_capacity", 1, 1_000_000) as usize,
+                commit_timeout: Duration::from_millis(
+                    p.number("audit_commit_timeout_ms", 1, 600_000).into(),
+                ),
+            },
             otel_endpoint: p.optional("otel_exporter_otlp_endpoint"),
             development_defaults: development_defaults(l, &clerk, &encryption),
             database,

@@ -203,10 +203,11 @@ pub(crate) fn render(res: &mut Response, err: Option<&ApiError>, instance: &str,
             HeaderValue::from_static("Bearer realm=\"user-service\""),
         );
     }
-    // A dependency that is down: say when to try again (API.md), unless the cause did.
+    // RFC 9110 §10.2.3: a 503 says when to come back (a dependency that is down, an audit
+    // log that does not commit), unless the handler chose a time itself.
     if problem.status == 503 && !res.headers().contains_key(header::RETRY_AFTER) {
         res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     }
     res.headers_mut().remove(header::CONTENT_LENGTH);
     *res.body_mut() = axum::body::Body::from(body);

@@ -101,6 +101,27 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Stops the in-process server (drained, audit flushed, pools closed) and hands back its
+    /// database, so the real binary can be started on it (same data folder, same keys).
+    pub async fn stop(self) -> TestDb {
+        let Self {
+            shutdown,
+            server,
+            db,
+            ..
+        } = self;
+        if let Some(tx) = shutdown {
+            let _ = tx.send(());
+        }
+        // Serving ends with `App::shutdown`: the audit writer flushed, the pools closed.
+        if let Some(h) = server {
+            let _ = h.await;
+        }
+        db
+    }
+}
+
 /// Test configuration: the given database, port 0, a private data folder, and `extra`
 /// environment on top.
 pub fn test_config(db: &TestDb, extra: &[(&str, &str)]) -> Config {

@@ -4,6 +4,7 @@
 // Shared helpers; each test module uses a different subset of them.
 #[allow(dead_code)]
 mod audit;
+mod audit_durability;
 mod auth;
 mod browser;
 mod cli;

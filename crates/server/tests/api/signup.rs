@@ -193,7 +193,7 @@ async fn clerk_unreachable_is_unavailable(backend: Backend) {
     drop(closed);
     let app = spawn_with_clerk(backend, &url).await;
     let res = me(&app, NEW_USER).await;
-    assert_eq!(res.headers()["retry-after"], "5");
+    assert!(res.headers().contains_key("retry-after"));
     assert_problem(res, 503, "service_unavailable").await;
     assert!(user(&app, NEW_USER).await.is_none());
 
