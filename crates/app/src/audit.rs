@@ -10,7 +10,9 @@
 //! fields are replaced and only the stored digest is chained. What stays provable: that an
 //! entry existed at its place with its time, action, outcome and request id, and that its
 //! personal fields once hashed to the digest. Entries without a digest (written before it
-//! existed) keep the v1 hash over all fields and cannot be pseudonymized.
+//! existed) keep the v1 hash over all fields and cannot be pseudonymized. Each
+//! pseudonymization is itself a chained entry (`crate::audit_pseudonymize`), without which
+//! `audit verify` rejects a pseudonymized entry.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{UserId, audit::AuditAction};
@@ -213,6 +215,13 @@ pub fn personal_fields_intact(e: &AuditEntry) -> bool {
         (Some(d), None) => *d == pii_digest(&stored_fields(e).personal),
         _ => true,
     }
+}
+
+/// The digest of an entry's personal fields as they are stored now (for a pseudonymized
+/// entry: of the replacements, which its pseudonymization record names).
+#[must_use]
+pub fn stored_pii_digest(e: &AuditEntry) -> String {
+    pii_digest(&stored_fields(e).personal)
 }
 
 fn stored_fields(e: &AuditEntry) -> Fields<'_> {

@@ -2,7 +2,10 @@
 //! JSON-lines file (every field, hashes included, so the archived part stays verifiable on
 //! its own), the file is synced to disk, and only then are they deleted. Only a contiguous
 //! prefix of the chain is archived, so what stays in the database is still one chain whose
-//! first `prev_hash` is the last archived hash — `audit verify` anchors there.
+//! first `prev_hash` is the last archived hash. That id and hash are stored as the archive
+//! anchor in the delete's transaction; `audit verify` starts there, so deleting the oldest
+//! entries by hand is a break. A chain that does not verify is not archived: moving
+//! tampered entries out of the database would hide the evidence.
 
 use std::{
     io::Write,
@@ -42,8 +45,15 @@ impl App {
         dir: &Path,
     ) -> Result<ArchiveReport, AppError> {
         const PAGE: u64 = 1000;
+        if let Err(b) = self.verify_audit_chain().await? {
+            return Err(AppError::Conflict(format!(
+                "not archiving: the audit chain is broken at entry {}: {}",
+                b.id, b.reason
+            )));
+        }
+        let anchor = store::audit::archive_anchor(self.db().reader()).await?;
         let mut entries = Vec::new();
-        let mut after = 0;
+        let mut after = anchor.0;
         'pages: loop {
             let page = store::audit::after(self.db().current(), after, PAGE).await?;
             if page.is_empty() {
@@ -68,7 +78,8 @@ impl App {
         write_archive(&path, &entries)
             .map_err(|e| AppError::Internal(format!("writing {}: {e}", path.display())))?;
         let txn = self.db().writer().begin().await?;
-        let deleted = store::audit::delete_through(&txn, last_id).await?;
+        let deleted =
+            store::audit::archive_through(&txn, (anchor.0, &anchor.1), last_id, &last_hash).await?;
         txn.commit().await?;
         Ok(ArchiveReport {
             entries: deleted,

@@ -1,17 +1,19 @@
-//! Walking the audit hash chain: every entry must follow its predecessor (consecutive id,
-//! `prev_hash` = the predecessor's hash) and carry the hash of its own canonical encoding;
-//! the chain head must point at the last entry. Modifying, deleting or reordering entries
-//! breaks one of these.
+//! Walking the audit hash chain: the first entry must follow the stored archive anchor
+//! (genesis while nothing was archived), every entry its predecessor (consecutive id,
+//! `prev_hash` = the predecessor's hash), each must carry the hash of its own canonical
+//! encoding, every pseudonymized entry must match the record of its pseudonymization, and
+//! the chain head must point at the last entry. Modifying, deleting (at the start, middle
+//! or end), reordering or quietly pseudonymizing entries breaks one of these.
 
 use serde::Serialize;
+
+use store::audit::AuditEntry;
 
 use crate::{
     App, AppError,
     audit::{personal_fields_intact, stored_hash},
+    audit_pseudonymize::Coverage,
 };
-
-/// The genesis hash: the `prev_hash` of entry 1.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// A verified chain.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -22,7 +24,7 @@ pub struct ChainReport {
     pub first_id: Option<i64>,
     /// The last entry.
     pub last_id: Option<i64>,
-    /// True when older entries were archived: the first entry's `prev_hash` is the anchor.
+    /// True when older entries were archived: the chain starts at the stored anchor.
     pub anchored_at_archive: bool,
 }
 
@@ -36,7 +38,9 @@ pub struct ChainBreak {
 }
 
 impl App {
-    /// Verifies the whole chain, reading in pages.
+    /// Verifies the whole chain, reading in pages: from the archive anchor (or genesis) to
+    /// the head, every entry's link and hash, and every pseudonymized entry against the
+    /// record of its pseudonymization.
     ///
     /// # Errors
     /// When the database fails. A broken chain is `Ok(Err(ChainBreak))`.
@@ -44,72 +48,90 @@ impl App {
     pub async fn verify_audit_chain(&self) -> Result<Result<ChainReport, ChainBreak>, AppError> {
         const PAGE: u64 = 1000;
         let conn = self.db().reader();
+        let anchor = store::audit::archive_anchor(conn).await?;
         let mut report = ChainReport {
             entries: 0,
             first_id: None,
             last_id: None,
-            anchored_at_archive: false,
+            anchored_at_archive: anchor.0 > 0,
         };
-        let mut prev: Option<(i64, String)> = None;
+        let mut coverage = Coverage::default();
+        let mut prev = anchor.clone();
         loop {
-            let after = prev.as_ref().map_or(0, |(id, _)| *id);
-            let page = store::audit::after(conn, after, PAGE).await?;
+            let page = store::audit::after(conn, prev.0, PAGE).await?;
             if page.is_empty() {
                 break;
             }
             for e in page {
-                let expected_prev = match &prev {
-                    Some((pid, phash)) => {
-                        if e.id != pid + 1 {
-                            return Ok(Err(ChainBreak {
-                                id: e.id,
-                                reason: format!(
-                                    "entry {} is missing or out of order (found {} after {pid})",
-                                    pid + 1,
-                                    e.id
-                                ),
-                            }));
-                        }
-                        phash.clone()
-                    }
-                    None => {
-                        report.first_id = Some(e.id);
-                        if e.id == 1 {
-                            GENESIS.to_owned()
-                        } else {
-                            // Older entries were archived: this entry's link is the anchor.
-                            report.anchored_at_archive = true;
-                            e.prev_hash.clone()
-                        }
-                    }
-                };
-                if e.prev_hash != expected_prev {
-                    return Ok(Err(ChainBreak {
-                        id: e.id,
-                        reason: "prev_hash does not match the previous entry's hash".to_owned(),
-                    }));
+                if let Err(b) = link(&e, &prev, &anchor) {
+                    return Ok(Err(b));
                 }
-                if stored_hash(&e, &expected_prev) != e.hash || !personal_fields_intact(&e) {
+                if stored_hash(&e, &prev.1) != e.hash || !personal_fields_intact(&e) {
                     return Ok(Err(ChainBreak {
                         id: e.id,
                         reason: "content does not match its hash (modified)".to_owned(),
                     }));
                 }
+                if let Err(b) = coverage.see(&e, anchor.0 + 1) {
+                    return Ok(Err(b));
+                }
+                report.first_id.get_or_insert(e.id);
                 report.entries += 1;
                 report.last_id = Some(e.id);
-                prev = Some((e.id, e.hash));
+                prev = (e.id, e.hash);
             }
         }
         let (head_id, head_hash) = store::audit::head(conn).await?;
-        let (last_id, last_hash) = prev.unwrap_or((0, GENESIS.to_owned()));
-        if head_id != last_id || head_hash != last_hash {
+        if head_id != prev.0 || head_hash != prev.1 {
             return Ok(Err(ChainBreak {
                 id: head_id,
                 reason: format!(
-                    "chain head points at entry {head_id} but the last entry is {last_id} (entries removed from the end)"
+                    "chain head points at entry {head_id} but the last entry is {} (entries removed from the end)",
+                    prev.0
                 ),
             }));
         }
-        Ok(Ok(report))
+        Ok(coverage.finish().map(|()| report))
     }
+}
+
+/// Checks that `e` follows `prev` (the previous entry, or the archive anchor for the
+/// first one): consecutive id, `prev_hash` its hash.
+fn link(e: &AuditEntry, prev: &(i64, String), anchor: &(i64, String)) -> Result<(), ChainBreak> {
+    let at_start = prev == anchor;
+    if e.id != prev.0 + 1 {
+        let reason = if at_start {
+            format!(
+                "entries {}–{} are missing: the chain starts after entry {} ({})",
+                prev.0 + 1,
+                e.id - 1,
+                prev.0,
+                if prev.0 == 0 {
+                    "genesis"
+                } else {
+                    "the archive anchor"
+                }
+            )
+        } else {
+            format!(
+                "entry {} is missing or out of order (found {} after {})",
+                prev.0 + 1,
+                e.id,
+                prev.0
+            )
+        };
+        return Err(ChainBreak { id: e.id, reason });
+    }
+    if e.prev_hash != prev.1 {
+        let what = match (at_start, prev.0) {
+            (true, 0) => "the genesis hash",
+            (true, _) => "the archive anchor's hash",
+            _ => "the previous entry's hash",
+        };
+        return Err(ChainBreak {
+            id: e.id,
+            reason: format!("prev_hash does not match {what}"),
+        });
+    }
+    Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod access_log;
 pub mod audit;
 pub mod audit_archive;
+pub mod audit_pseudonymize;
 pub mod audit_query;
 mod audit_verify;
 mod backoff;

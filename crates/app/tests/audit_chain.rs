@@ -21,6 +21,10 @@ both_backends!(
     personal_fields_are_chained_and_pseudonymizable
 );
 
+// Issue 14: quiet pseudonymization, a missing start, purge and archive done right.
+#[path = "audit_chain/tamper.rs"]
+mod tamper;
+
 async fn write(app: &app::App, n: usize) {
     for i in 0..n {
         let txn = app.db().writer().begin().await.expect("begin");
@@ -186,43 +190,7 @@ async fn batched_access_entries_all_land_and_chain(backend: Backend) {
 async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
     let (app, db) = app(backend, KEY1).await;
     write(&app, 6).await;
-    // Entries 1–4 are "old": backdate them (the chain hashes occurred_at, so re-hash them
-    // the way the writer would have — archiving must not depend on how they got old).
-    let w = app.db().writer();
-    let old = chrono::Utc::now() - chrono::Duration::days(400);
-    let mut prev = "0".repeat(64);
-    for id in 1..=6 {
-        let mut e = audit_log::Entity::find_by_id(id)
-            .one(w)
-            .await
-            .expect("q")
-            .expect("row");
-        if id <= 4 {
-            e.occurred_at = old;
-        }
-        let hash = app::audit::stored_hash(&e, &prev);
-        audit_log::Entity::update(audit_log::ActiveModel {
-            id: Set(id),
-            occurred_at: Set(e.occurred_at),
-            prev_hash: Set(prev.clone()),
-            hash: Set(hash.clone()),
-            ..Default::default()
-        })
-        .exec(w)
-        .await
-        .expect("rehash");
-        prev = hash;
-    }
-    store::entities::audit_chain_head::Entity::update(
-        store::entities::audit_chain_head::ActiveModel {
-            id: Set(1),
-            last_id: Set(6),
-            last_hash: Set(prev),
-        },
-    )
-    .exec(w)
-    .await
-    .expect("head");
+    backdate_through(&app, 4).await;
     app.verify_audit_chain()
         .await
         .expect("db")
@@ -271,12 +239,61 @@ async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
         report.last_hash.expect("hash"),
         "anchored at the archive boundary"
     );
+    assert_eq!(
+        store::audit::archive_anchor(app.db().reader())
+            .await
+            .expect("anchor"),
+        (4, remaining[0].prev_hash.clone()),
+        "the anchor is stored with the delete"
+    );
     // Nothing old enough: a second run archives nothing.
     let again = app
         .archive_audit(chrono::Utc::now() - chrono::Duration::days(365), &dir)
         .await
         .expect("archive");
     assert_eq!(again.entries, 0);
+}
+
+/// Makes entries 1..=`through` 400 days old. The chain hashes `occurred_at`, so every entry
+/// is re-hashed the way the writer would have (archiving must not depend on how they got
+/// old), and the head follows.
+pub(crate) async fn backdate_through(app: &app::App, through: i64) {
+    let w = app.db().writer();
+    let old = chrono::Utc::now() - chrono::Duration::days(400);
+    let (last, _) = store::audit::head(w).await.expect("head");
+    let mut prev = "0".repeat(64);
+    for id in 1..=last {
+        let mut e = audit_log::Entity::find_by_id(id)
+            .one(w)
+            .await
+            .expect("q")
+            .expect("row");
+        if id <= through {
+            e.occurred_at = old;
+        }
+        let hash = app::audit::stored_hash(&e, &prev);
+        audit_log::Entity::update(audit_log::ActiveModel {
+            id: Set(id),
+            occurred_at: Set(e.occurred_at),
+            prev_hash: Set(prev.clone()),
+            hash: Set(hash.clone()),
+            ..Default::default()
+        })
+        .exec(w)
+        .await
+        .expect("rehash");
+        prev = hash;
+    }
+    store::entities::audit_chain_head::Entity::update(
+        store::entities::audit_chain_head::ActiveModel {
+            id: Set(1),
+            last_id: Set(last),
+            last_hash: Set(prev),
+        },
+    )
+    .exec(w)
+    .await
+    .expect("head");
 }
 
 async fn listing_pages_and_stats_group(backend: Backend) {
@@ -388,19 +405,29 @@ async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
         .expect("db")
         .expect("intact again");
 
-    store::audit::pseudonymize(
+    let entry = audit_log::Entity::find_by_id(2)
+        .one(w)
+        .await
+        .expect("q")
+        .expect("entry");
+    let changed = app::audit_pseudonymize::pseudonymize(
         w,
-        2,
-        store::audit::Pseudonymized {
-            actor_id: Some("purged:x".to_owned()),
-            user_id: Some(uuid::Uuid::new_v4()),
-            resource_id: None,
-            details: serde_json::json!({"pseudonymized": true}),
-        },
+        &app::Ctx::system("test"),
+        "subject",
+        vec![(
+            entry,
+            store::audit::Pseudonymized {
+                actor_id: Some("purged:x".to_owned()),
+                user_id: Some(uuid::Uuid::new_v4()),
+                resource_id: None,
+                details: serde_json::json!({"pseudonymized": true}),
+            },
+        )],
         chrono::Utc::now(),
     )
     .await
     .expect("pseudonymize");
+    assert_eq!(changed, 1);
     app.verify_audit_chain()
         .await
         .expect("db")

@@ -210,9 +210,16 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
     assert_eq!(events_of(recent).await, 1);
     assert_eq!(done_result(&r).await["events_deleted"], 1);
 
-    // Entries are kept (plus the purge's own), and none names the purged user any more.
+    // Entries are kept (plus the purge's own and the record of what it pseudonymized),
+    // and none names the purged user any more.
     let all = audit_log::Entity::find().all(w).await.expect("entries");
-    assert_eq!(all.len() as u64, entries_before + 1);
+    assert_eq!(all.len() as u64, entries_before + 2);
+    assert_eq!(
+        all.iter()
+            .filter(|e| e.action == "audit.pseudonymized")
+            .count(),
+        1
+    );
     let text = serde_json::to_string(
         &all.iter()
             .map(|e| {

@@ -101,11 +101,15 @@ pub enum AuditAction {
     ServiceKeyCreated,
     #[serde(rename = "service_key.revoked")]
     ServiceKeyRevoked,
+    /// The purge replaced the personal fields of earlier entries (which, and digests of
+    /// their fields before and after): what lets `audit verify` tell it from tampering.
+    #[serde(rename = "audit.pseudonymized")]
+    AuditPseudonymized,
 }
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::UserDeleted,
@@ -123,6 +127,7 @@ impl AuditAction {
         Self::KeysRotated,
         Self::ServiceKeyCreated,
         Self::ServiceKeyRevoked,
+        Self::AuditPseudonymized,
     ];
 
     /// The wire name, e.g. `user.created`.
@@ -146,6 +151,7 @@ impl AuditAction {
             Self::KeysRotated => "keys.rotated",
             Self::ServiceKeyCreated => "service_key.created",
             Self::ServiceKeyRevoked => "service_key.revoked",
+            Self::AuditPseudonymized => "audit.pseudonymized",
         }
     }
 

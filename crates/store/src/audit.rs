@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::{
     StoreError,
-    entities::{audit_chain_head, audit_log},
+    entities::{audit_archive_anchor, audit_chain_head, audit_log},
     unique::unique,
 };
 
@@ -247,12 +247,49 @@ pub async fn count_by_day<C: ConnectionTrait>(
     Ok(rows.into_iter().map(|r| (r.day, r.n)).collect())
 }
 
-/// Deletes the entries with `id <= last_id` (after they were archived).
+/// The archive anchor: id and hash of the last entry the archive moved out (0 and the
+/// genesis hash while nothing was). The first entry left must chain onto it.
 ///
 /// # Errors
 /// When the database fails.
-#[tracing::instrument(name = "db audit.delete_through", skip_all)]
-pub async fn delete_through<C: ConnectionTrait>(conn: &C, last_id: i64) -> Result<u64, StoreError> {
+#[tracing::instrument(name = "db audit.archive_anchor", skip_all)]
+pub async fn archive_anchor<C: ConnectionTrait>(conn: &C) -> Result<(i64, String), StoreError> {
+    let a = unique(audit_archive_anchor::Entity::find_by_id(1), conn)
+        .await?
+        .ok_or(StoreError::Conflict("audit archive anchor missing"))?;
+    Ok((a.last_id, a.last_hash))
+}
+
+/// Deletes the entries with `id <= last_id` (after they were archived) and moves the
+/// anchor to (`last_id`, `last_hash`), in the caller's transaction. The anchor only moves
+/// from `expected` (the one the archived entries were checked against): a concurrent
+/// archive run, or an anchor changed behind our back, makes this a conflict and nothing
+/// is deleted once the caller rolls back.
+///
+/// # Errors
+/// `Conflict` when the anchor is no longer `expected`; when the database fails.
+#[tracing::instrument(name = "db audit.archive_through", skip_all)]
+pub async fn archive_through<C: ConnectionTrait>(
+    conn: &C,
+    expected: (i64, &str),
+    last_id: i64,
+    last_hash: &str,
+) -> Result<u64, StoreError> {
+    let moved = audit_archive_anchor::Entity::update_many()
+        .col_expr(audit_archive_anchor::Column::LastId, Expr::value(last_id))
+        .col_expr(
+            audit_archive_anchor::Column::LastHash,
+            Expr::value(last_hash),
+        )
+        .filter(audit_archive_anchor::Column::Id.eq(1))
+        .filter(audit_archive_anchor::Column::LastId.eq(expected.0))
+        .filter(audit_archive_anchor::Column::LastHash.eq(expected.1))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if moved != 1 {
+        return Err(StoreError::Conflict("audit archive anchor moved meanwhile"));
+    }
     Ok(audit_log::Entity::delete_many()
         .filter(audit_log::Column::Id.lte(last_id))
         .exec(conn)
@@ -261,7 +298,8 @@ pub async fn delete_through<C: ConnectionTrait>(conn: &C, last_id: i64) -> Resul
 }
 
 /// Entries that carry personal data of a user: about them (`user_id`), by them
-/// (`actor_id` = their Clerk id) or naming them as the resource. Not yet pseudonymized.
+/// (`actor_id` = their Clerk id) or naming them as the resource. Entries pseudonymized
+/// for another user are included: they may still name this one.
 ///
 /// # Errors
 /// When the database fails.
@@ -279,7 +317,6 @@ pub async fn personal_entries<C: ConnectionTrait>(
                 .add(audit_log::Column::ActorId.eq(clerk_user_id))
                 .add(audit_log::Column::ResourceId.is_in([uid.as_str(), clerk_user_id])),
         )
-        .filter(audit_log::Column::PseudonymizedAt.is_null())
         .order_by_asc(audit_log::Column::Id)
         .all(conn)
         .await?)

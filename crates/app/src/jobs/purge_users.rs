@@ -2,14 +2,18 @@
 //! row and everything hanging off it, ciphertexts included — and the audit entries that
 //! name them are pseudonymized, not deleted: the personal fields are replaced by a random
 //! pseudonym (one per purged user, so their history stays readable as one person's) and
-//! the chain still verifies (see `crate::audit`). One transaction per user: an interrupted
+//! the chain still verifies (see `crate::audit`); each replacement is recorded in chained
+//! `audit.pseudonymized` entries (`crate::audit_pseudonymize`). One transaction per user: an interrupted
 //! run leaves every user either untouched or fully purged.
 
 use chrono::{DateTime, Utc};
 use domain::audit::AuditAction;
 use serde::Serialize;
 use serde_json::json;
-use store::{TransactionTrait, audit::Pseudonymized};
+use store::{
+    TransactionTrait,
+    audit::{AuditEntry, Pseudonymized},
+};
 use uuid::Uuid;
 
 use super::{Job, JobCx, JobError, JobFuture};
@@ -96,33 +100,16 @@ impl App {
         };
         let events = store::events::delete_for_user(&txn, user.id).await?;
         let pseudonym = Uuid::new_v4();
-        let (uid, clerk) = (user.id.to_string(), user.clerk_user_id.as_str());
-        let now = Utc::now();
-        let mut pseudonymized = 0;
-        for e in store::audit::personal_entries(&txn, user.id, clerk).await? {
-            if e.pii_digest.is_none() {
-                report.legacy_audit_entries_left += 1;
-                continue;
-            }
-            let is_them = |v: &Option<String>| v.as_deref().is_some_and(|v| v == uid || v == clerk);
-            let p = Pseudonymized {
-                actor_id: if is_them(&e.actor_id) {
-                    Some(format!("purged:{pseudonym}"))
-                } else {
-                    e.actor_id.clone()
-                },
-                user_id: e.user_id.map(|u| if u == user.id { pseudonym } else { u }),
-                resource_id: if is_them(&e.resource_id) {
-                    Some(pseudonym.to_string())
-                } else {
-                    e.resource_id.clone()
-                },
-                // Details may hold names or addresses; their facts are given up with them.
-                details: json!({"pseudonymized": true}),
-            };
-            store::audit::pseudonymize(&txn, e.id, p, now).await?;
-            pseudonymized += 1;
-        }
+        let named = store::audit::personal_entries(&txn, user.id, &user.clerk_user_id).await?;
+        let (legacy, entries) = replacements(named, user.id, &user.clerk_user_id, pseudonym);
+        let pseudonymized = crate::audit_pseudonymize::pseudonymize(
+            &txn,
+            ctx,
+            &pseudonym.to_string(),
+            entries,
+            Utc::now(),
+        )
+        .await?;
         crate::audit::record(
             &txn,
             ctx,
@@ -133,9 +120,47 @@ impl App {
         .await?;
         txn.commit().await?;
         report.users_purged += 1;
+        report.legacy_audit_entries_left += legacy;
         report.ciphertexts_deleted += ciphertexts;
         report.audit_entries_pseudonymized += pseudonymized;
         report.events_deleted += events;
         Ok(())
     }
+}
+
+/// What replaces the personal fields of each entry naming the purged user: `user_id`, and
+/// an `actor_id`/`resource_id` naming them, become the pseudonym; details go (they may hold
+/// names or addresses, and their facts are given up with them). Entries without a digest
+/// (v1) are counted and left as they are.
+fn replacements(
+    named: Vec<AuditEntry>,
+    user_id: Uuid,
+    clerk: &str,
+    pseudonym: Uuid,
+) -> (u64, Vec<(AuditEntry, Pseudonymized)>) {
+    let uid = user_id.to_string();
+    let is_them = |v: &Option<String>| v.as_deref().is_some_and(|v| v == uid || v == clerk);
+    let (legacy, current): (Vec<_>, Vec<_>) =
+        named.into_iter().partition(|e| e.pii_digest.is_none());
+    let entries = current
+        .into_iter()
+        .map(|e| {
+            let p = Pseudonymized {
+                actor_id: if is_them(&e.actor_id) {
+                    Some(format!("purged:{pseudonym}"))
+                } else {
+                    e.actor_id.clone()
+                },
+                user_id: e.user_id.map(|u| if u == user_id { pseudonym } else { u }),
+                resource_id: if is_them(&e.resource_id) {
+                    Some(pseudonym.to_string())
+                } else {
+                    e.resource_id.clone()
+                },
+                details: json!({"pseudonymized": true}),
+            };
+            (e, p)
+        })
+        .collect();
+    (legacy.len() as u64, entries)
 }

@@ -6,7 +6,12 @@ use sea_orm::{ActiveValue::Set, EntityTrait};
 use store::entities::audit_log;
 use testkit::{Backend, TestDb, both_backends};
 
-both_backends!(keys_status_prints_versions, audit_verify_fails_on_tampering);
+both_backends!(
+    keys_status_prints_versions,
+    audit_verify_fails_on_tampering,
+    audit_verify_fails_on_quiet_pseudonymization,
+    audit_verify_fails_when_the_oldest_entries_are_deleted
+);
 
 fn run(db: &TestDb, args: &[&str], extra: &[(&str, &str)]) -> Output {
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_user-service"));
@@ -104,4 +109,71 @@ async fn audit_verify_fails_on_tampering(backend: Backend) {
         err.contains("entry 2"),
         "names the first broken entry: {err}"
     );
+}
+
+/// A migrated database with `n` entries written through the app's audit API.
+async fn chain_of(db: &TestDb, n: usize) -> app::App {
+    assert!(run(db, &["migrate"], &[]).status.success());
+    let conn = store::Db::connect(db.url(), None, &store::DbOptions::default())
+        .await
+        .expect("connect");
+    let app = app::App::new(conn, vault::Vault::new(vault::Keyring::generate_dev()));
+    for _ in 0..n {
+        let txn = store::TransactionTrait::begin(app.db().writer())
+            .await
+            .expect("begin");
+        app::audit::record(
+            &txn,
+            &app::Ctx::system("test"),
+            app::audit::AuditRecord::new(domain::audit::AuditAction::UserUpdated, None),
+        )
+        .await
+        .expect("record");
+        txn.commit().await.expect("commit");
+    }
+    assert!(run(db, &["audit", "verify"], &[]).status.success());
+    app
+}
+
+fn assert_verify_fails_at(db: &TestDb, id: i64) {
+    let broken = run(db, &["audit", "verify"], &[]);
+    assert!(
+        !broken.status.success(),
+        "a broken chain must exit non-zero"
+    );
+    let err = String::from_utf8_lossy(&broken.stderr);
+    assert!(
+        err.contains(&format!("entry {id}:")),
+        "names entry {id}: {err}"
+    );
+}
+
+/// Issue 14 (a): personal fields rewritten under a `pseudonymized_at` no record covers.
+async fn audit_verify_fails_on_quiet_pseudonymization(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = chain_of(&db, 3).await;
+    audit_log::Entity::update(audit_log::ActiveModel {
+        id: Set(2),
+        actor_id: Set(Some("someone-else".into())),
+        ip: Set(Some("10.0.0.1".into())),
+        pseudonymized_at: Set(Some(chrono::Utc::now())),
+        ..Default::default()
+    })
+    .exec(app.db().writer())
+    .await
+    .expect("tamper");
+    app.shutdown().await;
+    assert_verify_fails_at(&db, 2);
+}
+
+/// Issue 14 (b): the oldest entries deleted, nothing archived.
+async fn audit_verify_fails_when_the_oldest_entries_are_deleted(backend: Backend) {
+    let db = TestDb::new(backend).await;
+    let app = chain_of(&db, 3).await;
+    audit_log::Entity::delete_by_id(1)
+        .exec(app.db().writer())
+        .await
+        .expect("delete");
+    app.shutdown().await;
+    assert_verify_fails_at(&db, 2);
 }

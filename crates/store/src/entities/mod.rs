@@ -1,5 +1,6 @@
 //! SeaORM entities: one module per table, mirroring the migrations.
 
+pub mod audit_archive_anchor;
 pub mod audit_chain_head;
 pub mod audit_log;
 pub mod event_deliveries;

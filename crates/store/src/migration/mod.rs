@@ -8,6 +8,7 @@ mod m20261125_000001_initial;
 mod m20261125_000002_jobs;
 mod m20261125_000003_refresh_lease;
 mod m20261125_000004_refresh_not_before;
+mod m20261202_000001_audit_archive_anchor;
 mod m20261202_000010_service_key_epoch;
 
 /// Every migration of the service, oldest first.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_jobs::Migration),
             Box::new(m20261125_000003_refresh_lease::Migration),
             Box::new(m20261125_000004_refresh_not_before::Migration),
+            Box::new(m20261202_000001_audit_archive_anchor::Migration),
             Box::new(m20261202_000010_service_key_epoch::Migration),
         ]
     }
