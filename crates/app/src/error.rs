@@ -34,7 +34,8 @@ pub enum AppError {
     /// The token lacks scopes the caller needs (listed).
     #[error("the token lacks the scopes {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
-    /// Storage failed; details are logged, never sent.
+    /// Storage failed; details are logged, never sent. A database that is down, locked,
+    /// read-only or full is `service_unavailable` (see [`AppError::is_unavailable`]).
     #[error("storage failure: {0}")]
     Store(#[from] store::StoreError),
     /// Anything else internal; details are logged, never sent.
@@ -67,7 +68,15 @@ impl AppError {
             Self::Provider(_) => ErrorCode::ProviderError,
             Self::ReauthorizationRequired(_) => ErrorCode::ReauthorizationRequired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::Store(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
         }
+    }
+
+    /// True when a dependency could not do the work now (the database is unreachable,
+    /// timed out, locked, read-only or full): the caller may retry, nothing was changed.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        self.code() == ErrorCode::ServiceUnavailable
     }
 }

@@ -5,7 +5,7 @@ use axum::{
     extract::{Request, State},
     http::{HeaderMap, header},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse as _, Response},
 };
 
 use super::{AuthFailure, Principal, ServicePrincipal};
@@ -90,10 +90,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     permissions: k.permissions.clone(),
                 })),
                 Ok(None) => Err(AuthFailure("unknown or revoked service key")),
-                Err(e) => {
-                    tracing::error!(error = %e, "service key lookup failed");
-                    Err(AuthFailure("the service key could not be checked"))
-                }
+                // Not the caller's fault: a database that is down is a 503 (with
+                // Retry-After), anything else a 500, never a 401 that says "bad key".
+                Err(e) => return crate::http::error::ApiError::from(e).into_response(),
             })
         }
     };

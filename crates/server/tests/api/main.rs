@@ -11,6 +11,7 @@ mod dev_auth;
 mod errors;
 mod events;
 mod fake_provider;
+mod faults;
 mod health;
 mod integrations;
 mod jobs;
