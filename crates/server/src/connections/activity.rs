@@ -9,15 +9,22 @@
 
 use std::{
     pin::Pin,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use axum::body::Body;
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::{
+    io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf},
+    net::TcpStream,
+    sync::{Notify, Semaphore},
+};
 
 use crate::config::ConnectionLimits;
 
@@ -33,16 +40,28 @@ enum Phase {
 
 /// The phase of one connection, shared by its socket, its requests and its watchdog.
 #[derive(Debug)]
-pub(super) struct Activity(Mutex<Phase>);
+pub(super) struct Activity {
+    phase: Mutex<Phase>,
+    /// Wakes the watchdog when a head begins: the only change that brings a deadline
+    /// closer (when the head timeout is the shorter one).
+    head_began: Notify,
+    /// Close by lingering (see [`Watched`]'s `Drop`): hyper answered an error (431, 400)
+    /// while the client may still be sending.
+    linger: AtomicBool,
+}
 
 impl Activity {
     pub(super) fn new() -> Self {
-        Self(Mutex::new(Phase::Idle(Instant::now())))
+        Self {
+            phase: Mutex::new(Phase::Idle(Instant::now())),
+            head_began: Notify::new(),
+            linger: AtomicBool::new(false),
+        }
     }
 
     fn update(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut phase = self
-            .0
+            .phase
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         *phase = f(*phase);
@@ -50,17 +69,29 @@ impl Activity {
 
     fn phase(&self) -> Phase {
         *self
-            .0
+            .phase
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The socket is to be closed by lingering once hyper lets go of it.
+    pub(super) fn linger_on_close(&self) {
+        self.linger.store(true, Ordering::Release);
+    }
+
     /// Bytes arrived: on an idle connection, a request head has begun.
     fn bytes_read(&self) {
+        let mut began = false;
         self.update(|p| match p {
-            Phase::Idle(_) => Phase::Head(Instant::now()),
+            Phase::Idle(_) => {
+                began = true;
+                Phase::Head(Instant::now())
+            }
             other => other,
         });
+        if began {
+            self.head_began.notify_one();
+        }
     }
 
     /// hyper parsed a head and calls the service: busy until the guard is dropped.
@@ -80,8 +111,8 @@ impl Activity {
     }
 
     /// Resolves with the reason (`idle`, `header_timeout`) once a clock has run out.
-    /// Deadlines only move later, so sleeping until the one seen and looking again is
-    /// exact without being woken by every change.
+    /// Apart from a head beginning (which wakes it), every change moves the deadline
+    /// later, so sleeping until the one seen and looking again is exact.
     pub(super) async fn expired(&self, limits: &ConnectionLimits) -> &'static str {
         let busy_recheck = limits.keep_alive_timeout.min(limits.header_read_timeout);
         loop {
@@ -90,7 +121,10 @@ impl Activity {
                 Phase::Head(t) => t + limits.header_read_timeout,
                 Phase::Busy(_) => Instant::now() + busy_recheck,
             };
-            tokio::time::sleep_until(deadline.into()).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline.into()) => {}
+                () = self.head_began.notified() => continue,
+            }
             let now = Instant::now();
             match self.phase() {
                 Phase::Idle(t) if t + limits.keep_alive_timeout <= now => return "idle",
@@ -114,19 +148,64 @@ impl Drop for RequestGuard {
     }
 }
 
+/// Lingering closes at once; past it a socket is closed outright.
+static LINGERING: Semaphore = Semaphore::const_new(64);
+/// Longest a lingering close waits for the client to stop sending.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// The socket, telling its [`Activity`] when bytes arrive.
-pub(super) struct Watched<T> {
-    inner: T,
+pub(super) struct Watched {
+    inner: Option<TcpStream>,
     activity: Arc<Activity>,
 }
 
-impl<T> Watched<T> {
-    pub(super) fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+impl Watched {
+    pub(super) fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+        Self {
+            inner: Some(inner),
+            activity,
+        }
+    }
+
+    fn stream(&mut self) -> std::io::Result<&mut TcpStream> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::NotConnected))
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
+/// Closing a socket with unread bytes sends a reset, and a reset can destroy the answer
+/// (a 431) before the client has read it. So after an error answer the socket is shut
+/// for writing (the client sees the end of the answer) and read to its end, for a second
+/// at most, before it is closed: nginx's `lingering_close`.
+impl Drop for Watched {
+    fn drop(&mut self) {
+        let Some(mut stream) = self.inner.take() else {
+            return;
+        };
+        if !self.activity.linger.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(permit) = LINGERING.try_acquire() else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(LINGER, async {
+                stream.shutdown().await?;
+                let mut sink = [0u8; 8192];
+                while stream.read(&mut sink).await? > 0 {}
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        });
+    }
+}
+
+impl AsyncRead for Watched {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -134,7 +213,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     ) -> Poll<std::io::Result<()>> {
         let this = self.get_mut();
         let before = buf.filled().len();
-        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let result = Pin::new(this.stream()?).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.activity.bytes_read();
         }
@@ -142,13 +221,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
+impl AsyncWrite for Watched {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        Pin::new(self.get_mut().stream()?).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -156,19 +235,21 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Watched<T> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+        Pin::new(self.get_mut().stream()?).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
+        self.inner
+            .as_ref()
+            .is_some_and(TcpStream::is_write_vectored)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        Pin::new(self.get_mut().stream()?).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        Pin::new(self.get_mut().stream()?).poll_shutdown(cx)
     }
 }
 

@@ -133,6 +133,11 @@ async fn connection(
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
+                    // hyper answered a head it refused (431, 400) and stops reading: the
+                    // rest of what the client sends must not reset the answer away.
+                    if e.is_parse() || e.is_parse_too_large() {
+                        activity.linger_on_close();
+                    }
                     tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
                 break None;

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod cli;
 mod common;
+mod connections;
 mod dev_auth;
 mod errors;
 mod events;
