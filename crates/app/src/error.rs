@@ -34,19 +34,17 @@ pub enum AppError {
     /// The token lacks scopes the caller needs (listed).
     #[error("the token lacks the scopes {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
-    /// A dependency (Clerk's API, …) cannot be used now; the client may retry.
+    /// A dependency (Clerk's API, the audit log that does not commit, …) cannot do its part
+    /// now; the client may retry.
     #[error("{0}")]
     Unavailable(String),
-    /// Storage failed; details are logged, never sent.
+    /// Storage failed; details are logged, never sent. A database that is down, locked,
+    /// read-only or full is `service_unavailable` (see [`AppError::is_unavailable`]).
     #[error("storage failure: {0}")]
     Store(#[from] store::StoreError),
     /// Anything else internal; details are logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
-    /// A dependency cannot do its part right now (e.g. the audit log does not commit);
-    /// the caller may retry.
-    #[error("{0}")]
-    Unavailable(&'static str),
 }
 
 impl From<sea_orm_err::DbErr> for AppError {
@@ -74,9 +72,16 @@ impl AppError {
             Self::Provider(_) => ErrorCode::ProviderError,
             Self::ReauthorizationRequired(_) => ErrorCode::ReauthorizationRequired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
-            Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
+            Self::Store(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
         }
+    }
+
+    /// True when a dependency could not do the work now (the database is unreachable,
+    /// timed out, locked, read-only or full): the caller may retry, nothing was changed.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        self.code() == ErrorCode::ServiceUnavailable
     }
 }

@@ -29,6 +29,11 @@ pub const RATE_LIMITED: &str = "user_service_rate_limited_requests_total";
 pub const OUTGOING_REQUESTS: &str = "user_service_outgoing_requests_total";
 /// Histogram: outgoing HTTP call durations in seconds, same labels.
 pub const OUTGOING_DURATION: &str = "user_service_outgoing_request_duration_seconds";
+/// Gauge: client connections open (docs/reliability.md "Slow and oversized clients").
+pub const HTTP_CONNECTIONS_OPEN: &str = "user_service_http_connections_open";
+/// Counter: client connections closed by a limit, by `reason`: `header_timeout`, `idle`,
+/// `over_limit` (refused at the connection cap).
+pub const HTTP_CONNECTIONS_CLOSED: &str = "user_service_http_connections_closed_total";
 /// Gauge: always 1, labelled with `version` and `commit` of this build.
 pub const BUILD_INFO: &str = "user_service_build_info";
 
@@ -101,6 +106,11 @@ fn describe() {
         OUTGOING_DURATION,
         metrics::Unit::Seconds,
         "Outgoing HTTP call durations"
+    );
+    describe_gauge!(HTTP_CONNECTIONS_OPEN, "Client connections open");
+    describe_counter!(
+        HTTP_CONNECTIONS_CLOSED,
+        "Client connections closed by a limit (header_timeout, idle, over_limit)"
     );
     describe_gauge!(BUILD_INFO, "Build information: version and git commit");
     app::metrics::describe();
@@ -179,4 +189,25 @@ pub fn outgoing(peer: &'static str, status: Option<StatusCode>, started: Instant
     counter!(OUTGOING_REQUESTS, "peer" => peer, "outcome" => outcome).increment(1);
     histogram!(OUTGOING_DURATION, "peer" => peer, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
+}
+
+/// A client connection was accepted.
+pub fn connection_opened() {
+    if enabled() {
+        gauge!(HTTP_CONNECTIONS_OPEN).increment(1.0);
+    }
+}
+
+/// An accepted client connection has closed.
+pub fn connection_dropped() {
+    if enabled() {
+        gauge!(HTTP_CONNECTIONS_OPEN).decrement(1.0);
+    }
+}
+
+/// A client connection was closed (or refused) by a limit.
+pub fn connection_closed(reason: &'static str) {
+    if enabled() {
+        counter!(HTTP_CONNECTIONS_CLOSED, "reason" => reason).increment(1);
+    }
 }

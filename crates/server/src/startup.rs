@@ -143,7 +143,7 @@ fn configure(app: app::App, config: &Config) -> app::App {
 pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
     let opts = DbOptions {
         max_connections: config.database.max_connections,
-        ..DbOptions::default()
+        acquire_timeout: config.database.acquire_timeout,
     };
     Db::connect(
         config.database.url.expose_secret(),
@@ -190,12 +190,10 @@ pub async fn serve(
             let _ = drain_tx.send(());
         }
     };
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(graceful);
-    let server = std::pin::pin!(server.into_future());
+    let limits = state.config().http.connections;
+    let server = std::pin::pin!(crate::connections::serve(
+        listener, router, limits, graceful
+    ));
     let deadline = async move {
         if drain_rx.await.is_ok() {
             tokio::time::sleep(timeout).await;

@@ -50,7 +50,9 @@ impl Backend {
 pub struct DbOptions {
     /// Largest number of connections in a pool (readers, and Postgres writers).
     pub max_connections: u32,
-    /// How long a request may wait for a connection before failing.
+    /// How long a request may wait for a connection before failing (Postgres unreachable,
+    /// pool exhausted), and on SQLite how long a statement waits for a lock another
+    /// connection holds: past it the database counts as unavailable (a 503).
     pub acquire_timeout: Duration,
 }
 
@@ -97,7 +99,7 @@ impl Db {
                             .to_owned(),
                     ));
                 }
-                let base = sqlite_options(url)?;
+                let base = sqlite_options(url)?.busy_timeout(opts.acquire_timeout);
                 let writer = SqlitePoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(opts.acquire_timeout)
@@ -267,8 +269,7 @@ fn sqlite_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         // WAL makes NORMAL durable against application crashes; only an OS crash can
         // lose the last transactions, never corrupt the file.
         .synchronous(SqliteSynchronous::Normal)
-        .foreign_keys(true)
-        .busy_timeout(Duration::from_secs(5)))
+        .foreign_keys(true))
 }
 
 fn create_folder(folder: &Path) -> Result<(), StoreError> {

@@ -77,4 +77,95 @@ impl StoreError {
         };
         refused.then_some(code)
     }
+
+    /// True when the database cannot do the work right now but nothing is wrong with the
+    /// request or our code: it is unreachable, the pool timed out, the connection broke, or
+    /// the engine refuses writes for a while (SQLite locked, read-only or full; Postgres
+    /// shutting down, out of connections, or a read-only standby). Such a failure is a 503
+    /// that the caller may retry; anything else stays a 500.
+    #[must_use]
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Database(e) => db_err_unavailable(e),
+            Self::Connect(e) => sqlx_unavailable(e),
+            Self::Folder { .. } => true,
+            Self::InvalidUrl(_) | Self::Conflict(_) => false,
+        }
+    }
+}
+
+fn db_err_unavailable(e: &sea_orm::DbErr) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        // Pool timed out or closed; or sea-orm's own "connection" failures.
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => {
+            sqlx_unavailable(s)
+        }
+        _ => false,
+    }
+}
+
+fn sqlx_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => {
+            let sqlite = db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some();
+            db.code().is_some_and(|c| {
+                if sqlite {
+                    sqlite_unavailable(&c)
+                } else {
+                    postgres_unavailable(&c)
+                }
+            })
+        }
+        _ => false,
+    }
+}
+
+/// SQLite result codes (numeric, possibly extended: the primary code is the low byte) that
+/// mean "not now" rather than "never": BUSY 5, LOCKED 6, NOMEM 7, READONLY 8, IOERR 10,
+/// FULL 13, CANTOPEN 14.
+fn sqlite_unavailable(code: &str) -> bool {
+    code.parse::<i32>()
+        .is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 7 | 8 | 10 | 13 | 14))
+}
+
+/// Postgres SQLSTATEs that mean "not now": 08 connection exception, 53 insufficient
+/// resources (disk full, out of memory, too many connections), 57P01-57P05 shutdown and
+/// idle-session ends, 58 system errors (I/O), 25006 read-only transaction (a standby or a
+/// read-only primary).
+fn postgres_unavailable(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || code.starts_with("57P")
+        || code.starts_with("58")
+        || code == "25006"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{postgres_unavailable, sqlite_unavailable};
+
+    #[test]
+    fn codes_that_mean_not_now() {
+        for c in ["5", "517", "6", "8", "778", "13", "14"] {
+            assert!(sqlite_unavailable(c), "{c}");
+        }
+        for c in ["08006", "53100", "53300", "57P01", "58030", "25006"] {
+            assert!(postgres_unavailable(c), "{c}");
+        }
+        // Constraint violations, syntax errors and serialization conflicts are not outages.
+        for c in ["19", "2067", "1", "11"] {
+            assert!(!sqlite_unavailable(c), "{c}");
+        }
+        for c in ["23505", "42601", "40001", "22P02"] {
+            assert!(!postgres_unavailable(c), "{c}");
+        }
+    }
 }

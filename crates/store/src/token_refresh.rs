@@ -258,21 +258,24 @@ pub async fn unchecked_since<C: ConnectionTrait>(
 }
 
 /// (user id, provider) of integrations that hold tokens (`active` or `refresh_failed`)
-/// and match `condition`, ordered by `order` ascending.
+/// and match `condition`, ordered by `order` ascending with NULLs first (never checked is
+/// most overdue; Postgres would put them last, SQLite first), then by id so a batch limit
+/// cuts the same place on both engines.
 async fn work_list<C: ConnectionTrait>(
     conn: &C,
     condition: sea_orm::sea_query::SimpleExpr,
     order: integrations::Column,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    use sea_orm::QueryOrder;
+    use sea_orm::{QueryOrder, sea_query::NullOrdering};
     Ok(integrations::Entity::find()
         .select_only()
         .column(integrations::Column::UserId)
         .column(integrations::Column::Provider)
         .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
         .filter(condition)
-        .order_by_asc(order)
+        .order_by_with_nulls(order, sea_orm::Order::Asc, NullOrdering::First)
+        .order_by_asc(integrations::Column::Id)
         .limit(limit)
         .into_tuple()
         .all(conn)

@@ -2,10 +2,14 @@
 //! of its own, on SQLite (a temporary file) or Postgres (a new database on the server named
 //! by `TEST_DATABASE_URL`, dropped afterwards). A Postgres test without `TEST_DATABASE_URL`
 //! fails: the suite never skips a backend silently. `scripts/test` starts a throwaway server.
+//! [`FaultProxy`] puts a TCP proxy the test can cut between the service and a dependency.
 #![forbid(unsafe_code)]
 
 pub mod replica;
 
+mod fault_proxy;
+
+pub use fault_proxy::{FaultProxy, Mode as ProxyMode};
 use sqlx::{Connection, PgConnection};
 
 /// The database engines every storage and API test runs on.

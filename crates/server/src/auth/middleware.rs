@@ -235,10 +235,9 @@ async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
             state.auth_failures().failed(ip, FailureKind::ServiceKey);
             Outcome::Failure(AuthFailure("unknown or revoked service key"))
         }
-        Err(e) => {
-            tracing::error!(error = %e, "service key lookup failed");
-            Outcome::Failure(AuthFailure("the service key could not be checked"))
-        }
+        // Not the caller's fault: a database that is down is a 503 (with Retry-After),
+        // anything else a 500, never a 401 that says "bad key".
+        Err(e) => Outcome::Refused(ApiError::from(e)),
     }
 }
 

@@ -4,6 +4,7 @@
 //! `Debug` never shows them.
 
 mod layers;
+mod limits;
 #[cfg(test)]
 mod tests;
 
@@ -12,6 +13,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use secrecy::{ExposeSecret, SecretString};
 
 use layers::Layers;
+pub use limits::ConnectionLimits;
 
 /// Where the service runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +88,9 @@ pub struct DatabaseConfig {
     pub read_url: Option<SecretString>,
     /// Pool size.
     pub max_connections: u32,
+    /// Longest wait for a pooled connection (and, on SQLite, for a lock): past it a
+    /// request answers 503.
+    pub acquire_timeout: Duration,
     /// Apply migrations when `serve` starts.
     pub run_migrations: bool,
 }
@@ -180,6 +185,8 @@ pub struct HttpConfig {
     pub shutdown_delay: Duration,
     /// Longest wait for in-flight requests at shutdown.
     pub shutdown_timeout: Duration,
+    /// Limits on client connections: request heads, idle and slow sockets, their number.
+    pub connections: ConnectionLimits,
 }
 
 /// Metrics, log files and profiling.
@@ -247,6 +254,9 @@ impl Config {
             url: SecretString::from(p.string("database_url")),
             read_url: p.optional("database_read_url").map(SecretString::from),
             max_connections: p.number("database_max_connections", 1, 1000),
+            acquire_timeout: Duration::from_millis(
+                p.number("database_acquire_timeout_ms", 100, 600_000).into(),
+            ),
             run_migrations: p.boolean("run_migrations"),
         };
         let db_url = database.url.expose_secret();
@@ -354,6 +364,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(
                 p.number("shutdown_timeout_seconds", 1, 3600).into(),
             ),
+            connections: limits::connection_limits(&mut p),
         };
         let log_format = match p.string("log_format").as_str() {
             "json" => LogFormat::Json,

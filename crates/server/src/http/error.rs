@@ -167,6 +167,10 @@ pub(crate) fn code_for_status(status: StatusCode) -> ErrorCode {
     }
 }
 
+/// `Retry-After` of a 503: a database that comes back is served again within about a
+/// second (docs/reliability.md), so a short wait is enough for a retry to have a chance.
+pub(crate) const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// Renders the problem body for `err` (or a bare status) into `res`.
 pub(crate) fn render(res: &mut Response, err: Option<&ApiError>, instance: &str, request_id: &str) {
     let fallback;
@@ -203,11 +207,11 @@ pub(crate) fn render(res: &mut Response, err: Option<&ApiError>, instance: &str,
             HeaderValue::from_static("Bearer realm=\"user-service\""),
         );
     }
-    // RFC 9110 §10.2.3: a 503 says when to come back (a dependency that is down, an audit
-    // log that does not commit), unless the handler chose a time itself.
+    // API.md: a dependency that is down (or a request cut off, or a draining replica) is a
+    // 503 the client may retry; it says when, unless the layer that refused said already.
     if problem.status == 503 && !res.headers().contains_key(header::RETRY_AFTER) {
         res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
     }
     res.headers_mut().remove(header::CONTENT_LENGTH);
     *res.body_mut() = axum::body::Body::from(body);
@@ -239,6 +243,12 @@ impl From<app::AppError> for ApiError {
         use app::AppError as E;
         match e {
             E::Validation(v) => v.into(),
+            // The cause is logged with the request id; the client learns only that it may retry.
+            E::Store(_) if e.is_unavailable() => Self {
+                internal: Some(e.to_string()),
+                ..Self::new(ErrorCode::ServiceUnavailable)
+                    .detail("the database is not answering; retry later")
+            },
             E::Store(_) | E::Internal(_) => Self::internal(&e),
             E::NotFound(what) => Self::new(ErrorCode::NotFound).detail(format!("{what} not found")),
             E::InsufficientScope(missing) => Self::new(ErrorCode::InsufficientScope)

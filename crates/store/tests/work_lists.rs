@@ -1,0 +1,122 @@
+//! The health check's work list puts never-checked integrations first, then the longest
+//! unchecked, on both engines (Postgres sorts NULLs last unless told otherwise), and a
+//! batch limit cuts it at the same place everywhere.
+
+use chrono::{Duration, Utc};
+use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::json;
+use store::{
+    Db, DbOptions,
+    entities::{integrations, users},
+    token_refresh,
+};
+use testkit::{Backend, TestDb, both_backends};
+use uuid::Uuid;
+
+both_backends!(never_checked_integrations_come_first);
+
+async fn never_checked_integrations_come_first(backend: Backend) {
+    let tdb = TestDb::new(backend).await;
+    let db = Db::connect(tdb.url(), None, &DbOptions::default())
+        .await
+        .expect("connect");
+    db.migrate().await.expect("migrate");
+    let w = db.writer();
+    let now = Utc::now();
+    // Inserted oldest-checked first, so insertion order would not pass for the answer.
+    let checked = [
+        ("checked_2h", Some(now - Duration::hours(2))),
+        ("checked_1h", Some(now - Duration::hours(1))),
+        ("never_a", None),
+        ("checked_recently", Some(now - Duration::minutes(1))),
+        ("never_b", None),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (name, last_checked) in checked {
+        let user = Uuid::now_v7();
+        users::Entity::insert(user_row(user, name, now))
+            .exec(w)
+            .await
+            .expect("user");
+        integrations::Entity::insert(integration(user, last_checked, now))
+            .exec(w)
+            .await
+            .expect("integration");
+        ids.insert(user, name);
+    }
+    let names =
+        |list: Vec<(Uuid, String)>| -> Vec<&str> { list.iter().map(|(u, _)| ids[u]).collect() };
+    let due = token_refresh::unchecked_since(db.reader(), now - Duration::minutes(15), 100)
+        .await
+        .expect("work list");
+    let due = names(due);
+    assert_eq!(due.len(), 4, "{due:?}");
+    let (never, checked) = due.split_at(2);
+    let mut never = never.to_vec();
+    never.sort_unstable();
+    assert_eq!(
+        never,
+        ["never_a", "never_b"],
+        "never checked first: {due:?}"
+    );
+    assert_eq!(
+        checked,
+        ["checked_2h", "checked_1h"],
+        "then the oldest: {due:?}"
+    );
+    // A batch of two is exactly the two never checked.
+    let batch = token_refresh::unchecked_since(db.reader(), now - Duration::minutes(15), 2)
+        .await
+        .expect("work list");
+    let mut batch = names(batch);
+    batch.sort_unstable();
+    assert_eq!(batch, ["never_a", "never_b"]);
+    db.close().await;
+}
+
+fn user_row(id: Uuid, name: &str, now: chrono::DateTime<Utc>) -> users::ActiveModel {
+    users::ActiveModel {
+        id: Set(id),
+        clerk_user_id: Set(format!("user_{name}")),
+        email: Set(None),
+        first_name: Set(None),
+        last_name: Set(None),
+        profile_image_url: Set(None),
+        onboarding_completed: Set(false),
+        onboarding_step: Set(None),
+        onboarding_completed_at: Set(None),
+        last_sign_in_at: Set(None),
+        clerk_updated_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+    }
+}
+
+fn integration(
+    user_id: Uuid,
+    last_checked_at: Option<chrono::DateTime<Utc>>,
+    now: chrono::DateTime<Utc>,
+) -> integrations::ActiveModel {
+    integrations::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        user_id: Set(user_id),
+        provider: Set("google".to_owned()),
+        status: Set("active".to_owned()),
+        account_id: Set(None),
+        account_email: Set(None),
+        scopes: Set(json!(["openid"])),
+        connected_at: Set(Some(now)),
+        expires_at: Set(Some(now + Duration::hours(1))),
+        last_refreshed_at: Set(None),
+        last_refresh_attempt_at: Set(None),
+        last_checked_at: Set(last_checked_at),
+        last_used_at: Set(None),
+        last_error: Set(None),
+        refresh_failures: Set(0),
+        refresh_lease_until: Set(None),
+        refresh_not_before: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
