@@ -99,23 +99,33 @@ impl AccessLog {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 crate::metrics::audit_unavailable("queue_full");
-                return Err(AppError::Unavailable("the audit log is not keeping up".into()));
+                return Err(AppError::Unavailable(
+                    "the audit log is not keeping up".into(),
+                ));
             }
             Err(TrySendError::Closed(_)) => {
                 tracing::error!("audit access log writer is gone; an entry could not be queued");
-                return Err(AppError::Unavailable("the audit log writer has stopped".into()));
+                return Err(AppError::Unavailable(
+                    "the audit log writer has stopped".into(),
+                ));
             }
         }
         match tokio::time::timeout(self.settings.commit_timeout, done).await {
             Ok(Ok(Ok(()))) => Ok(()),
             Ok(Ok(Err(Lost))) => {
                 crate::metrics::audit_unavailable("lost");
-                Err(AppError::Unavailable("the audit entry could not be written".into()))
+                Err(AppError::Unavailable(
+                    "the audit entry could not be written".into(),
+                ))
             }
-            Ok(Err(_)) => Err(AppError::Unavailable("the audit log writer has stopped".into())),
+            Ok(Err(_)) => Err(AppError::Unavailable(
+                "the audit log writer has stopped".into(),
+            )),
             Err(_) => {
                 crate::metrics::audit_unavailable("timeout");
-                Err(AppError::Unavailable("the audit log is not committing".into()))
+                Err(AppError::Unavailable(
+                    "the audit log is not committing".into(),
+                ))
             }
         }
     }

@@ -115,7 +115,8 @@ fn changed_fields(old: &AuditEntry, new: &AuditEntry) -> Vec<String> {
         ("details", old.details != new.details),
     ]
     .into_iter()
-    .filter_map(|(name, changed)| changed.then(|| name.to_owned()))
+    .filter(|&(_, changed)| changed)
+    .map(|(name, _)| name.to_owned())
     .collect()
 }
 

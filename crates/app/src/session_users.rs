@@ -37,8 +37,7 @@ impl App {
         sub: &ClerkUserId,
     ) -> Result<SessionUser, AppError> {
         let found =
-            users::find_by_clerk_id(self.db().current(), sub.as_str(), Deleted::Include)
-                .await?;
+            users::find_by_clerk_id(self.db().current(), sub.as_str(), Deleted::Include).await?;
         Ok(match found {
             Some(u) if u.deleted_at.is_none() => SessionUser::Live(Box::new(u)),
             Some(_) => SessionUser::Deleted,

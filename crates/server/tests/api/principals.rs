@@ -91,8 +91,18 @@ async fn authority_ends_with_the_account(backend: Backend) {
     // A validly signed session for a user this service does not know (and Clerk, when
     // asked, knows none) holds no admin power, and its own user is 404 (API.md).
     let stranger = app.user_token("user_nobody", true);
-    assert_problem(get("/users".into(), stranger.clone()).await, 403, "forbidden").await;
-    assert_problem(get("/users/me".into(), stranger.clone()).await, 404, "not_found").await;
+    assert_problem(
+        get("/users".into(), stranger.clone()).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    assert_problem(
+        get("/users/me".into(), stranger.clone()).await,
+        404,
+        "not_found",
+    )
+    .await;
     // Public routes stay public for them.
     assert_eq!(get("/providers".into(), stranger).await.status(), 200);
 }
