@@ -9,20 +9,31 @@ pub enum Check {
     Error,
 }
 
+/// Where the schema stands against this binary's migrations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of this binary is applied (a newer release's extra ones are fine).
+    Current,
+    /// These migrations of this binary are not applied, oldest first.
+    Pending(Vec<String>),
+    /// The migration table could not be read.
+    Unreadable,
+}
+
 /// What `/ready` needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
     /// The database answered.
     pub database: Check,
-    /// Every migration of this binary is applied.
-    pub migrations_current: bool,
+    /// The schema's standing.
+    pub schema: Schema,
 }
 
 impl Readiness {
     /// True when the service can take traffic.
     #[must_use]
     pub fn is_ready(&self) -> bool {
-        self.database == Check::Ok && self.migrations_current
+        self.database == Check::Ok && self.schema == Schema::Current
     }
 }
 
@@ -43,16 +54,14 @@ impl App {
     #[tracing::instrument(name = "app ops.readiness", skip_all)]
     pub async fn readiness(&self) -> Readiness {
         let database = self.database_check().await;
-        let migrations_current = match self.db().migrations_current().await {
-            Ok(current) => current,
+        let schema = match self.db().migration_state().await {
+            Ok(state) if state.is_current() => Schema::Current,
+            Ok(state) => Schema::Pending(state.pending),
             Err(e) => {
                 tracing::warn!(error = %e, "migration status check failed");
-                false
+                Schema::Unreadable
             }
         };
-        Readiness {
-            database,
-            migrations_current,
-        }
+        Readiness { database, schema }
     }
 }

@@ -122,7 +122,8 @@ class Service:
         raise RuntimeError(f"the service was not ready within {timeout} s:\n{self.tail()}")
 
     def tail(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return "".join(open(self.log_path).readlines()[-30:])
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -183,7 +184,7 @@ def clerk_user_created(svc: Service, secret: str, sub: str, email: str, first: s
     status, _, answer = call("POST", svc.base + "/webhooks/clerk", body.encode(), {
         "svix-id": msg_id, "svix-timestamp": ts, "svix-signature": f"v1,{sig}",
     })
-    expect(status == 200 and answer == {"status": "processed"}, f"Clerk user.created for {sub} processed")
+    expect(status == 200 and answer == {"status": "processed"}, f"Clerk user.created for {sub} processed ({status} {answer})")
 
 
 def connect_provider(svc: Service, token: str, provider: str = "google") -> dict:

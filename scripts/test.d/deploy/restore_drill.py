@@ -27,9 +27,9 @@ from pathlib import Path
 
 from drill import Provider, Service, clerk_user_created, connect_provider, expect, new_webhook_secret
 
-USERS = [("user_drill_1", "ada@example.com", "Ada"),
-         ("user_drill_2", "grace@example.com", "Grace"),
-         ("user_drill_3", "edsger@example.com", "Edsger")]
+USERS = [("user_drill1", "ada@example.com", "Ada"),
+         ("user_drill2", "grace@example.com", "Grace"),
+         ("user_drill3", "edsger@example.com", "Edsger")]
 
 
 def pg(tool: str) -> str:
@@ -65,7 +65,7 @@ def base_env(db_url: str, data_dir: Path, keys: str, secret: str, provider: Prov
 def populate(svc: Service, secret: str) -> dict:
     for sub, email, first in USERS:
         clerk_user_created(svc, secret, sub, email, first)
-    token = svc.cli("dev", "token", "--sub", "user_drill_1").stdout.strip()
+    token = svc.cli("dev", "token", "--sub", "user_drill1").stdout.strip()
     status, _, prefs = svc.send("PATCH", "/users/me/preferences", {"ui": {"theme": "dark", "timezone": "Europe/Paris"}},
                                 token, content_type="application/merge-patch+json")
     expect(status == 200 and prefs["ui"]["theme"] == "dark", "preferences changed")
@@ -74,7 +74,7 @@ def populate(svc: Service, secret: str) -> dict:
     connect_provider(svc, token)
     key = svc.cli("service-key", "create", "--name", "drill", "--permissions", "tokens:read,users:read").stdout.strip()
     expect(key.startswith("usk_"), "service key created")
-    status, _, handed = svc.send("POST", "/internal/tokens/get", {"user_id": "user_drill_1", "provider": "google"}, key=key)
+    status, _, handed = svc.send("POST", "/internal/tokens/get", {"user_id": "user_drill1", "provider": "google"}, key=key)
     expect(status == 200 and handed["access_token"].startswith("fake-at-"), "token handed out before the backup")
     return {"user": user, "prefs_version": prefs["version"], "key": key, "access_token": handed["access_token"]}
 
@@ -105,11 +105,11 @@ def backup_and_restore(engine: str, source_url: str, work: Path) -> str:
 
 
 def check_restored(svc: Service, before: dict) -> None:
-    token = svc.cli("dev", "token", "--sub", "user_drill_1").stdout.strip()
+    token = svc.cli("dev", "token", "--sub", "user_drill1").stdout.strip()
     status, _, user = svc.get("/users/me", token)
     expect(status == 200 and user["id"] == before["user"]["id"] and user["email"] == "ada@example.com"
            and user["last_name"] == "Lovelace", "user read back (same id, email, profile)")
-    admin = svc.cli("dev", "token", "--sub", "user_drill_admin", "--admin").stdout.strip()
+    admin = svc.cli("dev", "token", "--sub", "user_drilladmin", "--admin").stdout.strip()
     status, _, users = svc.get("/users?limit=100", admin)
     expect(status == 200 and sorted(u["clerk_user_id"] for u in users["items"]) == [u[0] for u in USERS],
            "all three users read back")
@@ -122,7 +122,7 @@ def check_restored(svc: Service, before: dict) -> None:
     google = [i for i in integrations["items"] if i["provider"] == "google"]
     expect(status == 200 and len(google) == 1 and google[0]["status"] == "active"
            and google[0]["account_email"] == "ada@example.com", "integration read back")
-    status, _, handed = svc.send("POST", "/internal/tokens/get", {"user_id": "user_drill_1", "provider": "google"},
+    status, _, handed = svc.send("POST", "/internal/tokens/get", {"user_id": "user_drill1", "provider": "google"},
                                  key=before["key"])
     expect(status == 200 and handed["access_token"] == before["access_token"] and handed["refreshed"] is False,
            "the restored service key hands out the same token: it decrypts with the same keyring")

@@ -129,7 +129,12 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Starts the application with extra environment settings.
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let db = TestDb::new(backend).await;
+    spawn_app_on(TestDb::new(backend).await, extra).await
+}
+
+/// Starts the application on a database the test prepared (e.g. a schema from another
+/// release), with extra environment settings.
+pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&db, extra);
     let application = Application::build(config)
         .await

@@ -15,6 +15,8 @@ mod health;
 mod integrations;
 mod jobs;
 mod metrics;
+mod migrations;
+mod probe;
 mod preferences;
 mod providers;
 mod rate_limit;
