@@ -28,7 +28,10 @@ async fn probe_succeeds_only_on_200(backend: Backend) {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("404"));
     app.state.begin_shutdown();
     let draining = probe(&app.url("/ready"));
-    assert!(!draining.status.success(), "a 503 while shutting down is not healthy");
+    assert!(
+        !draining.status.success(),
+        "a 503 while shutting down is not healthy"
+    );
     let closed = probe("http://127.0.0.1:1/ready");
     assert!(!closed.status.success(), "nothing listening is not healthy");
 }
