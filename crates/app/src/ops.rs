@@ -16,13 +16,24 @@ pub enum Check {
     Error,
 }
 
+/// Where the schema stands against this binary's migrations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration of this binary is applied (a newer release's extra ones are fine).
+    Current,
+    /// These migrations of this binary are not applied, oldest first.
+    Pending(Vec<String>),
+    /// The migration table could not be read.
+    Unreadable,
+}
+
 /// What `/ready` needs to know.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
     /// The database answered.
     pub database: Check,
-    /// Every migration of this binary is applied.
-    pub migrations_current: bool,
+    /// The schema's standing.
+    pub schema: Schema,
     /// The read replica answered; `None` when none is configured. Not part of
     /// [`Readiness::is_ready`]: every instance reads the same replica, so failing them all
     /// would turn an outage of the reads that may lag into an outage of everything.
@@ -33,7 +44,7 @@ impl Readiness {
     /// True when the service can take traffic.
     #[must_use]
     pub fn is_ready(&self) -> bool {
-        self.database == Check::Ok && self.migrations_current
+        self.database == Check::Ok && self.schema == Schema::Current
     }
 }
 
@@ -63,18 +74,22 @@ impl App {
     pub async fn readiness(&self) -> Readiness {
         let database = self.database_check().await;
         // A database that did not answer is not asked again: /ready answers in a second.
-        let migrations_current = database == Check::Ok
-            && match tokio::time::timeout(PING_TIMEOUT, self.db().migrations_current()).await {
-                Ok(Ok(current)) => current,
+        let schema = if database == Check::Ok {
+            match tokio::time::timeout(PING_TIMEOUT, self.db().migration_state()).await {
+                Ok(Ok(state)) if state.is_current() => Schema::Current,
+                Ok(Ok(state)) => Schema::Pending(state.pending),
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "migration status check failed");
-                    false
+                    Schema::Unreadable
                 }
                 Err(_) => {
                     tracing::warn!("migration status check timed out");
-                    false
+                    Schema::Unreadable
                 }
-            };
+            }
+        } else {
+            Schema::Unreadable
+        };
         let replica = self.db().ping_replica().await.map(|r| match r {
             Ok(()) => Check::Ok,
             Err(e) => {
@@ -84,7 +99,7 @@ impl App {
         });
         Readiness {
             database,
-            migrations_current,
+            schema,
             replica,
         }
     }

@@ -28,6 +28,12 @@ pub enum Command {
     Migrate,
     /// Print the OpenAPI document and exit.
     Openapi,
+    /// Exit 0 when URL answers 200: a container health check (the image has no curl).
+    Probe {
+        /// A plain-HTTP URL, e.g. http://127.0.0.1:8080/ready.
+        #[arg(default_value = "http://127.0.0.1:8080/ready")]
+        url: String,
+    },
     /// Token encryption keys: status and rotation.
     Keys {
         #[command(subcommand)]

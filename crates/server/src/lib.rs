@@ -10,6 +10,7 @@ pub mod http;
 pub mod keyring;
 pub mod metrics;
 pub mod outgoing;
+pub mod probe;
 pub mod profiling;
 pub mod startup;
 pub mod telemetry;

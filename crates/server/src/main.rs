@@ -21,6 +21,16 @@ fn main() -> ExitCode {
     if let Command::Openapi = command {
         return print_openapi();
     }
+    // Before the configuration: a health check must not depend on the environment it probes.
+    if let Command::Probe { url } = &command {
+        return match server::probe::probe(url, std::time::Duration::from_secs(3)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("user-service probe: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let mut config = match Config::from_env(cli.config.as_deref()) {
         Ok(c) => c,
         Err(e) => {
@@ -68,7 +78,7 @@ fn main() -> ExitCode {
             Command::Dev(server::cli::DevCommand::User(server::cli::DevUserCommand::Create(
                 args,
             ))) => server::auth::commands::dev_user_create(&config, args).await,
-            Command::Openapi => Ok(()),
+            Command::Openapi | Command::Probe { .. } => Ok(()),
         }
     });
     match result {

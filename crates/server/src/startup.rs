@@ -27,9 +27,7 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let vault = crate::keyring::load_vault(&config)?;
         let db = open_database(&config).await?;
-        if config.database.run_migrations {
-            db.migrate().await.context("applying database migrations")?;
-        }
+        prepare_schema(&db, config.database.run_migrations).await?;
         let listener = TcpListener::bind(config.listen_addr)
             .await
             .with_context(|| format!("binding {}", config.listen_addr))?;
@@ -134,6 +132,31 @@ fn configure(app: app::App, config: &Config) -> app::App {
         })
         .with_event_settings(config.events.clone())
         .with_access_log(config.audit_log)
+}
+
+/// Applies pending migrations when `migrate` (a newer release's extra migrations are
+/// tolerated with a warning: expand/contract, ADR 0007); else says what `/ready` will find.
+///
+/// # Errors
+/// When a migration fails or the schema has diverged from this release.
+async fn prepare_schema(db: &Db, migrate: bool) -> anyhow::Result<()> {
+    if migrate {
+        return db.migrate().await.context("applying database migrations");
+    }
+    // --no-migrate: serve anyway; `/ready` stays 503 while migrations are pending.
+    match db.migration_state().await {
+        Ok(state) => {
+            store::migration::state::warn_unknown(&state);
+            if !state.is_current() {
+                tracing::warn!(
+                    pending_migrations = %state.pending.join(", "),
+                    "migrations pending and --no-migrate given: /ready answers 503 until `user-service migrate` runs"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the migration status"),
+    }
+    Ok(())
 }
 
 /// Opens the database named by the configuration.
@@ -261,12 +284,7 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = open_app(&config).await?;
-    if config.database.run_migrations {
-        app.db()
-            .migrate()
-            .await
-            .context("applying database migrations")?;
-    }
+    prepare_schema(app.db(), config.database.run_migrations).await?;
     let runner = Arc::new(app::jobs::Runner::new(
         app.clone(),
         app::jobs::Registry::standard(&config.jobs),

@@ -3,13 +3,12 @@
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
-use sea_orm_migration::MigratorTrait;
 use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use crate::{StoreError, metrics::PoolStats, migration::Migrator};
+use crate::{StoreError, metrics::PoolStats};
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -178,13 +177,22 @@ impl Db {
         self.backend
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. A database that already carries migrations of a
+    /// newer release is served as it is, with a warning (expand/contract, ADR 0007).
     ///
     /// # Errors
-    /// When a migration fails; nothing of that migration is kept on Postgres.
+    /// When a migration fails (nothing of that migration is kept on Postgres), or this
+    /// release and the database's have diverged.
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        Migrator::up(&self.writer, None).await?;
-        Ok(())
+        crate::migration::state::migrate(&self.writer).await
+    }
+
+    /// Where the schema stands: migrations pending, and migrations of a newer release.
+    ///
+    /// # Errors
+    /// When the database does not answer.
+    pub async fn migration_state(&self) -> Result<crate::migration::MigrationState, StoreError> {
+        crate::migration::state::read(&self.writer).await
     }
 
     /// True when every migration this binary knows has been applied.
@@ -192,9 +200,7 @@ impl Db {
     /// # Errors
     /// When the database does not answer.
     pub async fn migrations_current(&self) -> Result<bool, StoreError> {
-        Ok(Migrator::get_pending_migrations(&self.writer)
-            .await?
-            .is_empty())
+        Ok(self.migration_state().await?.is_current())
     }
 
     /// A cheap round trip to the primary, for health checks (a replica is checked apart).

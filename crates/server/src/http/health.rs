@@ -76,9 +76,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
     if r.database != app::ops::Check::Ok {
         return Err(ApiError::new(ErrorCode::ServiceUnavailable).detail("database: not answering"));
     }
-    if !r.migrations_current {
-        return Err(ApiError::new(ErrorCode::ServiceUnavailable)
-            .detail("database: migrations pending (run `user-service migrate`)"));
+    match r.schema {
+        app::ops::Schema::Current => {}
+        app::ops::Schema::Pending(names) => {
+            return Err(ApiError::new(ErrorCode::ServiceUnavailable).detail(format!(
+                "database: migrations pending: {} (run `user-service migrate`)",
+                names.join(", ")
+            )));
+        }
+        app::ops::Schema::Unreadable => {
+            return Err(ApiError::new(ErrorCode::ServiceUnavailable)
+                .detail("database: migration status unreadable"));
+        }
     }
     Ok(Json(Ready {
         status: "ready",

@@ -153,33 +153,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     spawn_app_on(TestDb::new(backend).await, extra).await
 }
 
-/// Starts the application on a database the test prepared (e.g. to reach it through a
-/// `testkit::FaultProxy`: `DATABASE_URL` in `extra` wins over `db.url()`).
-pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
-    let config = test_config(&db, extra);
-    let application = Application::build(config)
-        .await
-        .expect("application starts");
-    let addr = application.local_addr().expect("bound address");
-    let metrics_addr = application.metrics_addr();
-    let state = application.state().clone();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until(async move {
-        let _ = rx.await;
-    }));
-    TestApp {
-        addr,
-        metrics_addr,
-        client: reqwest::Client::new(),
-        state,
-        shutdown: Some(tx),
-        server: Some(server),
-        db,
-    }
-}
-
-/// Starts the application on a database the test made (e.g. to name its replica in
-/// `extra`), with extra environment settings.
+/// Starts the application on a database the test prepared (e.g. a schema from another
+/// release), with extra environment settings.
 pub async fn spawn_app_on(db: TestDb, extra: &[(&str, &str)]) -> TestApp {
     let config = test_config(&db, extra);
     let application = Application::build(config)

@@ -4,6 +4,10 @@
 
 use sea_orm_migration::prelude::*;
 
+pub mod state;
+
+pub use state::MigrationState;
+
 mod m20261125_000001_initial;
 mod m20261125_000002_jobs;
 mod m20261125_000003_refresh_lease;
