@@ -107,8 +107,12 @@ sub=user_journey
 # The user as Clerk's user.created webhook makes it after a sign-up.
 (cd tests/journey && node clerk-webhook.mjs "$svc" "$sub" "$sub@example.com")
 session_token=$("$bin" dev token --sub "$sub")
-service_key=$("$bin" service-key create --name journey-backend --permissions tokens:read 2>/dev/null)
+# The CLI's log lines share stdout with the key it prints: take the key's line.
+service_key=$("$bin" service-key create --name journey-backend --permissions tokens:read 2>/dev/null | grep '^usk_' | tail -n 1)
+[ -n "$service_key" ] || fail "user-service service-key create printed no key"
 
+# Next.js would otherwise report telemetry over the network.
+export NEXT_TELEMETRY_DISABLED=1
 log "next build (examples/nextjs)"
 (cd examples/nextjs && npx next build) >"$work/next-build.log" 2>&1 || fail "next build failed: $(tail -n 30 "$work/next-build.log")"
 log "next start on $web"

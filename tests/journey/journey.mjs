@@ -165,7 +165,7 @@ try {
   await page.getByRole("button", { name: "Continue" }).waitFor();
   await screenshot(page, "provider-consent");
   await page.getByRole("button", { name: "Continue" }).click();
-  await page.waitForURL(`${WEB}/integrations/google/callback?**`);
+  await page.waitForURL((url) => url.origin === WEB && url.pathname === "/integrations/google/callback");
   await page.getByTestId("connected").waitFor();
   assert.match(await page.getByTestId("connected").textContent(), /ada@example\.test \(active\)/);
   await screenshot(page, "callback-connected");

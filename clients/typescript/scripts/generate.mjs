@@ -5,7 +5,7 @@
 //   npm run generate -- --check exit 1 when the checked-in file differs (the test command runs this)
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import openapiTS, { astToString } from "openapi-typescript";
 
@@ -21,7 +21,7 @@ async function documentText() {
     return res.text();
   }
   const opts = { cwd: repo, encoding: "utf8", maxBuffer: 64 << 20, stdio: ["ignore", "pipe", "inherit"] };
-  if (process.env.USER_SERVICE_BIN) return execFileSync(process.env.USER_SERVICE_BIN, ["openapi"], opts);
+  if (process.env.USER_SERVICE_BIN) return execFileSync(resolve(process.env.USER_SERVICE_BIN), ["openapi"], opts);
   return execFileSync("cargo", ["run", "-q", "--release", "--locked", "--bin", "user-service", "--", "openapi"], opts);
 }
 

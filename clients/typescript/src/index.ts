@@ -44,12 +44,30 @@ export type ProblemType =
   | "provider_error"
   | "service_unavailable";
 
-/** An RFC 9457 problem document, with its `type` narrowed to the known codes. */
-export type Problem = Omit<Schemas["Problem"], "type"> & {
+/**
+ * An RFC 9457 problem document, with its `type` narrowed to the known codes. Written out
+ * rather than taken from `Schemas["Problem"]`: the generated type intersects the fields with
+ * the flattened extension object (`Record<string, never>`), which makes every field `never`.
+ */
+export interface Problem {
   type: ProblemType;
+  /** Short summary of the error type. */
+  title: string;
+  /** The HTTP status. */
+  status: number;
+  /** What went wrong this time. */
+  detail?: string | null;
+  /** The request path. */
+  instance: string;
+  /** Also in the `x-request-id` header and the service's log line. */
+  request_id: string;
+  /** RFC 3339, UTC. */
+  timestamp: string;
+  /** With `validation_error`: each invalid field by path (`ui.theme`). */
+  errors?: Schemas["FieldErrorSchema"][];
   /** With `insufficient_scope`: the scopes the token lacks. */
   missing_scopes?: string[];
-};
+}
 
 /** A non-2xx answer. `problem` is the parsed problem document; `status` the HTTP status. */
 export class ProblemError extends Error {

@@ -23,9 +23,12 @@ export function PreferencesCard() {
     setTheme(d.value.ui.theme);
     document.documentElement.dataset.theme = d.value.ui.theme;
   }, []);
+  // The conflict message stays until the latest document is on screen.
   const load = useCallback(() => {
-    setError(null);
-    api.getPreferences().then(show, setError);
+    api.getPreferences().then((d) => {
+      show(d);
+      setError(null);
+    }, setError);
   }, [api, show]);
   useEffect(load, [load]);
 
