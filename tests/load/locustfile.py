@@ -5,6 +5,8 @@ constant throughput, so the offered load does not fall when the service slows do
   back ends     6 users x 2 req/s  three services fetching users' Google tokens
   Clerk         2 users x 1 req/s  signed user.updated / session.created webhooks
   refreshes     2 users x 0.5/s    forced refreshes against a provider that answers slowly
+  probe         1 user  x 1 req/s  a load balancer's /health check (the baseline: figures
+                                   on a shared machine are read as ratios to it)
 
 The fixtures (users with session tokens and a connected Google account, service keys, the
 webhook secret) are made by run.py and read from LOAD_FIXTURES. Every answer is checked:
@@ -183,4 +185,16 @@ class Refresher(FastHttpUser):
             name="POST /internal/tokens/refresh (slow provider)",
             catch_response=True,
         ) as r:
+            expect(r, 200)
+
+
+class Probe(FastHttpUser):
+    """A load balancer's health check: the cheapest route, the baseline of the figures."""
+
+    fixed_count = 1
+    wait_time = constant_throughput(1)
+
+    @task
+    def health(self):
+        with self.client.get("/health", name="GET /health", catch_response=True) as r:
             expect(r, 200)

@@ -111,7 +111,7 @@ def _svg(title, series, unit, width=640, height=200):
         return left + (x - x0) / ((x1 - x0) or 1) * (width - left - 10)
 
     def sy(y):
-        return (height - bottom) - y / y1 * (height - bottom - 10)
+        return (height - bottom) - y / y1 * (height - bottom - 24)
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 20}" font-size="11">',
              f'<text x="{left}" y="12" font-weight="bold">{html.escape(title)}</text>']

@@ -127,9 +127,14 @@ class Service:
         self.proc = subprocess.Popen([binary, "serve"], env=self.env, stdout=self.log_file, stderr=subprocess.STDOUT)
         wait_http(f"{self.url}/health", self.proc, "user-service")
 
-    def cli(self, *args):
+    def cli(self, *args, line_prefix=""):
+        """Runs a CLI command with the service's configuration; its last output line that
+        starts with `line_prefix` (the CLI's own log lines share stdout with its answer)."""
         out = subprocess.run([self.binary, *args], env=self.env, check=True, capture_output=True, text=True)
-        return out.stdout.strip()
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith(line_prefix)]
+        if not lines:
+            raise SystemExit(f"user-service {' '.join(args[:2])} printed no line starting with {line_prefix!r}")
+        return lines[-1].strip()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -173,7 +178,7 @@ def make_user(service, i):
             },
         },
     )
-    token = service.cli("dev", "token", "--sub", sub, "--ttl-seconds", str(6 * 3600))
+    token = service.cli("dev", "token", "--sub", sub, "--ttl-seconds", str(6 * 3600), line_prefix="ey")
     auth = {"Authorization": f"Bearer {token}"}
     res = requests.post(f"{service.url}/users/me/integrations/google/authorize", json={}, headers=auth)
     res.raise_for_status()
@@ -195,10 +200,12 @@ def make_fixtures(service, path):
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         users = list(pool.map(lambda i: make_user(service, i), range(USERS)))
     keys = [
-        service.cli("service-key", "create", "--name", name, "--permissions", "tokens:read")
+        service.cli("service-key", "create", "--name", name, "--permissions", "tokens:read", line_prefix="usk_")
         for name in ("calendar-sync", "mail-digest", "ai-assistant")
     ]
-    refresh = service.cli("service-key", "create", "--name", "token-refresher", "--permissions", "tokens:refresh")
+    refresh = service.cli(
+        "service-key", "create", "--name", "token-refresher", "--permissions", "tokens:refresh", line_prefix="usk_"
+    )
     fixtures = {
         "users": users,
         "service_keys": {"tokens_read": keys, "tokens_refresh": refresh},
@@ -274,7 +281,7 @@ def run_engine(args, engine, provider_url, client_secret):
         started = time.time()
         locust = subprocess.run(
             [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--headless",
-             "--host", service.url, "--users", "50", "--spawn-rate", "50", "--run-time", f"{args.duration}s",
+             "--host", service.url, "--users", "51", "--spawn-rate", "51", "--run-time", f"{args.duration}s",
              "--stop-timeout", "10", "--html", str(out / "locust.html"), "--csv", str(out / "locust"),
              "--csv-full-history", "--only-summary", "--loglevel", "WARNING"],
             env={**os.environ, "LOAD_FIXTURES": str(fixtures)},
