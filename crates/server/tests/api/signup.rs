@@ -224,7 +224,9 @@ async fn a_user_deleted_here_is_not_brought_back(backend: Backend) {
         .expect("request");
     assert_eq!(res.status(), 204);
     let calls = clerk.calls();
-    assert_problem(me(&app, NEW_USER).await, 404, "not_found").await;
+    // A deleted account's session holds no authority (docs/security.md), and Clerk, which
+    // still knows the user, is not asked to bring it back.
+    assert_problem(me(&app, NEW_USER).await, 403, "forbidden").await;
     assert_eq!(clerk.calls(), calls, "a deleted user is not fetched again");
 }
 
