@@ -2,6 +2,9 @@
 //! `user.created` webhook is fetched from a local stand-in of Clerk's Backend API and
 //! created once, as the webhook would; the later webhook changes nothing.
 
+// The stand-in of Clerk is not our edge: axum's own `Path` extractor is fine there.
+#![allow(clippy::disallowed_types)]
+
 use std::{
     net::SocketAddr,
     sync::{
@@ -52,8 +55,6 @@ struct Clerk {
     status: Option<StatusCode>,
 }
 
-// A stand-in of Clerk, not our edge: axum's own extractor is the point here.
-#[allow(clippy::disallowed_types)]
 async fn get_user(State(c): State<Clerk>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     c.calls.fetch_add(1, Ordering::SeqCst);
     // Wide enough that racing requests all miss the user before the first one stores it.
