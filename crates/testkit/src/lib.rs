@@ -100,25 +100,10 @@ impl Drop for TestDb {
         let Some((admin, name)) = self.postgres.take() else {
             return;
         };
-        // Drop runs inside the test's runtime; a fresh thread with its own runtime can block.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                    )))
-                    .execute(&mut conn)
-                    .await;
-                }
-            });
-        })
-        .join();
+        admin_statement_blocking(
+            admin,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        );
     }
 }
 
@@ -157,6 +142,28 @@ macro_rules! both_backends {
             }
         )*
     };
+}
+
+/// Runs one statement on the Postgres at `admin`, blocking, from inside a test's runtime
+/// (a `Drop`): on a fresh thread with its own runtime, errors ignored (cleanup is best
+/// effort; the server is thrown away after the run).
+pub(crate) fn admin_statement_blocking(admin: String, sql: String) {
+    let _ = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            if let Ok(mut conn) = PgConnection::connect(&admin).await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut conn)
+                    .await;
+            }
+        });
+    })
+    .join();
 }
 
 #[cfg(test)]

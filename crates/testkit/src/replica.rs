@@ -149,23 +149,9 @@ pub struct Paused {
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        let admin = self.admin.clone();
-        // Drop runs inside the test's runtime; a fresh thread with its own runtime can block.
-        let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            rt.block_on(async {
-                if let Ok(mut conn) = PgConnection::connect(&admin).await {
-                    let _ = sqlx::query("SELECT pg_wal_replay_resume()")
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
-        })
-        .join();
+        crate::admin_statement_blocking(
+            self.admin.clone(),
+            "SELECT pg_wal_replay_resume()".to_owned(),
+        );
     }
 }

@@ -20,11 +20,7 @@ const MAX_DEV_TTL_SECONDS: u64 = 30 * 24 * 3600;
 /// Invalid input, an unknown name on revoke, or a database failure.
 #[allow(clippy::print_stdout)] // The listing and the new key are the command's output.
 pub async fn service_key(config: &Config, cmd: ServiceKeyCommand) -> anyhow::Result<()> {
-    let app = startup::open_app(config).await?;
-    let db = app.db().clone();
-    if config.database.run_migrations {
-        db.migrate().await.context("applying database migrations")?;
-    }
+    let app = open_migrated_app(config).await?;
     let ctx = Ctx::system("cli");
     let result = match cmd {
         ServiceKeyCommand::Create { name, permissions } => app
@@ -61,8 +57,20 @@ pub async fn service_key(config: &Config, cmd: ServiceKeyCommand) -> anyhow::Res
             .await
             .map(|k| eprintln!("Revoked service key {:?} ({}).", k.name, k.prefix)),
     };
-    db.close().await;
+    app.shutdown().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The app of a CLI command that writes: migrated first when configured, as `serve` is.
+async fn open_migrated_app(config: &Config) -> anyhow::Result<app::App> {
+    let app = startup::open_app(config).await?;
+    if config.database.run_migrations {
+        app.db()
+            .migrate()
+            .await
+            .context("applying database migrations")?;
+    }
+    Ok(app)
 }
 
 fn perms(p: &[domain::permission::Permission]) -> String {
@@ -129,13 +137,9 @@ fn require_dev_mode(config: &Config, what: &str) -> anyhow::Result<()> {
 pub async fn dev_user_create(config: &Config, args: DevUserCreateArgs) -> anyhow::Result<()> {
     require_dev_mode(config, "dev user create")?;
     let user = dev_user(args)?;
-    let app = startup::open_app(config).await?;
-    let db = app.db().clone();
-    if config.database.run_migrations {
-        db.migrate().await.context("applying database migrations")?;
-    }
+    let app = open_migrated_app(config).await?;
     let result = app.dev_create_user(&Ctx::system("cli"), user).await;
-    db.close().await;
+    app.shutdown().await;
     let user = match result.map_err(|e| anyhow::anyhow!("{e}"))? {
         app::signup::Provisioned::Created(u) => u,
         app::signup::Provisioned::Existing(u) => {
