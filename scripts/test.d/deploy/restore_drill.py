@@ -109,7 +109,8 @@ def check_restored(svc: Service, before: dict) -> None:
     status, _, user = svc.get("/users/me", token)
     expect(status == 200 and user["id"] == before["user"]["id"] and user["email"] == "ada@example.com"
            and user["last_name"] == "Lovelace", "user read back (same id, email, profile)")
-    admin = svc.cli("dev", "token", "--sub", "user_drilladmin", "--admin").stdout.strip()
+    # An admin's authority needs a live user behind it: one of the restored users.
+    admin = svc.cli("dev", "token", "--sub", "user_drill1", "--admin").stdout.strip()
     status, _, users = svc.get("/users?limit=100", admin)
     expect(status == 200 and sorted(u["clerk_user_id"] for u in users["items"]) == [u[0] for u in USERS],
            "all three users read back")

@@ -62,6 +62,7 @@ pub async fn schema(State(state): State<AppState>) -> Json<PreferencesSchemaBody
     params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"), IncludeQuery),
     responses(
         (status = 200, description = "The document; `ETag: \"<version>\"`", body = PreferencesDocument),
+        (status = 422, description = "`include` other than `sources`", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown or deleted user", body = Problem, content_type = "application/problem+json"),
     ))]

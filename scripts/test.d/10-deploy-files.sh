@@ -44,11 +44,7 @@ done
 echo "files: $((SECONDS - t0)) s"
 
 step "release binary links only glibc"
-bin=${USER_SERVICE_BIN:-}
-if [ -z "$bin" ]; then
-  cargo build --release --locked --bin user-service
-  bin=target/release/user-service
-fi
+source scripts/test.d/lib/service-bin.sh
 libs=$(ldd "$bin" | awk '{print $1}')
 echo "$libs"
 for lib in $libs; do

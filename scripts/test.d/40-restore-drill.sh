@@ -10,12 +10,7 @@ cd "$(dirname "$0")/../.."
 for tool in pg_dump pg_restore psql; do
   [ -x "$PG_BIN/$tool" ] || { echo "$PG_BIN/$tool is missing" >&2; exit 1; }
 done
-bin=${USER_SERVICE_BIN:-}
-if [ -z "$bin" ]; then
-  cargo build --release --locked --bin user-service
-  bin=target/release/user-service
-fi
-bin=$(realpath "$bin")
+source scripts/test.d/lib/service-bin.sh
 for engine in sqlite postgres; do
   t0=$SECONDS
   python3 scripts/test.d/deploy/restore_drill.py "$engine" "$bin" "$TEST_WORK/restore-drill-$engine"

@@ -19,8 +19,7 @@ if ! command -v npm >/dev/null 2>&1; then
 fi
 command -v npm >/dev/null 2>&1 || fail "npm is missing and could not be installed"
 
-log "cargo build --release --locked --bin user-service"
-cargo build --release --locked --bin user-service
+source scripts/test.d/lib/service-bin.sh
 log "npm ci in clients/typescript"
 (cd clients/typescript && npm ci --no-audit --no-fund --loglevel=error)
 
@@ -29,7 +28,7 @@ rm -rf "$work" && mkdir -p "$work"
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 ENVIRONMENT=development LISTEN_ADDR=127.0.0.1:$port DATA_DIR=$work/data \
   DATABASE_URL=sqlite://$work/db.sqlite JOBS_WORKER=false \
-  target/release/user-service serve >"$work/user-service.log" 2>&1 &
+  "$bin" serve >"$work/user-service.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
 for _ in $(seq 1 150); do

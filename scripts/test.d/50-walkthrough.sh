@@ -8,11 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 : "${TEST_WORK:?run through scripts/test}"
 
-# `user-service dev user create` (API.md, "CLI") arrives with the lead's branch. Until it is
-# merged, the walkthrough's line is run as the Clerk webhook it stands for (printed below).
-# Set this to 1 once merged; the stage fails if the command exists while this is still 0.
-DEV_USER_CREATE_AVAILABLE=0
-
 if ! command -v jq >/dev/null 2>&1; then
   echo "==> installing jq with apt-get"
   sudo_cmd=""; [ "$(id -u)" = 0 ] || sudo_cmd="sudo"
@@ -40,20 +35,6 @@ if [ -n "${USER_SERVICE_BIN:-}" ]; then
   sed -i -e 's|^cargo build --release --locked --bin user-service$|: prebuilt binary|' \
          -e "s|^export PATH=\"\$PWD/target/release:\$PATH\"\$|export PATH=\"$bin_dir:\$PATH\"|" "$script"
 fi
-if [ "$DEV_USER_CREATE_AVAILABLE" = 1 ]; then
-  :
-else
-  probe_bin=${USER_SERVICE_BIN:-target/release/user-service}
-  if [ -x "$probe_bin" ] && "$probe_bin" dev user create --help >/dev/null 2>&1; then
-    echo "'user-service dev user create' exists now: set DEV_USER_CREATE_AVAILABLE=1 in $0" >&2
-    exit 1
-  fi
-  line='user-service dev user create --sub user_123 --email ada@example.com'
-  grep -qxF "$line" "$script" || { echo "docs/walkthrough.md no longer has: $line" >&2; exit 1; }
-  echo "NOTE: 'dev user create' is not on this branch yet: running the Clerk user.created webhook instead"
-  sed -i "s|^$line\$|python3 scripts/test.d/deploy/clerk_user_created.py \"\$API\" user_123 ada@example.com|" "$script"
-fi
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 export LISTEN_ADDR="127.0.0.1:$(free_port)" FAKE_PROVIDER_PORT="$(free_port)"
 export DATA_DIR="$work/data" DATABASE_URL="sqlite://$work/data/user-service.db"
@@ -81,7 +62,7 @@ done
 echo "ok   docs/walkthrough.md works as written"
 
 # Every route the service serves is in docs/api.md.
-bin=${USER_SERVICE_BIN:-target/release/user-service}
+source scripts/test.d/lib/service-bin.sh
 missing=0
 while read -r method path; do
   grep -qF "\`$method $path" docs/api.md || { echo "docs/api.md lacks $method $path" >&2; missing=1; }

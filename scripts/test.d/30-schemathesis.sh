@@ -6,7 +6,7 @@
 #
 #   SCHEMATHESIS_MAX_EXAMPLES   test cases per operation and phase (default 15)
 #   SCHEMATHESIS_ENGINES        "sqlite postgres" (default) or one of them
-#   SCHEMATHESIS_BIN            a binary to test instead of building the release one (local runs)
+#   USER_SERVICE_BIN            a binary to test instead of building the release one (local runs)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -24,13 +24,7 @@ if ! command -v schemathesis >/dev/null 2>&1; then
 fi
 schemathesis --version
 
-if [ -n "${SCHEMATHESIS_BIN:-}" ]; then
-  bin="$SCHEMATHESIS_BIN"
-else
-  log "cargo build --release --locked --bin user-service"
-  cargo build --release --locked --bin user-service
-  bin="$PWD/target/release/user-service"
-fi
+source scripts/test.d/lib/service-bin.sh
 
 work="$TEST_WORK/schemathesis"
 rm -rf "$work"

@@ -13,9 +13,7 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 command -v chromium >/dev/null 2>&1 || { echo "chromium is missing and could not be installed" >&2; exit 1; }
 
-# The debug binary is enough for a header check (and already built by the cargo tests).
-cargo build --locked -q --bin user-service
-bin=${CARGO_TARGET_DIR:-$PWD/target}/debug/user-service
+source scripts/test.d/lib/service-bin.sh
 work=$(mktemp -d "${TEST_WORK:-/tmp}/docs-csp.XXXXXX")
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 (cd "$work" && exec env DATA_DIR="$work/data" DATABASE_URL="sqlite://$work/docs.db" \

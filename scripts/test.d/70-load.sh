@@ -31,8 +31,7 @@ fi
 log "pip install -r tests/load/requirements.txt"
 "$venv/bin/pip" install -q --disable-pip-version-check -r tests/load/requirements.txt
 
-log "cargo build --release --locked --bin user-service"
-cargo build --release --locked --bin user-service
+source scripts/test.d/lib/service-bin.sh
 
 engines=${LOAD_ENGINES:-sqlite,postgres}
 case ",$engines," in *,postgres,*) [ -n "${TEST_DATABASE_URL:-}" ] || fail "postgres needs TEST_DATABASE_URL (run through scripts/test or scripts/load)";; esac
@@ -41,6 +40,6 @@ rm -rf target/load-report
 soak=()
 [ "${LOAD_SOAK:-}" = 1 ] && soak=(--soak)
 log "load: ${LOAD_DURATION:-120} s per engine on $engines"
-"$venv/bin/python" tests/load/run.py --bin target/release/user-service --out target/load-report \
+"$venv/bin/python" tests/load/run.py --bin "$bin" --out target/load-report \
   --work "$work" --engines "$engines" --duration "${LOAD_DURATION:-120}" "${soak[@]}"
 log "passed in $((SECONDS - started)) s; report: target/load-report/index.html"

@@ -35,9 +35,7 @@ command -v node >/dev/null 2>&1 || fail "node is missing and could not be instal
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 [ "$node_major" -ge 20 ] || fail "Node $(node --version) is too old: Next.js 16 needs 20.9 or later"
 
-log "cargo build --release --locked --bin user-service"
-cargo build --release --locked --bin user-service
-bin=$root/target/release/user-service
+source scripts/test.d/lib/service-bin.sh
 
 for dir in clients/typescript examples/nextjs tests/journey; do
   log "npm ci in $dir"
