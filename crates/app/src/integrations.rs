@@ -2,7 +2,6 @@
 //! list, disconnect. The PKCE verifier is sealed beside the single-use `state`; the
 //! tokens themselves are sealed and read in `sealed_tokens.rs`.
 
-use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, ValidationErrors, audit::AuditAction};
 use secrecy::ExposeSecret;
@@ -89,7 +88,7 @@ impl App {
             Some(s) => checked_scopes(s)?,
             None => p.default_scopes.clone(),
         };
-        let state = random_state();
+        let state = crate::random::token::<32>()?;
         let start = self
             .oauth_client()
             .authorize_url(p, &client.id, &state, &scopes, &redirect);
@@ -382,13 +381,6 @@ impl OAuthSettings {
 fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, AppError> {
     domain::text::Scopes::check("scopes", &scopes)?;
     Ok(scopes)
-}
-
-/// 32 random bytes, URL-safe base64.
-fn random_state() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("the OS random source failed: {e}"));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The state is stored only as its SHA-256: a database copy cannot complete a flow.

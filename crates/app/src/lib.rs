@@ -22,6 +22,7 @@ pub mod oauth;
 pub mod ops;
 pub mod outbound;
 pub mod preferences;
+pub mod random;
 mod refresh;
 mod refresh_lease;
 mod sealed_tokens;
