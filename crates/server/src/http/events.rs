@@ -16,7 +16,7 @@ use super::{
     error::{ApiError, Problem},
     extract::{Path, Query},
 };
-use crate::auth::owned_user::AdminCaller;
+use crate::auth::extract::Admin;
 
 const DEFAULT_LIMIT: u64 = 50;
 const MAX_LIMIT: u64 = 200;
@@ -81,7 +81,7 @@ pub struct DeliveryList {
     ))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
@@ -143,7 +143,7 @@ pub struct RetriedDelivery {
     ))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<RetriedDelivery>), ApiError> {
     state.app().retry_event_delivery(id).await?;

@@ -1,5 +1,5 @@
 //! Users (API.md "Users"): get, update, soft delete, restore, admin search, export.
-//! Who may call is settled by the extractors (`OwnedUser`, `AdminTarget`, `AdminCaller`).
+//! Who may call is settled by the extractors (`OwnedUser`, `AdminTarget`, `Admin`).
 
 use axum::{Json, extract::State, http::StatusCode};
 use domain::{ErrorCode, profile::RawProfileUpdate};
@@ -11,7 +11,10 @@ use super::{
     extract::{Json as Body, Query},
     user_json::{SearchQuery, UpdateUser, UserList, UserResource, export_document},
 };
-use crate::auth::owned_user::{AdminCaller, AdminTarget, OwnedUser};
+use crate::auth::{
+    extract::Admin,
+    owned_user::{AdminTarget, OwnedUser},
+};
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -136,7 +139,7 @@ pub async fn restore_user(
     ))]
 pub async fn search_users(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
