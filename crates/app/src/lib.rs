@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod ops;
 pub mod outbound;
+pub mod page;
 pub mod preferences;
 pub mod random;
 mod refresh;

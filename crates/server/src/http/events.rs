@@ -5,7 +5,6 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use domain::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -18,8 +17,10 @@ use super::{
 };
 use crate::auth::extract::Admin;
 
-const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 200;
+const LIMIT: app::page::PageLimit = app::page::PageLimit {
+    default: 50,
+    max: 200,
+};
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -84,19 +85,8 @@ pub async fn list_deliveries(
     _admin: Admin,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest)
-            .detail(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
-    let before = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::new(ErrorCode::InvalidRequest).detail("cursor is not valid"))
-        })
-        .transpose()?;
+    let limit = LIMIT.check(p.limit)?;
+    let before = p.cursor.as_deref().map(app::page::cursor_id).transpose()?;
     let rows = state
         .app()
         .event_deliveries(p.status.as_deref(), before, limit)

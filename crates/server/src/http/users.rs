@@ -2,7 +2,7 @@
 //! Who may call is settled by the extractors (`OwnedUser`, `AdminTarget`, `Admin`).
 
 use axum::{Json, extract::State, http::StatusCode};
-use domain::{ErrorCode, profile::RawProfileUpdate};
+use domain::profile::RawProfileUpdate;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -26,8 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The default and largest page sizes of the search.
-const DEFAULT_LIMIT: u64 = 20;
-const MAX_LIMIT: u64 = 100;
+const LIMIT: app::page::PageLimit = app::page::PageLimit {
+    default: 20,
+    max: 100,
+};
 
 /// A user, by id, Clerk id or `me`.
 #[utoipa::path(get, path = "/users/{user_ref}", tag = "users",
@@ -142,11 +144,7 @@ pub async fn search_users(
     _admin: Admin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest)
-            .detail(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = LIMIT.check(q.limit)?;
     let page = state
         .app()
         .search_users(
