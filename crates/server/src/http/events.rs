@@ -141,7 +141,7 @@ pub async fn retry_delivery(
         StatusCode::ACCEPTED,
         Json(RetriedDelivery {
             id,
-            status: "pending",
+            status: store::events::status::PENDING,
         }),
     ))
 }

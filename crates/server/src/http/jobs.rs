@@ -107,7 +107,7 @@ pub async fn run_job(
         Json(EnqueuedRun {
             name,
             run_id,
-            status: "pending",
+            status: store::jobs::status::PENDING,
         }),
     ))
 }
