@@ -122,23 +122,15 @@ impl App {
         })
     }
 
-    /// Completes a connection: uses up the state, exchanges the code with the PKCE
-    /// verifier, reads the account, and stores both tokens sealed with the integration
-    /// `active` and its audit entry, in one transaction.
-    ///
-    /// # Errors
-    /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
-    /// provider refuses or fails; storage.
-    pub async fn complete_integration(
+    /// Uses up the pending flow `state` names: the scopes asked for, the PKCE verifier
+    /// (`None` when the provider takes none) and the redirect URI it started with.
+    async fn take_flow(
         &self,
-        ctx: &Ctx,
         user: UserId,
         provider: &str,
-        code: &str,
         state: &str,
-    ) -> Result<Integration, AppError> {
-        let p = self.provider(provider)?;
-        let now = Utc::now();
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(Vec<String>, Option<secrecy::SecretString>, Url), AppError> {
         let row = repo::consume_state(
             self.db().writer(),
             &state_hash(state),
@@ -164,6 +156,28 @@ impl App {
         let verifier = (!verifier.expose_secret().is_empty()).then_some(verifier);
         let redirect = Url::parse(&row.redirect_uri)
             .map_err(|_| AppError::Internal("stored redirect URI is invalid".to_owned()))?;
+        let requested: Vec<String> = serde_json::from_value(row.scopes).unwrap_or_default();
+        Ok((requested, verifier, redirect))
+    }
+
+    /// Completes a connection: uses up the state, exchanges the code with the PKCE
+    /// verifier, reads the account, and stores both tokens sealed with the integration
+    /// `active` and its audit entry, in one transaction.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
+    /// provider refuses or fails; storage.
+    pub async fn complete_integration(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Integration, AppError> {
+        let p = self.provider(provider)?;
+        let now = Utc::now();
+        let (requested, verifier, redirect) = self.take_flow(user, provider, state, now).await?;
         let exchanged = self
             .oauth_client()
             .exchange_code(p, code, verifier.as_ref(), &redirect)
@@ -175,7 +189,6 @@ impl App {
             .userinfo(p, &tokens.access_token)
             .await
             .map_err(|e| provider_error(&e, "reading the account"))?;
-        let requested: Vec<String> = serde_json::from_value(row.scopes).unwrap_or_default();
         let scopes = tokens.scopes.clone().unwrap_or(requested);
         let (account_id, account_email) = account(p, info.as_ref());
         let txn = self.db().writer().begin().await?;
