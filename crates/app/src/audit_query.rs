@@ -23,11 +23,7 @@ pub struct AuditQuery {
 }
 
 /// One page of entries.
-#[derive(Clone, Debug)]
-pub struct AuditPage {
-    pub items: Vec<AuditEntry>,
-    pub next_cursor: Option<String>,
-}
+pub type AuditPage = crate::page::Page<AuditEntry>;
 
 /// Who reads the entries about a user (docs/security.md "Who is a principal"). An admin
 /// sees everything; the user themselves sees who acted on their data (the actor's name,
@@ -58,6 +54,12 @@ impl AuditView {
     }
 }
 
+/// The audit list's page size.
+const AUDIT_LIMIT: crate::page::PageLimit = crate::page::PageLimit {
+    default: 50,
+    max: 100,
+};
+
 /// How `audit_stats` groups.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GroupBy {
@@ -72,12 +74,10 @@ impl App {
     /// 422 for a bad filter value or limit, 400 for a bad cursor; storage failures.
     #[tracing::instrument(name = "app audit_query.list_audit", skip_all)]
     pub async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, AppError> {
-        let limit = q.limit.unwrap_or(50);
-        if !(1..=100).contains(&limit) {
-            return Err(
-                domain::ValidationErrors::single("limit", "must be between 1 and 100").into(),
-            );
-        }
+        // A bad limit here is a 422 naming the field, as API.md's audit table has it.
+        let limit = AUDIT_LIMIT
+            .check(q.limit)
+            .map_err(|_| domain::ValidationErrors::single("limit", "must be between 1 and 100"))?;
         if q.action
             .as_deref()
             .is_some_and(|a| domain::audit::AuditAction::parse(a).is_none())
@@ -96,13 +96,11 @@ impl App {
             )
             .into());
         }
-        let before_id = match &q.cursor {
-            Some(c) => Some(
-                c.parse::<i64>()
-                    .map_err(|_| AppError::InvalidRequest("invalid cursor".to_owned()))?,
-            ),
-            None => None,
-        };
+        let before_id = q
+            .cursor
+            .as_deref()
+            .map(crate::page::cursor_id)
+            .transpose()?;
         let filter = AuditFilter {
             user_id: q.user_id,
             action: q.action,
@@ -113,15 +111,10 @@ impl App {
             before_id,
         };
         // One more than asked tells whether another page exists.
-        let mut items = store::audit::list(self.db().reader(), &filter, limit + 1).await?;
-        let more = items.len() as u64 > limit;
-        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = if more {
-            items.last().map(|e| e.id.to_string())
-        } else {
-            None
-        };
-        Ok(AuditPage { items, next_cursor })
+        let items = store::audit::list(self.db().reader(), &filter, limit + 1).await?;
+        Ok(AuditPage::from_overfetch(items, limit, |e| {
+            e.id.to_string()
+        }))
     }
 
     /// The entries about one user, newest first, as `view` may see them.

@@ -16,10 +16,7 @@ pub(crate) fn exponential(base: Duration, attempt: i32, cap: Duration, jitter: f
 
 /// A uniform number in [0, 1); 0 when the system has no randomness to give.
 fn random_fraction() -> f64 {
-    let mut r = [0u8; 8];
-    if getrandom::fill(&mut r).is_ok() {
+    crate::random::bytes::<8>().map_or(0.0, |r| {
         (u64::from_le_bytes(r) >> 11) as f64 / (1u64 << 53) as f64
-    } else {
-        0.0
-    }
+    })
 }

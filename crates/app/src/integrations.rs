@@ -2,7 +2,6 @@
 //! list, disconnect. The PKCE verifier is sealed beside the single-use `state`; the
 //! tokens themselves are sealed and read in `sealed_tokens.rs`.
 
-use base64::Engine as _;
 use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, ValidationErrors, audit::AuditAction};
 use secrecy::ExposeSecret;
@@ -89,7 +88,7 @@ impl App {
             Some(s) => checked_scopes(s)?,
             None => p.default_scopes.clone(),
         };
-        let state = random_state();
+        let state = crate::random::token::<32>()?;
         let start = self
             .oauth_client()
             .authorize_url(p, &client.id, &state, &scopes, &redirect);
@@ -123,23 +122,15 @@ impl App {
         })
     }
 
-    /// Completes a connection: uses up the state, exchanges the code with the PKCE
-    /// verifier, reads the account, and stores both tokens sealed with the integration
-    /// `active` and its audit entry, in one transaction.
-    ///
-    /// # Errors
-    /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
-    /// provider refuses or fails; storage.
-    pub async fn complete_integration(
+    /// Uses up the pending flow `state` names: the scopes asked for, the PKCE verifier
+    /// (`None` when the provider takes none) and the redirect URI it started with.
+    async fn take_flow(
         &self,
-        ctx: &Ctx,
         user: UserId,
         provider: &str,
-        code: &str,
         state: &str,
-    ) -> Result<Integration, AppError> {
-        let p = self.provider(provider)?;
-        let now = Utc::now();
+        now: chrono::DateTime<Utc>,
+    ) -> Result<(Vec<String>, Option<secrecy::SecretString>, Url), AppError> {
         let row = repo::consume_state(
             self.db().writer(),
             &state_hash(state),
@@ -165,6 +156,28 @@ impl App {
         let verifier = (!verifier.expose_secret().is_empty()).then_some(verifier);
         let redirect = Url::parse(&row.redirect_uri)
             .map_err(|_| AppError::Internal("stored redirect URI is invalid".to_owned()))?;
+        let requested: Vec<String> = serde_json::from_value(row.scopes).unwrap_or_default();
+        Ok((requested, verifier, redirect))
+    }
+
+    /// Completes a connection: uses up the state, exchanges the code with the PKCE
+    /// verifier, reads the account, and stores both tokens sealed with the integration
+    /// `active` and its audit entry, in one transaction.
+    ///
+    /// # Errors
+    /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
+    /// provider refuses or fails; storage.
+    pub async fn complete_integration(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Integration, AppError> {
+        let p = self.provider(provider)?;
+        let now = Utc::now();
+        let (requested, verifier, redirect) = self.take_flow(user, provider, state, now).await?;
         let exchanged = self
             .oauth_client()
             .exchange_code(p, code, verifier.as_ref(), &redirect)
@@ -176,7 +189,6 @@ impl App {
             .userinfo(p, &tokens.access_token)
             .await
             .map_err(|e| provider_error(&e, "reading the account"))?;
-        let requested: Vec<String> = serde_json::from_value(row.scopes).unwrap_or_default();
         let scopes = tokens.scopes.clone().unwrap_or(requested);
         let (account_id, account_email) = account(p, info.as_ref());
         let txn = self.db().writer().begin().await?;
@@ -382,13 +394,6 @@ impl OAuthSettings {
 fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, AppError> {
     domain::text::Scopes::check("scopes", &scopes)?;
     Ok(scopes)
-}
-
-/// 32 random bytes, URL-safe base64.
-fn random_state() -> String {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).unwrap_or_else(|e| panic!("the OS random source failed: {e}"));
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// The state is stored only as its SHA-256: a database copy cannot complete a flow.

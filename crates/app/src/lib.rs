@@ -20,7 +20,10 @@ pub mod keys;
 pub mod metrics;
 pub mod oauth;
 pub mod ops;
+pub mod outbound;
+pub mod page;
 pub mod preferences;
+pub mod random;
 mod refresh;
 mod refresh_lease;
 mod sealed_tokens;
@@ -70,6 +73,10 @@ pub struct App {
 impl App {
     /// Builds the use-case layer over an open database and the token vault. Starts the
     /// audit access-log writer, so it must run inside a Tokio runtime.
+    ///
+    /// # Panics
+    /// When the TLS backend cannot be set up at all (reqwest's own `Client::new` panics
+    /// the same way); this happens at startup, never on a request.
     #[must_use]
     pub fn new(db: Db, vault: Vault) -> Self {
         let access_log = access_log::AccessLog::spawn(db.clone(), Default::default());
@@ -81,7 +88,7 @@ impl App {
             service_keys: service_key_cache::KeyCache::new(),
             catalog: Arc::new(oauth::Catalog::builtin()),
             oauth_settings: Arc::new(integrations::OAuthSettings::default()),
-            oauth_client: oauth::client::OAuthClient::new(std::time::Duration::from_secs(10)),
+            oauth_client: oauth::client::OAuthClient::new(outbound()),
             refresh_locks: tokens::refresh_locks(),
             events: Arc::new(events::EventSettings::default()),
             clerk_api: None,
@@ -138,4 +145,14 @@ impl App {
     pub(crate) fn service_key_cache(&self) -> &service_key_cache::KeyCache {
         &self.service_keys
     }
+}
+
+/// The outbound client of providers, Clerk's API and event subscribers: 10 s per call,
+/// 5 s to connect.
+fn outbound() -> outbound::Outbound {
+    outbound::Outbound::new(
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_secs(5),
+    )
+    .unwrap_or_else(|e| panic!("the outbound HTTP client cannot start: {e}"))
 }

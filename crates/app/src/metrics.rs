@@ -1,5 +1,5 @@
-//! The metrics of the use cases, and the catalogue the capabilities still to come record
-//! through (token accesses, refreshes, OAuth exchanges, integrations, event deliveries).
+//! The metrics of the use cases, and the catalogue the use cases record through (token
+//! accesses, refreshes, OAuth exchanges, integrations, event deliveries, outgoing calls).
 //! Everything goes through the `metrics` facade: a no-op until the server installs its
 //! Prometheus recorder, so use cases and their tests need no setup.
 //!
@@ -27,6 +27,10 @@ pub const TOKEN_REFRESHES: &str = "user_service_token_refreshes_total";
 pub const OAUTH_EXCHANGES: &str = "user_service_oauth_exchanges_total";
 /// Gauge: integrations by `provider` and `status`.
 pub const INTEGRATIONS: &str = "user_service_integrations";
+/// Counter: outgoing HTTP calls by `peer` and `outcome` (status class or `error`).
+pub const OUTGOING_REQUESTS: &str = "user_service_outgoing_requests_total";
+/// Histogram: outgoing HTTP call durations in seconds, same labels.
+pub const OUTGOING_DURATION: &str = "user_service_outgoing_request_duration_seconds";
 /// Counter: outgoing event delivery attempts by `outcome` (`delivered`, `retry`, `failed`).
 pub const EVENT_DELIVERIES: &str = "user_service_event_deliveries_total";
 /// Counter: background job runs by `job` and `outcome` (recorded by the jobs runner).
@@ -97,6 +101,22 @@ pub fn oauth_exchange(provider: &str, outcome: &'static str) {
 #[allow(clippy::cast_precision_loss)] // Counts far below 2^52.
 pub fn set_integrations(provider: &str, status: &'static str, count: u64) {
     gauge!(INTEGRATIONS, "provider" => provider.to_owned(), "status" => status).set(count as f64);
+}
+
+/// One outgoing HTTP call to `peer` ended with `status` (`None`: no answer).
+pub fn outgoing(peer: &str, status: Option<u16>, started: std::time::Instant) {
+    let outcome = match status {
+        None => "error",
+        Some(100..=199) => "1xx",
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(_) => "5xx",
+    };
+    let peer = peer.to_owned();
+    counter!(OUTGOING_REQUESTS, "peer" => peer.clone(), "outcome" => outcome).increment(1);
+    metrics::histogram!(OUTGOING_DURATION, "peer" => peer, "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// One attempt to deliver an outgoing event ended with `outcome`.

@@ -42,11 +42,7 @@ pub struct HistoryItem {
 }
 
 /// A page of history, newest first; `next_cursor` is `null` on the last page.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct HistoryPage {
-    pub items: Vec<HistoryItem>,
-    pub next_cursor: Option<String>,
-}
+pub type HistoryPage = crate::page::Page<HistoryItem>;
 
 /// `GET /preferences/schema`: the JSON Schema and the system defaults.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -224,20 +220,12 @@ impl App {
         cursor: Option<&str>,
         limit: u64,
     ) -> Result<HistoryPage, AppError> {
-        let before = cursor
-            .map(|c| {
-                c.parse::<i64>()
-                    .map_err(|_| AppError::InvalidRequest("cursor is not valid".to_owned()))
-            })
-            .transpose()?;
+        let before = cursor.map(crate::page::cursor_id).transpose()?;
         let limit = limit.clamp(1, 100);
-        let mut rows = repo::history(self.db().reader(), user.as_uuid(), before, limit + 1).await?;
-        let more = rows.len() as u64 > limit;
-        rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-        let next_cursor = more
-            .then(|| rows.last().map(|r| r.version.to_string()))
-            .flatten();
-        let items = rows
+        let rows = repo::history(self.db().reader(), user.as_uuid(), before, limit + 1).await?;
+        let page = crate::page::Page::from_overfetch(rows, limit, |r| r.version.to_string());
+        let items = page
+            .items
             .into_iter()
             .map(|r| HistoryItem {
                 version: r.version,
@@ -247,7 +235,10 @@ impl App {
                 changes: r.changes,
             })
             .collect();
-        Ok(HistoryPage { items, next_cursor })
+        Ok(HistoryPage {
+            items,
+            next_cursor: page.next_cursor,
+        })
     }
 
     /// The JSON Schema of the document and the system defaults in force.

@@ -13,7 +13,6 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use domain::{ServiceKeyId, ValidationErrors, audit::AuditAction, permission::Permission};
 use serde_json::json;
@@ -228,13 +227,7 @@ impl App {
     ) -> Result<CreatedServiceKey, AppError> {
         validate_name(name)?;
         let permissions = parse_permissions(permissions)?;
-        let mut random = [0u8; 32];
-        getrandom::fill(&mut random)
-            .map_err(|e| AppError::Internal(format!("operating system RNG failed: {e}")))?;
-        let key = format!(
-            "{KEY_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random)
-        );
+        let key = format!("{KEY_PREFIX}{}", crate::random::token::<32>()?);
         let names: Vec<String> = permissions.iter().map(|p| p.as_str().to_owned()).collect();
         let prefix = key[..SHOWN_PREFIX_LEN].to_owned();
 

@@ -43,12 +43,7 @@ impl UserKey {
 }
 
 /// One page of the admin search.
-#[derive(Clone, Debug)]
-pub struct UserPage {
-    pub items: Vec<User>,
-    /// Opaque; `None` on the last page.
-    pub next_cursor: Option<String>,
-}
+pub type UserPage = crate::page::Page<User>;
 
 /// Everything held about one user.
 #[derive(Clone, Debug)]
@@ -309,7 +304,7 @@ impl App {
         } else {
             Deleted::Exclude
         };
-        let mut items = users::search(
+        let items = users::search(
             self.db().reader(),
             q,
             deleted,
@@ -317,13 +312,7 @@ impl App {
             limit.saturating_add(1),
         )
         .await?;
-        let next_cursor = if items.len() as u64 > limit {
-            items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-            items.last().map(encode_cursor)
-        } else {
-            None
-        };
-        Ok(UserPage { items, next_cursor })
+        Ok(UserPage::from_overfetch(items, limit, encode_cursor))
     }
 
     /// Everything held about a user: profile, preferences and their history, integrations

@@ -1,4 +1,4 @@
-//! Typed ids: a `UserId` cannot be passed where an `IntegrationId` is expected.
+//! Typed ids: a `UserId` cannot be passed where a `ServiceKeyId` is expected.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -53,10 +53,6 @@ macro_rules! typed_id {
 typed_id!(
     /// The service's own id of a user.
     UserId
-);
-typed_id!(
-    /// The id of one user's connection to one OAuth provider.
-    IntegrationId
 );
 typed_id!(
     /// The id of a service key.

@@ -9,7 +9,6 @@ pub mod connections;
 pub mod http;
 pub mod keyring;
 pub mod metrics;
-pub mod outgoing;
 pub mod probe;
 pub mod profiling;
 pub mod startup;

@@ -1,16 +1,13 @@
 //! Prometheus metrics of the server: the process-wide recorder (installed once, rendered by
 //! our own `/metrics` route or listener: the exporter's built-in listener is not compiled),
-//! HTTP request metrics, rate-limit refusals, outgoing calls, build info, and the database
+//! HTTP request metrics, rate-limit refusals, the description of outgoing calls, build info, and the database
 //! pool gauges sampled at scrape time. The use-case catalogue is `app::metrics`; the full
 //! list is in `docs/observability.md`.
 //!
 //! Labels are bounded: the route *template* (`/users/{id}`, `unmatched` when no route
 //! matched), the method (`OTHER` for non-standard ones), the status class, fixed words.
 
-use std::{
-    sync::OnceLock,
-    time::{Duration, Instant},
-};
+use std::{sync::OnceLock, time::Duration};
 
 use axum::http::{Method, StatusCode};
 use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -24,11 +21,8 @@ pub const HTTP_DURATION: &str = "user_service_http_request_duration_seconds";
 pub const HTTP_IN_FLIGHT: &str = "user_service_http_requests_in_flight";
 /// Counter: requests refused with 429, by `principal` kind (`user`, `service`, `anonymous`).
 pub const RATE_LIMITED: &str = "user_service_rate_limited_requests_total";
-/// Counter: outgoing HTTP calls by `peer` (a fixed name such as `clerk_jwks`) and `outcome`
-/// (the status class, or `error` when no answer came).
-pub const OUTGOING_REQUESTS: &str = "user_service_outgoing_requests_total";
-/// Histogram: outgoing HTTP call durations in seconds, same labels.
-pub const OUTGOING_DURATION: &str = "user_service_outgoing_request_duration_seconds";
+// Outgoing calls are recorded by `app::outbound`; described here with the HTTP metrics.
+pub use app::metrics::{OUTGOING_DURATION, OUTGOING_REQUESTS};
 /// Gauge: client connections open (docs/reliability.md "Slow and oversized clients").
 pub const HTTP_CONNECTIONS_OPEN: &str = "user_service_http_connections_open";
 /// Counter: client connections closed by a limit, by `reason`: `header_timeout`, `idle`,
@@ -181,14 +175,6 @@ pub fn http_request(method: &Method, route: Option<&str>, status: StatusCode, el
 /// A request refused by the rate limiter.
 pub fn rate_limited(principal: &'static str) {
     counter!(RATE_LIMITED, "principal" => principal).increment(1);
-}
-
-/// One outgoing call to `peer` that ended with `status` (`None`: no answer).
-pub fn outgoing(peer: &'static str, status: Option<StatusCode>, started: Instant) {
-    let outcome = status.map_or("error", status_class);
-    counter!(OUTGOING_REQUESTS, "peer" => peer, "outcome" => outcome).increment(1);
-    histogram!(OUTGOING_DURATION, "peer" => peer, "outcome" => outcome)
-        .record(started.elapsed().as_secs_f64());
 }
 
 /// A client connection was accepted.

@@ -2,6 +2,7 @@
 //! rows of the connect flow. Every function takes the user it is scoped to.
 
 use chrono::{DateTime, Utc};
+use domain::integration::IntegrationStatus;
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -76,7 +77,7 @@ pub async fn upsert_connected<C: ConnectionTrait>(
         id: Set(Uuid::now_v7()),
         user_id: Set(c.user_id),
         provider: Set(c.provider.clone()),
-        status: Set("active".to_owned()),
+        status: Set(IntegrationStatus::Active.as_str().to_owned()),
         account_id: Set(c.account_id),
         account_email: Set(c.account_email),
         scopes: Set(serde_json::json!(c.scopes)),
@@ -139,7 +140,10 @@ pub async fn disconnect<C: ConnectionTrait>(
     // The row first: its lock orders this after (or before) a refresh writing new tokens,
     // so the delete below also removes whatever such a refresh committed.
     integrations::Entity::update_many()
-        .col_expr(integrations::Column::Status, Expr::value("disconnected"))
+        .col_expr(
+            integrations::Column::Status,
+            Expr::value(IntegrationStatus::Disconnected.as_str()),
+        )
         .col_expr(
             integrations::Column::ExpiresAt,
             Expr::value(Option::<DateTime<Utc>>::None),

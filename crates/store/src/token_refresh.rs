@@ -3,6 +3,7 @@
 //! reports. Every function takes the user it is scoped to, except the fleet-wide counts.
 
 use chrono::{DateTime, Utc};
+use domain::integration::IntegrationStatus;
 use sea_orm::{
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, ExprTrait},
@@ -69,7 +70,10 @@ pub async fn release_lease<C: ConnectionTrait>(
 /// Statuses of an integration that still holds tokens: the only ones a refresh's outcome
 /// may be written to. A disconnection (or the user's deletion) that landed while the
 /// provider answered wins: its row is left as it is.
-const CONNECTED: [&str; 2] = ["active", "refresh_failed"];
+const CONNECTED: [&str; 2] = [
+    IntegrationStatus::Active.as_str(),
+    IntegrationStatus::RefreshFailed.as_str(),
+];
 
 /// A successful refresh: `active`, the new expiry (and scopes, when the provider said),
 /// failures and any `Retry-After` wait cleared, lease released. Only while the
@@ -86,7 +90,10 @@ pub async fn record_success<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let mut q = integrations::Entity::update_many()
-        .col_expr(integrations::Column::Status, Expr::value("active"))
+        .col_expr(
+            integrations::Column::Status,
+            Expr::value(IntegrationStatus::Active.as_str()),
+        )
         .col_expr(integrations::Column::ExpiresAt, Expr::value(expires_at))
         .col_expr(integrations::Column::LastRefreshedAt, Expr::value(at))
         .col_expr(integrations::Column::LastRefreshAttemptAt, Expr::value(at))
@@ -272,7 +279,7 @@ async fn work_list<C: ConnectionTrait>(
         .select_only()
         .column(integrations::Column::UserId)
         .column(integrations::Column::Provider)
-        .filter(integrations::Column::Status.is_in(["active", "refresh_failed"]))
+        .filter(integrations::Column::Status.is_in(CONNECTED))
         .filter(condition)
         .order_by_with_nulls(order, sea_orm::Order::Asc, NullOrdering::First)
         .order_by_asc(integrations::Column::Id)

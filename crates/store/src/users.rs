@@ -2,6 +2,7 @@
 //! cascade of a deletion, and the rows an export gathers.
 
 use chrono::{DateTime, Utc};
+use domain::integration::IntegrationStatus;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{Set, Unchanged},
@@ -217,10 +218,13 @@ pub async fn delete_credentials<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     let integ = integrations::Entity::update_many()
-        .col_expr(integrations::Column::Status, Expr::value("disconnected"))
+        .col_expr(
+            integrations::Column::Status,
+            Expr::value(IntegrationStatus::Disconnected.as_str()),
+        )
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
         .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Status.ne("disconnected"))
+        .filter(integrations::Column::Status.ne(IntegrationStatus::Disconnected.as_str()))
         .exec(conn)
         .await?;
     Ok(CredentialCascade {

@@ -12,7 +12,7 @@ use store::events::{self as q, Attempt, DueDelivery};
 use tokio::{sync::Semaphore, task::JoinSet};
 
 use super::Subscriber;
-use crate::{App, AppError, jobs::Clock};
+use crate::{App, AppError, jobs::Clock, outbound::Outbound};
 
 /// Deliveries claimed per pass.
 const BATCH: u64 = 100;
@@ -39,7 +39,7 @@ pub struct DeliveryReport {
 #[derive(Debug)]
 pub struct Dispatcher {
     app: App,
-    http: reqwest::Client,
+    http: Outbound,
     clock: Clock,
 }
 
@@ -47,14 +47,9 @@ impl Dispatcher {
     /// A dispatcher over `app`'s outbox and subscribers.
     #[must_use]
     pub fn new(app: App) -> Self {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("user-service/", env!("CARGO_PKG_VERSION")))
-            .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
-            // A subscriber answers where it was configured; redirects are not followed.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
+        // The app's outbound client: same timeouts, no redirects (a subscriber answers
+        // where it was configured), trace context and metrics as peer `event_delivery`.
+        let http = app.oauth_client().outbound().clone();
         Self {
             app,
             http,
@@ -149,7 +144,7 @@ impl Dispatcher {
 /// What a spawned send needs.
 struct Sender {
     app: App,
-    http: reqwest::Client,
+    http: Outbound,
     clock: Clock,
 }
 
@@ -225,16 +220,20 @@ impl Sender {
         let Ok(signature) = s.signer.sign(&msg_id, ts, body.as_bytes()) else {
             return (None, Some("the body could not be signed".to_owned()), None);
         };
-        let res = self
+        let request = self
             .http
+            .http()
             .post(s.url.clone())
             .header(http::header::CONTENT_TYPE, "application/json")
             .header(standardwebhooks::HEADER_WEBHOOK_ID, msg_id)
             .header(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP, ts.to_string())
             .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
             .body(body)
-            .send()
-            .await;
+            .build();
+        let res = match request {
+            Ok(request) => self.http.send("event_delivery", request).await,
+            Err(e) => Err(e),
+        };
         match res {
             Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None, None),
             Ok(r) => {

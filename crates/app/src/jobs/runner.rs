@@ -219,7 +219,7 @@ impl Runner {
         let elapsed = started.elapsed();
         let end = self.clock.now();
         let (outcome, error, finish) = match result {
-            Ok(value) => ("succeeded", None, Finish::Succeeded(value)),
+            Ok(value) => (q::status::SUCCEEDED, None, Finish::Succeeded(value)),
             Err(e) if !e.permanent && attempt < run.max_attempts => {
                 let at = (end
                     + chrono::Duration::from_std(self.backoff(attempt)).unwrap_or_default())
@@ -228,7 +228,11 @@ impl Runner {
                 let msg = e.message;
                 ("retry", Some(msg.clone()), Finish::Retry { error: msg, at })
             }
-            Err(e) => ("failed", Some(e.message.clone()), Finish::Failed(e.message)),
+            Err(e) => (
+                q::status::FAILED,
+                Some(e.message.clone()),
+                Finish::Failed(e.message),
+            ),
         };
         let (outcome, error) = if q::finish(conn, run.id, attempt, end, finish).await? {
             (outcome, error)

@@ -217,13 +217,8 @@ fn provider(
     set: &BTreeMap<String, SecretString>,
 ) -> Result<Provider, Vec<String>> {
     let mut errors = Vec::new();
-    let env = |s: &str| {
-        format!(
-            "OAUTH_{}_{}",
-            name.to_ascii_uppercase(),
-            s.to_ascii_uppercase()
-        )
-    };
+    let bad_pointers = pointer_errors(name, &e);
+    let env = |s: &str| env_name(name, s);
     let plain = |s: &str| set.get(s).map(|v| v.expose_secret().to_owned());
     let tenant = plain("tenant").or(e.tenant).unwrap_or_default();
     let mut url = |setting: &str, value: Option<String>| -> Option<Url> {
@@ -244,33 +239,11 @@ fn provider(
     let token_url = url("token_url", Some(e.token_url));
     let revoke_url = url("revoke_url", e.revoke_url);
     let userinfo_url = url("userinfo_url", e.userinfo_url);
-    let client = match (plain("client_id"), set.get("client_secret")) {
-        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {
-            Some(ClientCredentials {
-                id,
-                secret: secret.clone(),
-            })
-        }
-        (None, None) => None,
-        _ => {
-            errors.push(format!(
-                "{name}: set both {} and {}",
-                env("client_id"),
-                env("client_secret")
-            ));
-            None
-        }
-    };
-    for (what, pointer) in [
-        ("account_id", Some(&e.account_id)),
-        ("account_email", e.account_email.as_ref()),
-    ] {
-        if pointer.is_some_and(|p| !p.starts_with('/')) {
-            errors.push(format!(
-                "{name}: {what} must be a JSON pointer such as /sub"
-            ));
-        }
-    }
+    let client = client_credentials(name, set).unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    });
+    errors.extend(bad_pointers);
     match (authorize_url, token_url) {
         (Some(authorize_url), Some(token_url)) if errors.is_empty() => Ok(Provider {
             name: name.to_owned(),
@@ -291,6 +264,50 @@ fn provider(
         }),
         _ => Err(errors),
     }
+}
+
+/// The variable that sets `setting` of provider `name`: `OAUTH_<NAME>_<SETTING>`.
+fn env_name(name: &str, setting: &str) -> String {
+    format!(
+        "OAUTH_{}_{}",
+        name.to_ascii_uppercase(),
+        setting.to_ascii_uppercase()
+    )
+}
+
+/// The client id and secret: both or neither (a provider without them is listed but not
+/// configured).
+fn client_credentials(
+    name: &str,
+    set: &BTreeMap<String, SecretString>,
+) -> Result<Option<ClientCredentials>, String> {
+    let id = set.get("client_id").map(|v| v.expose_secret().to_owned());
+    match (id, set.get("client_secret")) {
+        (Some(id), Some(secret)) if !id.is_empty() && !secret.expose_secret().is_empty() => {
+            Ok(Some(ClientCredentials {
+                id,
+                secret: secret.clone(),
+            }))
+        }
+        (None, None) => Ok(None),
+        _ => Err(format!(
+            "{name}: set both {} and {}",
+            env_name(name, "client_id"),
+            env_name(name, "client_secret")
+        )),
+    }
+}
+
+/// The account pointers that are not JSON pointers.
+fn pointer_errors(name: &str, e: &Entry) -> Vec<String> {
+    [
+        ("account_id", Some(&e.account_id)),
+        ("account_email", e.account_email.as_ref()),
+    ]
+    .into_iter()
+    .filter(|(_, pointer)| pointer.is_some_and(|p| !p.starts_with('/')))
+    .map(|(what, _)| format!("{name}: {what} must be a JSON pointer such as /sub"))
+    .collect()
 }
 
 #[cfg(test)]

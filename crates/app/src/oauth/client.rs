@@ -14,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use url::Url;
 
+use crate::outbound::Outbound;
+
 use super::{
     answer::{Answer, retry_after, taken, token_set},
     catalog::{Provider, TokenAuth},
@@ -60,81 +62,40 @@ pub struct AuthorizeUrl {
     pub pkce_verifier: Option<SecretString>,
 }
 
-/// Writes trace context (`traceparent`) into an outgoing request's headers; set by the
-/// binary, which owns the tracing setup.
-pub type HeaderInjector = Arc<dyn Fn(&mut http::HeaderMap) + Send + Sync>;
-
-/// The HTTP client for providers.
-#[derive(Clone)]
+/// The HTTP client for providers: [`Outbound`] with the peer named by provider and
+/// operation.
+#[derive(Clone, Debug)]
 pub struct OAuthClient {
-    http: reqwest::Client,
-    inject: Option<HeaderInjector>,
-}
-
-impl std::fmt::Debug for OAuthClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuthClient").finish_non_exhaustive()
-    }
+    outbound: Outbound,
 }
 
 impl OAuthClient {
-    /// A client with our user agent and timeouts; redirects are not followed (a token
-    /// endpoint that redirects is misconfigured, and following could leak the code).
-    ///
-    /// # Panics
-    /// When the TLS backend cannot be set up at all (reqwest's own `Client::new` panics
-    /// the same way); a bad builder setting cannot happen with these constants.
+    /// Provider calls over `outbound`.
     #[must_use]
-    pub fn new(timeout: Duration) -> Self {
-        install_crypto_provider();
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("user-service/", env!("CARGO_PKG_VERSION")))
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|e| panic!("the HTTP client for providers cannot start: {e}"));
-        Self { http, inject: None }
+    pub fn new(outbound: Outbound) -> Self {
+        Self { outbound }
     }
 
-    /// Sends trace context with every call (W3C `traceparent`).
-    #[must_use]
-    pub fn with_injector(mut self, inject: HeaderInjector) -> Self {
-        self.inject = Some(inject);
-        self
+    /// The outbound client (shared with Clerk's API and event deliveries).
+    pub(crate) fn outbound(&self) -> &Outbound {
+        &self.outbound
     }
 
     /// The underlying client, for building requests.
     pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
+        self.outbound.http()
     }
 
-    /// Sends one request in an `outgoing` span (provider and operation, never a token),
-    /// carrying the trace context.
+    /// Sends one request as peer `{provider}_{op}` (never a token in the span).
     pub(crate) async fn execute(
         &self,
         provider: &str,
         op: &'static str,
-        mut request: reqwest::Request,
+        request: reqwest::Request,
     ) -> reqwest::Result<reqwest::Response> {
-        use tracing::Instrument as _;
-        let span = tracing::info_span!(
-            "outgoing",
-            otel.name = %format_args!("{} {provider}_{op}", request.method()),
-            otel.kind = "client",
-            peer = %format_args!("{provider}_{op}"),
-            http.request.method = %request.method(),
-            server.address = %request.url().host_str().unwrap_or_default(),
-            http.response.status_code = tracing::field::Empty,
-        );
-        if let Some(inject) = &self.inject {
-            span.in_scope(|| inject(request.headers_mut()));
-        }
-        let result = self.http.execute(request).instrument(span.clone()).await;
-        if let Ok(r) = &result {
-            span.record("http.response.status_code", r.status().as_u16());
-        }
-        result
+        self.outbound
+            .send(&format!("{provider}_{op}"), request)
+            .await
     }
 
     /// The consent URL with `state`, the scopes, the provider's extra parameters and (when
@@ -237,7 +198,7 @@ impl OAuthClient {
         };
         let (id, secret) = credentials(p)?;
         let mut form = vec![("token", token.expose_secret().to_owned())];
-        let mut req = self.http.post(url.clone());
+        let mut req = self.http().post(url.clone());
         match p.token_auth {
             TokenAuth::ClientSecretBasic => req = req.basic_auth(id, Some(secret)),
             TokenAuth::ClientSecretPost => {
@@ -288,7 +249,7 @@ impl OAuthClient {
             return Ok(None);
         };
         let request = self
-            .http
+            .http()
             .get(url.clone())
             .bearer_auth(access_token.expose_secret())
             .header(http::header::ACCEPT, "application/json")
@@ -342,7 +303,7 @@ impl OAuthClient {
             Box::pin(async move {
                 let (parts, body) = req.into_parts();
                 let request = this
-                    .http
+                    .http()
                     .request(parts.method, parts.uri.to_string())
                     .headers(parts.headers)
                     .body(body)
@@ -366,12 +327,7 @@ impl OAuthClient {
     }
 }
 
-/// Two rustls providers are compiled (ring for sqlx, aws-lc-rs for reqwest): make the
-/// process default explicit so no implicit `ClientConfig::builder()` can panic. Idempotent.
-pub fn install_crypto_provider() {
-    // An error only means a default is installed already.
-    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-}
+pub use crate::outbound::install_crypto_provider;
 
 fn credentials(p: &Provider) -> Result<(String, String), ProviderError> {
     let c = p

@@ -42,8 +42,9 @@ impl App {
 
     /// Sends trace context on every provider call (the binary owns the tracing setup).
     #[must_use]
-    pub fn with_trace_injector(mut self, inject: client::HeaderInjector) -> Self {
-        self.oauth_client = self.oauth_client.clone().with_injector(inject);
+    pub fn with_trace_injector(mut self, inject: crate::outbound::HeaderInjector) -> Self {
+        let outbound = self.oauth_client.outbound().clone().with_injector(inject);
+        self.oauth_client = client::OAuthClient::new(outbound);
         self
     }
 

@@ -223,8 +223,7 @@ impl DevSigningKey {
         admin_claim: &str,
     ) -> anyhow::Result<String> {
         let now = jsonwebtoken::get_current_timestamp();
-        let mut sid = [0u8; 12];
-        getrandom::fill(&mut sid).map_err(|e| anyhow::anyhow!("RNG failed: {e}"))?;
+        let sid = app::random::bytes::<12>()?;
         let mut claims = json!({
             "iss": DEV_ISSUER,
             "sub": sub,

@@ -6,6 +6,7 @@
 
 use std::marker::PhantomData;
 
+use app::Ctx;
 use axum::{
     extract::FromRequestParts,
     http::{HeaderValue, StatusCode, header, request::Parts},
@@ -81,20 +82,26 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
     }
 }
 
-/// An admin: a user whose admin claim is `admin`, or a service key with `admin`.
+/// The admin capability, the only one: a user whose admin claim is `admin`, or a service
+/// key with `admin`; every admin route takes it.
 #[derive(Clone, Debug)]
-pub struct Admin(pub Principal);
+pub struct Admin {
+    /// The caller.
+    pub principal: Principal,
+    /// The caller's use-case context.
+    pub ctx: Ctx,
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let p = require_principal(parts)?;
-        if p.is_admin() {
-            Ok(Self(p))
-        } else {
-            Err(AuthRejection::forbidden("this route is for admins"))
+        let principal = require_principal(parts)?;
+        if !principal.is_admin() {
+            return Err(AuthRejection::forbidden("this route is for admins"));
         }
+        let ctx = super::owned_user::ctx_of(&principal, parts);
+        Ok(Self { principal, ctx })
     }
 }
 

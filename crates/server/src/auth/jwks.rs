@@ -154,7 +154,7 @@ struct FetchState {
 /// Clerk's JWKS, fetched over HTTP and cached.
 pub struct RemoteJwks {
     url: url::Url,
-    client: crate::outgoing::OutgoingClient,
+    client: app::outbound::Outbound,
     current: RwLock<Arc<Snapshot>>,
     fetch: tokio::sync::Mutex<FetchState>,
 }
@@ -162,10 +162,10 @@ pub struct RemoteJwks {
 impl RemoteJwks {
     /// A source with nothing fetched yet.
     #[must_use]
-    pub fn new(url: url::Url, client: reqwest::Client) -> Self {
+    pub fn new(url: url::Url, client: app::outbound::Outbound) -> Self {
         Self {
             url,
-            client: crate::outgoing::OutgoingClient::new(client),
+            client,
             current: RwLock::new(Arc::new(Snapshot {
                 keys: Arc::new(KeySet::default()),
                 fetched_at: None,
@@ -260,9 +260,10 @@ impl RemoteJwks {
     }
 
     async fn fetch_once(&self) -> anyhow::Result<KeySet> {
+        let request = self.client.http().get(self.url.clone()).build()?;
         let res = self
             .client
-            .send("clerk_jwks", self.client.inner().get(self.url.clone()))
+            .send("clerk_jwks", request)
             .await?
             .error_for_status()?;
         let set: JwkSet = res.json().await?;
@@ -272,15 +273,14 @@ impl RemoteJwks {
 
 pub use app::oauth::client::install_crypto_provider;
 
-/// The HTTP client for outgoing calls of the auth layer: a timeout and our user agent.
+/// The outbound client of the JWKS fetch: shorter timeouts than provider calls (5 s per
+/// call, 3 s to connect), since a request may be waiting on it.
 ///
 /// # Errors
 /// When the TLS configuration cannot be built.
-pub fn http_client() -> anyhow::Result<reqwest::Client> {
-    install_crypto_provider();
-    Ok(reqwest::Client::builder()
-        .user_agent(concat!("user-service/", env!("CARGO_PKG_VERSION")))
-        .timeout(Duration::from_secs(5))
-        .connect_timeout(Duration::from_secs(3))
-        .build()?)
+pub fn http_client() -> anyhow::Result<app::outbound::Outbound> {
+    Ok(
+        app::outbound::Outbound::new(Duration::from_secs(5), Duration::from_secs(3))?
+            .with_injector(Arc::new(crate::telemetry::otel::inject_current)),
+    )
 }

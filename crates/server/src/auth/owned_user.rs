@@ -15,7 +15,7 @@ use std::marker::PhantomData;
 
 use super::{
     LiveUser, Principal, ServicePrincipal,
-    extract::{AuthRejection, RequiredPermission, Service, require_principal},
+    extract::{Admin, AuthRejection, RequiredPermission, Service, require_principal},
 };
 use crate::http::{AppState, error::ApiError, meta::request_meta};
 
@@ -54,15 +54,6 @@ pub struct OwnedUser {
 pub struct AdminTarget {
     /// The user the path names (possibly soft-deleted).
     pub user: User,
-    /// The caller's use-case context.
-    pub ctx: Ctx,
-}
-
-/// An admin caller: a user with the admin claim or a service key with `admin`.
-#[derive(Clone, Debug)]
-pub struct AdminCaller {
-    /// The caller.
-    pub principal: Principal,
     /// The caller's use-case context.
     pub ctx: Ctx,
 }
@@ -187,22 +178,6 @@ impl FromRequestParts<AppState> for OwnedUser {
     }
 }
 
-impl FromRequestParts<AppState> for AdminCaller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let principal = principal(parts)?;
-        if !principal.is_admin() {
-            return Err(ApiError::new(ErrorCode::Forbidden).detail("this route is for admins"));
-        }
-        let ctx = ctx_of(&principal, parts);
-        Ok(Self { principal, ctx })
-    }
-}
-
 impl FromRequestParts<AppState> for AdminTarget {
     type Rejection = ApiError;
 
@@ -210,7 +185,9 @@ impl FromRequestParts<AppState> for AdminTarget {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let AdminCaller { principal, ctx } = AdminCaller::from_request_parts(parts, state).await?;
+        let Admin { principal, ctx } = Admin::from_request_parts(parts, state)
+            .await
+            .map_err(AuthRejection::into_api_error)?;
         let key = key_of(path_ref(parts, state).await?, &principal)?;
         let user = state
             .app()

@@ -83,57 +83,13 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| Arc::<str>::from(p.as_str()));
     let rid = request_id.to_str().unwrap_or_default();
-    // `otel.name` names the exported span after the route (bounded), never the raw path.
-    let span = tracing::info_span!(
-        "request",
-        otel.name = %format_args!("{method} {}", route.as_deref().unwrap_or("unmatched")),
-        otel.kind = "server",
-        request_id = rid,
-        trace_id = tracing::field::Empty,
-        method = %method,
-        route = route.as_deref().unwrap_or("-"),
-        http.response.status_code = tracing::field::Empty,
-    );
-    // The caller's `traceparent` becomes the parent; the trace id goes into every log line.
-    let trace_id = crate::telemetry::otel::adopt(&span, req.headers()).map(|t| t.to_string());
-    if let Some(t) = &trace_id {
-        span.record("trace_id", t.as_str());
-    }
+    let (span, trace_id) = request_span(&req, &method, route.as_deref(), rid);
     let in_flight = crate::metrics::InFlight::start();
-
     let mut res = next.run(req).instrument(span.clone()).await;
     drop(in_flight);
 
-    let status = res.status();
-    if status.is_client_error() || status.is_server_error() {
-        let err = res.extensions_mut().remove::<Arc<ApiError>>();
-        if let Some(cause) = err.as_ref().and_then(|e| e.internal_cause()) {
-            tracing::error!(parent: &span, request_id = rid, error = cause, "request failed");
-        }
-        let is_problem = res
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .is_some_and(|v| v.as_bytes() == b"application/problem+json");
-        if err.is_some() || !is_problem {
-            render(&mut res, err.as_deref(), uri.path(), rid);
-        }
-    }
-    let h = res.headers_mut();
-    h.insert(REQUEST_ID.clone(), request_id.clone());
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, csp_for(uri.path()));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    // Answers carry personal data or tokens unless a route says otherwise: never cache.
-    h.entry(header::CACHE_CONTROL)
-        .or_insert(HeaderValue::from_static("no-store"));
-
+    render_error(&mut res, &span, uri.path(), rid);
+    security_headers(res.headers_mut(), &request_id, uri.path());
     let elapsed = started.elapsed();
     span.record("http.response.status_code", res.status().as_u16());
     crate::metrics::http_request(&method, route.as_deref(), res.status(), elapsed);
@@ -152,6 +108,70 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         );
     }
     res
+}
+
+/// The request's span, a child of the caller's `traceparent` when it sent one, and the
+/// trace id that goes into every log line.
+fn request_span(
+    req: &Request,
+    method: &axum::http::Method,
+    route: Option<&str>,
+    rid: &str,
+) -> (tracing::Span, Option<String>) {
+    // `otel.name` names the exported span after the route (bounded), never the raw path.
+    let span = tracing::info_span!(
+        "request",
+        otel.name = %format_args!("{method} {}", route.unwrap_or("unmatched")),
+        otel.kind = "server",
+        request_id = rid,
+        trace_id = tracing::field::Empty,
+        method = %method,
+        route = route.unwrap_or("-"),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let trace_id = crate::telemetry::otel::adopt(&span, req.headers()).map(|t| t.to_string());
+    if let Some(t) = &trace_id {
+        span.record("trace_id", t.as_str());
+    }
+    (span, trace_id)
+}
+
+/// An error answer: log its internal cause, and make it a problem document when a handler
+/// or a layer answered otherwise.
+fn render_error(res: &mut Response, span: &tracing::Span, path: &str, rid: &str) {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return;
+    }
+    let err = res.extensions_mut().remove::<Arc<ApiError>>();
+    if let Some(cause) = err.as_ref().and_then(|e| e.internal_cause()) {
+        tracing::error!(parent: span, request_id = rid, error = cause, "request failed");
+    }
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    if err.is_some() || !is_problem {
+        render(res, err.as_deref(), path, rid);
+    }
+}
+
+/// The request id and the security headers every answer carries.
+fn security_headers(h: &mut axum::http::HeaderMap, request_id: &HeaderValue, path: &str) {
+    h.insert(REQUEST_ID.clone(), request_id.clone());
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CONTENT_SECURITY_POLICY, csp_for(path));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    // Answers carry personal data or tokens unless a route says otherwise: never cache.
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
 }
 
 #[cfg(test)]

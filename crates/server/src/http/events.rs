@@ -5,7 +5,6 @@
 
 use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
-use domain::ErrorCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -16,10 +15,12 @@ use super::{
     error::{ApiError, Problem},
     extract::{Path, Query},
 };
-use crate::auth::owned_user::AdminCaller;
+use crate::auth::extract::Admin;
 
-const DEFAULT_LIMIT: u64 = 50;
-const MAX_LIMIT: u64 = 200;
+const LIMIT: app::page::PageLimit = app::page::PageLimit {
+    default: 50,
+    max: 200,
+};
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -81,22 +82,11 @@ pub struct DeliveryList {
     ))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
-    let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest)
-            .detail(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
-    let before = p
-        .cursor
-        .as_deref()
-        .map(|c| {
-            c.parse::<i64>()
-                .map_err(|_| ApiError::new(ErrorCode::InvalidRequest).detail("cursor is not valid"))
-        })
-        .transpose()?;
+    let limit = LIMIT.check(p.limit)?;
+    let before = p.cursor.as_deref().map(app::page::cursor_id).transpose()?;
     let rows = state
         .app()
         .event_deliveries(p.status.as_deref(), before, limit)
@@ -143,7 +133,7 @@ pub struct RetriedDelivery {
     ))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<RetriedDelivery>), ApiError> {
     state.app().retry_event_delivery(id).await?;
@@ -151,7 +141,7 @@ pub async fn retry_delivery(
         StatusCode::ACCEPTED,
         Json(RetriedDelivery {
             id,
-            status: "pending",
+            status: store::events::status::PENDING,
         }),
     ))
 }

@@ -11,7 +11,7 @@ use super::{
     error::{ApiError, Problem},
     extract::Path,
 };
-use crate::auth::owned_user::AdminCaller;
+use crate::auth::extract::Admin;
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -66,7 +66,7 @@ pub struct EnqueuedRun {
     ))]
 pub async fn list_jobs(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
 ) -> Result<Json<JobList>, ApiError> {
     let items = state
         .jobs()
@@ -98,7 +98,7 @@ pub async fn list_jobs(
     ))]
 pub async fn run_job(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<EnqueuedRun>), ApiError> {
     let run_id = state.jobs().enqueue_now(&name).await?;
@@ -107,7 +107,7 @@ pub async fn run_job(
         Json(EnqueuedRun {
             name,
             run_id,
-            status: "pending",
+            status: store::jobs::status::PENDING,
         }),
     ))
 }

@@ -67,6 +67,13 @@ fn audit_entry() -> Value {
 /// The example of the component schema `name`.
 #[must_use]
 pub fn for_schema(name: &str) -> Option<Value> {
+    users_schema(name)
+        .or_else(|| integrations_schema(name))
+        .or_else(|| operations_schema(name))
+}
+
+/// Users and their preferences.
+fn users_schema(name: &str) -> Option<Value> {
     let mut document = preferences();
     document["schema_version"] = json!(1);
     document["version"] = json!(7);
@@ -89,6 +96,13 @@ pub fn for_schema(name: &str) -> Option<Value> {
             "changed_by": "user:user_2abcDEF9", "changes": {"ui": {"theme": "dark"}}
         }], "next_cursor": null}),
         "RollbackBody" => json!({"version": 3}),
+        _ => return None,
+    })
+}
+
+/// Integrations, the connect flow and tokens.
+fn integrations_schema(name: &str) -> Option<Value> {
+    Some(match name {
         "IntegrationResource" => integration(),
         "IntegrationList" => json!({"items": [integration()]}),
         "AuthorizeBody" => json!({"scopes": ["openid", "email"]}),
@@ -107,6 +121,13 @@ pub fn for_schema(name: &str) -> Option<Value> {
             "items": [{"provider": "google", "status": "active", "count": 31}],
             "refreshes_24h": {"success": 120, "failure": 2}, "refresh_success_rate_24h": 0.98
         }),
+        _ => return None,
+    })
+}
+
+/// Audit, jobs, event deliveries, webhooks, providers and health.
+fn operations_schema(name: &str) -> Option<Value> {
+    Some(match name {
         "AuditPage" => json!({"items": [audit_entry()], "next_cursor": "41"}),
         "Stats" => json!({"items": [{"key": "preferences.updated", "count": 12}]}),
         "JobList" => json!({"items": [{

@@ -17,8 +17,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::ApiError;
 
 /// The default and largest history page sizes.
-const DEFAULT_LIMIT: u64 = 20;
-const MAX_LIMIT: u64 = 100;
+const LIMIT: app::page::PageLimit = app::page::PageLimit {
+    default: 20,
+    max: 100,
+};
 
 /// `GET /preferences/schema`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -92,13 +94,7 @@ impl HistoryQuery {
     /// # Errors
     /// 400 outside 1–100.
     pub fn limit(&self) -> Result<u64, ApiError> {
-        let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
-        if (1..=MAX_LIMIT).contains(&limit) {
-            Ok(limit)
-        } else {
-            Err(ApiError::new(ErrorCode::InvalidRequest)
-                .detail(format!("limit must be between 1 and {MAX_LIMIT}")))
-        }
+        Ok(LIMIT.check(self.limit)?)
     }
 }
 

@@ -1,8 +1,8 @@
 //! Users (API.md "Users"): get, update, soft delete, restore, admin search, export.
-//! Who may call is settled by the extractors (`OwnedUser`, `AdminTarget`, `AdminCaller`).
+//! Who may call is settled by the extractors (`OwnedUser`, `AdminTarget`, `Admin`).
 
 use axum::{Json, extract::State, http::StatusCode};
-use domain::{ErrorCode, profile::RawProfileUpdate};
+use domain::profile::RawProfileUpdate;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -11,7 +11,10 @@ use super::{
     extract::{Json as Body, Query},
     user_json::{SearchQuery, UpdateUser, UserList, UserResource, export_document},
 };
-use crate::auth::owned_user::{AdminCaller, AdminTarget, OwnedUser};
+use crate::auth::{
+    extract::Admin,
+    owned_user::{AdminTarget, OwnedUser},
+};
 
 /// The routes of this file.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,8 +26,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The default and largest page sizes of the search.
-const DEFAULT_LIMIT: u64 = 20;
-const MAX_LIMIT: u64 = 100;
+const LIMIT: app::page::PageLimit = app::page::PageLimit {
+    default: 20,
+    max: 100,
+};
 
 /// A user, by id, Clerk id or `me`.
 #[utoipa::path(get, path = "/users/{user_ref}", tag = "users",
@@ -136,14 +141,10 @@ pub async fn restore_user(
     ))]
 pub async fn search_users(
     State(state): State<AppState>,
-    _admin: AdminCaller,
+    _admin: Admin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
-    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(ApiError::new(ErrorCode::InvalidRequest)
-            .detail(format!("limit must be between 1 and {MAX_LIMIT}")));
-    }
+    let limit = LIMIT.check(q.limit)?;
     let page = state
         .app()
         .search_users(

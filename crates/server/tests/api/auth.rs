@@ -35,7 +35,7 @@ pub fn probe_routes() -> Router<AppState> {
         )
         .route(
             "/test/admin",
-            get(|Admin(p): Admin| async move { Json(describe(&p)) }),
+            get(|Admin { principal: p, .. }: Admin| async move { Json(describe(&p)) }),
         )
         .route(
             "/test/tokens",
