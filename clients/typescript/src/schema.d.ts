@@ -257,8 +257,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Prometheus metrics (text exposition format). 404 when metrics are off, or served on the
-         *     separate `METRICS_ADDR` listener instead. Not rate limited, not in the access log.
+         * Prometheus metrics (text exposition format). 404 when metrics are off, in production,
+         *     or when served on the separate `METRICS_ADDR` listener instead. Not rate limited, not in
+         *     the access log.
          */
         get: operations["metrics"];
         put?: never;
@@ -367,7 +368,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The entries about one user (owner or admin). */
+        /**
+         * The entries about one user (owner or admin). The owner sees other actors' names but
+         *     not their IP addresses or user agents.
+         */
         get: operations["user_audit"];
         put?: never;
         post?: never;
@@ -686,20 +690,15 @@ export interface components {
         };
         /** @description Body of authorize; both fields optional. */
         AuthorizeBody: {
-            /**
-             * @description Where the provider sends the user back; defaults to `OAUTH_REDIRECT_URI` and must be
-             *     one of `OAUTH_ALLOWED_REDIRECT_URIS`.
-             */
-            redirect_uri?: string | null;
-            /** @description Scopes to ask for; the provider's defaults when absent. */
-            scopes?: string[] | null;
+            redirect_uri?: components["schemas"]["Text2048"] | null;
+            scopes?: components["schemas"]["Scopes"] | null;
         };
         /** @description Body of complete. */
         CompleteBody: {
-            /** @description The authorization code from the callback. */
-            code: string;
+            /** @description The authorization code from the callback (at most 4096 characters). */
+            code: components["schemas"]["Text4096"];
             /** @description The state from the callback. */
-            state: string;
+            state: components["schemas"]["Text256"];
         };
         DataRetentionDays: number;
         /** @enum {string} */
@@ -896,8 +895,16 @@ export interface components {
             privacy: components["schemas"]["PrivacyPreferences"];
             ui: components["schemas"]["UiPreferences"];
         };
-        /** @description The preferences document as served: the effective values and where they stand. */
-        PreferencesDocument: components["schemas"]["Preferences"] & {
+        /**
+         * @description The OpenAPI shape of [`PreferencesDocument`], spelled out: utoipa renders
+         *     `#[serde(flatten)]` as `allOf` with [`Preferences`], whose `additionalProperties: false`
+         *     would then forbid `schema_version`, `version` and `updated_at` in every answer.
+         */
+        PreferencesDocument: {
+            ai: components["schemas"]["AiPreferences"];
+            integrations: components["schemas"]["IntegrationPreferences"];
+            notifications: components["schemas"]["NotificationPreferences"];
+            privacy: components["schemas"]["PrivacyPreferences"];
             /**
              * Format: int32
              * @description The version of the document's shape (`CURRENT_SCHEMA_VERSION`).
@@ -905,6 +912,7 @@ export interface components {
             schema_version: number;
             /** @description With `?include=sources`: the same shape, each field `default` or `user`. */
             sources?: Record<string, never> | null;
+            ui: components["schemas"]["UiPreferences"];
             /**
              * Format: date-time
              * @description When the user last changed a preference; `null` before the first change.
@@ -949,7 +957,10 @@ export interface components {
         Problem: (Record<string, never> | null) & {
             /** @description What went wrong this time. */
             detail?: string | null;
-            /** @description Invalid fields, for `validation_error`. */
+            /**
+             * @description Invalid fields, for `validation_error` (bodies) and `invalid_request` (queries,
+             *     paths).
+             */
             errors?: components["schemas"]["FieldErrorSchema"][];
             /** @description The request path. */
             instance: string;
@@ -997,6 +1008,12 @@ export interface components {
         Ready: {
             /** @description `ok`. */
             database: string;
+            /**
+             * @description `ok`, `error` or `not_configured`: the read replica (`DATABASE_READ_URL`). An
+             *     `error` does not fail readiness: only reads that may lag go there.
+             * @example not_configured
+             */
+            database_replica: string;
             /** @description `ok`, `degraded` (Redis down: local limits in use) or `not_configured`. */
             redis: string;
             /** @description `ready`. */
@@ -1019,6 +1036,8 @@ export interface components {
              */
             version: number;
         };
+        /** @description OAuth scopes (RFC 6749 scope-token each) */
+        Scopes: string[];
         /** @description Counts. */
         Stats: {
             items: components["schemas"]["StatsItem"][];
@@ -1033,6 +1052,14 @@ export interface components {
             key: string;
         };
         SyncFrequencyMinutes: number;
+        /** @description Text of at most 128 characters, without control characters */
+        Text128: string;
+        /** @description Text of at most 2048 characters, without control characters */
+        Text2048: string;
+        /** @description Text of at most 256 characters, without control characters */
+        Text256: string;
+        /** @description Text of at most 4096 characters, without control characters */
+        Text4096: string;
         /** @enum {string} */
         Theme: "light" | "dark" | "system";
         /** @enum {string} */
@@ -1058,17 +1085,22 @@ export interface components {
              * @description Refresh first when the token expires within this many seconds (default 300).
              */
             min_validity_seconds?: number | null;
-            provider: string;
-            /** @description Scopes the token must carry; 403 `insufficient_scope` lists the missing ones. */
-            scopes?: string[];
+            /** @description A provider of `GET /providers`. */
+            provider: components["schemas"]["ProviderName"];
+            /**
+             * @description Scopes the token must carry (at most 50); 403 `insufficient_scope` lists the
+             *     missing ones.
+             */
+            scopes?: components["schemas"]["Scopes"];
             /** @description UUID or Clerk user id. */
-            user_id: string;
+            user_id: components["schemas"]["Text128"];
         };
         /** @description `POST /internal/tokens/refresh`. */
         TokenRefreshBody: {
-            provider: string;
+            /** @description A provider of `GET /providers`. */
+            provider: components["schemas"]["ProviderName"];
             /** @description UUID or Clerk user id. */
-            user_id: string;
+            user_id: components["schemas"]["Text128"];
         };
         /** @description `ui`: how the front end looks. */
         UiPreferences: {
@@ -1163,6 +1195,20 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "keys": [
+                     *         {
+                     *           "alg": "RS256",
+                     *           "e": "AQAB",
+                     *           "kid": "dev-1",
+                     *           "kty": "RSA",
+                     *           "n": "0vx7agoebGc…",
+                     *           "use": "sig"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": Record<string, never>;
                 };
             };
@@ -1172,7 +1218,58 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1195,7 +1292,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /** @example <svg xmlns="http://www.w3.org/2000/svg">…</svg> */
                     "image/svg+xml": string;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             401: {
@@ -1203,6 +1327,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1211,6 +1346,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1220,6 +1366,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1229,6 +1386,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1237,6 +1405,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1264,6 +1489,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "attempts": 8,
+                     *           "created_at": "2026-11-25T17:02:57Z",
+                     *           "delivered_at": null,
+                     *           "event_id": "0193f3a2-7c1e-7000-8000-0000000000bb",
+                     *           "event_type": "user.updated",
+                     *           "id": 9,
+                     *           "last_error": "HTTP 500",
+                     *           "last_status_code": 500,
+                     *           "next_attempt_at": "2026-11-25T17:02:57Z",
+                     *           "status": "failed",
+                     *           "subscriber_url": "https://hooks.example.com/users"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["DeliveryList"];
                 };
             };
@@ -1273,6 +1518,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1282,6 +1544,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1291,6 +1564,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1314,7 +1638,39 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": 9,
+                     *       "status": "pending"
+                     *     }
+                     */
                     "application/json": components["schemas"]["RetriedDelivery"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No valid credentials */
@@ -1323,6 +1679,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1332,6 +1699,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1341,6 +1719,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1350,6 +1739,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1370,6 +1810,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "last_error": null,
+                     *           "last_outcome": "succeeded",
+                     *           "last_result": {
+                     *             "purged": 2
+                     *           },
+                     *           "last_run_at": "2026-11-25T17:02:57Z",
+                     *           "name": "purge_users",
+                     *           "next_run_at": "2026-11-26T03:30:00Z",
+                     *           "schedule": "30 3 * * *"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["JobList"];
                 };
             };
@@ -1379,6 +1836,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1388,6 +1856,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1411,7 +1930,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "name": "purge_users",
+                     *       "run_id": 17,
+                     *       "status": "pending"
+                     *     }
+                     */
                     "application/json": components["schemas"]["EnqueuedRun"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No valid credentials */
@@ -1420,6 +1972,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1429,6 +1992,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1438,6 +2012,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1472,7 +2097,61 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "action": "preferences.updated",
+                     *           "actor_id": "user_2abcDEF9",
+                     *           "actor_type": "user",
+                     *           "details": {
+                     *             "fields": [
+                     *               "ui.theme"
+                     *             ]
+                     *           },
+                     *           "hash": "c41a…",
+                     *           "id": 42,
+                     *           "ip": "203.0.113.7",
+                     *           "occurred_at": "2026-11-25T17:02:57Z",
+                     *           "outcome": "success",
+                     *           "prev_hash": "9f2c…",
+                     *           "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *           "resource_id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *           "resource_type": "preferences",
+                     *           "user_agent": "Mozilla/5.0",
+                     *           "user_id": "0193f3a2-7c1e-7000-8000-000000000001"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "41"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             401: {
@@ -1480,7 +2159,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1488,7 +2178,84 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad filter value or limit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1512,7 +2279,43 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "count": 12,
+                     *           "key": "preferences.updated"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["Stats"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             401: {
@@ -1520,7 +2323,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -1528,7 +2342,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             422: {
@@ -1536,7 +2361,64 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1556,7 +2438,34 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "database": "ok",
+                     *       "status": "ok",
+                     *       "version": "0.1.0"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1576,7 +2485,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "count": 31,
+                     *           "provider": "google",
+                     *           "status": "active"
+                     *         }
+                     *       ],
+                     *       "refresh_success_rate_24h": 0.98,
+                     *       "refreshes_24h": {
+                     *         "failure": 2,
+                     *         "success": 120
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["StatsAnswer"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1590,6 +2595,16 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "min_validity_seconds": 300,
+                 *       "provider": "google",
+                 *       "scopes": [
+                 *         "email"
+                 *       ],
+                 *       "user_id": "user_2abcDEF9"
+                 *     }
+                 */
                 "application/json": components["schemas"]["TokenGetBody"];
             };
         };
@@ -1600,7 +2615,67 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "ya29.a0Af…",
+                     *       "account_email": "ada@gmail.com",
+                     *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "provider": "google",
+                     *       "refreshed": false,
+                     *       "scopes": [
+                     *         "openid",
+                     *         "email"
+                     *       ],
+                     *       "token_type": "Bearer"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokenAnswer"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No `tokens:read`, or the token lacks scopes (`insufficient_scope` with `missing_scopes`) */
@@ -1609,6 +2684,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1618,6 +2704,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1627,6 +2724,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1636,6 +2830,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1650,6 +2875,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "provider": "google",
+                 *       "user_id": "user_2abcDEF9"
+                 *     }
+                 */
                 "application/json": components["schemas"]["TokenRefreshBody"];
             };
         };
@@ -1660,7 +2891,107 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "ya29.a0Af…",
+                     *       "account_email": "ada@gmail.com",
+                     *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "provider": "google",
+                     *       "refreshed": false,
+                     *       "scopes": [
+                     *         "openid",
+                     *         "email"
+                     *       ],
+                     *       "token_type": "Bearer"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokenAnswer"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown user or no connected integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description `reauthorization_required` */
@@ -1669,6 +3000,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1678,6 +3106,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1701,7 +3160,90 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "clerk_user_id": "user_2abcDEF9",
+                     *       "created_at": "2026-11-25T17:02:57Z",
+                     *       "deleted_at": null,
+                     *       "email": "ada@example.com",
+                     *       "first_name": "Ada",
+                     *       "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *       "last_name": "Lovelace",
+                     *       "last_sign_in_at": null,
+                     *       "onboarding_completed": false,
+                     *       "onboarding_completed_at": null,
+                     *       "onboarding_step": "welcome",
+                     *       "profile_image_url": "https://img.example.com/ada.png",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unknown or deleted user */
@@ -1710,6 +3252,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1733,7 +3326,99 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not a service key with `preferences:read` */
@@ -1742,6 +3427,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1751,6 +3447,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1771,15 +3518,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example # TYPE user_service_http_requests_total counter
+                     *     user_service_http_requests_total{route="/health",status="200"} 3
+                     */
                     "text/plain": string;
                 };
             };
-            /** @description Metrics are off or on METRICS_ADDR */
+            /** @description Metrics are off, or on METRICS_ADDR (always in production) */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1800,7 +3582,96 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "defaults": {
+                     *         "ai": {
+                     *           "data_sharing_consent": false,
+                     *           "memory_enabled": true,
+                     *           "personalization_enabled": true,
+                     *           "preferred_model": null,
+                     *           "response_style": "balanced"
+                     *         },
+                     *         "integrations": {
+                     *           "calendar_sync_enabled": true,
+                     *           "default_calendar_provider": null,
+                     *           "email_sync_enabled": true,
+                     *           "sync_frequency_minutes": 15
+                     *         },
+                     *         "notifications": {
+                     *           "digest_frequency": "weekly",
+                     *           "email_enabled": true,
+                     *           "in_app_enabled": true,
+                     *           "marketing_emails": false,
+                     *           "push_enabled": true,
+                     *           "quiet_hours": {
+                     *             "enabled": false,
+                     *             "end": "07:00",
+                     *             "start": "22:00"
+                     *           }
+                     *         },
+                     *         "privacy": {
+                     *           "activity_tracking_enabled": true,
+                     *           "analytics_opt_in": false,
+                     *           "data_retention_days": 365,
+                     *           "profile_visibility": "private"
+                     *         },
+                     *         "ui": {
+                     *           "date_format": "YYYY-MM-DD",
+                     *           "density": "comfortable",
+                     *           "language": "en",
+                     *           "theme": "system",
+                     *           "time_format": "24h",
+                     *           "timezone": "UTC"
+                     *         }
+                     *       },
+                     *       "schema": {
+                     *         "$schema": "https://json-schema.org/draft/2020-12/schema",
+                     *         "type": "object"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesSchemaBody"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1820,7 +3691,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "configured": true,
+                     *           "default_scopes": [
+                     *             "openid",
+                     *             "email",
+                     *             "profile"
+                     *           ],
+                     *           "display_name": "Google",
+                     *           "name": "google"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["ProviderList"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -1840,6 +3767,13 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "database": "ok",
+                     *       "redis": "not_configured",
+                     *       "status": "ready"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Ready"];
                 };
             };
@@ -1849,6 +3783,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1878,6 +3823,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "clerk_user_id": "user_2abcDEF9",
+                     *           "created_at": "2026-11-25T17:02:57Z",
+                     *           "deleted_at": null,
+                     *           "email": "ada@example.com",
+                     *           "first_name": "Ada",
+                     *           "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *           "last_name": "Lovelace",
+                     *           "last_sign_in_at": null,
+                     *           "onboarding_completed": false,
+                     *           "onboarding_completed_at": null,
+                     *           "onboarding_step": "welcome",
+                     *           "profile_image_url": "https://img.example.com/ada.png",
+                     *           "updated_at": "2026-11-25T17:02:57Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserList"];
                 };
             };
@@ -1887,6 +3854,43 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1896,6 +3900,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1922,7 +3977,50 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "clerk_user_id": "user_2abcDEF9",
+                     *       "created_at": "2026-11-25T17:02:57Z",
+                     *       "deleted_at": null,
+                     *       "email": "ada@example.com",
+                     *       "first_name": "Ada",
+                     *       "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *       "last_name": "Lovelace",
+                     *       "last_sign_in_at": null,
+                     *       "onboarding_completed": false,
+                     *       "onboarding_completed_at": null,
+                     *       "onboarding_step": "welcome",
+                     *       "profile_image_url": "https://img.example.com/ada.png",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description No valid credentials */
@@ -1931,6 +4029,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1940,6 +4049,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1949,6 +4069,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1966,6 +4137,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "first_name": "Łukasz",
+                 *       "onboarding_step": "connect_google"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UpdateUser"];
             };
         };
@@ -1976,7 +4153,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "clerk_user_id": "user_2abcDEF9",
+                     *       "created_at": "2026-11-25T17:02:57Z",
+                     *       "deleted_at": null,
+                     *       "email": "ada@example.com",
+                     *       "first_name": "Ada",
+                     *       "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *       "last_name": "Lovelace",
+                     *       "last_sign_in_at": null,
+                     *       "onboarding_completed": false,
+                     *       "onboarding_completed_at": null,
+                     *       "onboarding_step": "welcome",
+                     *       "profile_image_url": "https://img.example.com/ada.png",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Another user's ref */
@@ -1985,6 +4225,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1994,6 +4245,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2003,6 +4305,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2027,12 +4386,69 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Another user's ref */
             403: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2042,6 +4458,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2059,6 +4526,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "first_name": "Łukasz",
+                 *       "onboarding_step": "connect_google"
+                 *     }
+                 */
                 "application/json": components["schemas"]["UpdateUser"];
             };
         };
@@ -2069,7 +4542,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "clerk_user_id": "user_2abcDEF9",
+                     *       "created_at": "2026-11-25T17:02:57Z",
+                     *       "deleted_at": null,
+                     *       "email": "ada@example.com",
+                     *       "first_name": "Ada",
+                     *       "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *       "last_name": "Lovelace",
+                     *       "last_sign_in_at": null,
+                     *       "onboarding_completed": false,
+                     *       "onboarding_completed_at": null,
+                     *       "onboarding_step": "welcome",
+                     *       "profile_image_url": "https://img.example.com/ada.png",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Another user's ref */
@@ -2078,6 +4614,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2087,6 +4634,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2096,6 +4694,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2122,7 +4777,61 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "action": "preferences.updated",
+                     *           "actor_id": "user_2abcDEF9",
+                     *           "actor_type": "user",
+                     *           "details": {
+                     *             "fields": [
+                     *               "ui.theme"
+                     *             ]
+                     *           },
+                     *           "hash": "c41a…",
+                     *           "id": 42,
+                     *           "ip": "203.0.113.7",
+                     *           "occurred_at": "2026-11-25T17:02:57Z",
+                     *           "outcome": "success",
+                     *           "prev_hash": "9f2c…",
+                     *           "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *           "resource_id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *           "resource_type": "preferences",
+                     *           "user_agent": "Mozilla/5.0",
+                     *           "user_id": "0193f3a2-7c1e-7000-8000-000000000001"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "41"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditPage"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             401: {
@@ -2130,7 +4839,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             403: {
@@ -2138,7 +4858,18 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             404: {
@@ -2146,7 +4877,84 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Problem"];
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad limit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2169,7 +4977,87 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "audit": [],
+                     *       "exported_at": "2026-11-25T17:02:57Z",
+                     *       "format": "user-service/export/v1",
+                     *       "integrations": [],
+                     *       "preference_history": [],
+                     *       "preferences": {
+                     *         "overrides": {
+                     *           "ui": {
+                     *             "theme": "dark"
+                     *           }
+                     *         },
+                     *         "schema_version": 1,
+                     *         "updated_at": "2026-11-25T17:02:57Z",
+                     *         "version": 7
+                     *       },
+                     *       "user": {
+                     *         "clerk_user_id": "user_2abcDEF9",
+                     *         "created_at": "2026-11-25T17:02:57Z",
+                     *         "deleted_at": null,
+                     *         "email": "ada@example.com",
+                     *         "first_name": "Ada",
+                     *         "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *         "last_name": "Lovelace",
+                     *         "last_sign_in_at": null,
+                     *         "onboarding_completed": false,
+                     *         "onboarding_completed_at": null,
+                     *         "onboarding_step": "welcome",
+                     *         "profile_image_url": "https://img.example.com/ada.png",
+                     *         "updated_at": "2026-11-25T17:02:57Z"
+                     *       }
+                     *     }
+                     */
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Another user's ref */
@@ -2178,6 +5066,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2187,6 +5086,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2210,7 +5160,76 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "account_email": "ada@gmail.com",
+                     *           "account_id": "108234567890",
+                     *           "connected_at": "2026-11-25T17:02:57Z",
+                     *           "expires_at": "2026-11-25T18:02:57Z",
+                     *           "last_checked_at": "2026-11-25T17:02:57Z",
+                     *           "last_error": null,
+                     *           "last_refreshed_at": "2026-11-25T17:02:57Z",
+                     *           "provider": "google",
+                     *           "scopes": [
+                     *             "openid",
+                     *             "email",
+                     *             "https://www.googleapis.com/auth/calendar.readonly"
+                     *           ],
+                     *           "status": "active",
+                     *           "updated_at": "2026-11-25T17:02:57Z"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["IntegrationList"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Another user's ref */
@@ -2219,6 +5238,77 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2238,6 +5328,12 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "code": "4/0AfJohX…",
+                 *       "state": "q9Xr2v0…"
+                 *     }
+                 */
                 "application/json": components["schemas"]["CompleteBody"];
             };
         };
@@ -2248,6 +5344,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "account_email": "ada@gmail.com",
+                     *       "account_id": "108234567890",
+                     *       "connected_at": "2026-11-25T17:02:57Z",
+                     *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "last_checked_at": "2026-11-25T17:02:57Z",
+                     *       "last_error": null,
+                     *       "last_refreshed_at": "2026-11-25T17:02:57Z",
+                     *       "provider": "google",
+                     *       "scopes": [
+                     *         "openid",
+                     *         "email",
+                     *         "https://www.googleapis.com/auth/calendar.readonly"
+                     *       ],
+                     *       "status": "active",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IntegrationResource"];
                 };
             };
@@ -2257,6 +5372,169 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2266,6 +5544,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2292,12 +5601,129 @@ export interface operations {
                 };
                 content?: never;
             };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description Never connected */
             404: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2318,6 +5744,14 @@ export interface operations {
         /** @description Optional */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "scopes": [
+                 *         "openid",
+                 *         "email"
+                 *       ]
+                 *     }
+                 */
                 "application/json": components["schemas"]["AuthorizeBody"];
             };
         };
@@ -2328,7 +5762,80 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth?client_id=…&state=…",
+                     *       "expires_at": "2026-11-25T17:12:57Z",
+                     *       "state": "q9Xr2v0…"
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuthorizeAnswer"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unknown provider */
@@ -2337,6 +5844,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2346,6 +5864,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2355,6 +5924,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2380,7 +6006,107 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "default_scopes": [
+                     *         "openid",
+                     *         "email",
+                     *         "profile"
+                     *       ],
+                     *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "expires_in_seconds": 3600,
+                     *       "granted_scopes": [
+                     *         "openid",
+                     *         "email"
+                     *       ],
+                     *       "last_error": null,
+                     *       "last_refresh_attempt_at": "2026-11-25T17:02:57Z",
+                     *       "last_refreshed_at": "2026-11-25T17:02:57Z",
+                     *       "missing_default_scopes": [
+                     *         "profile"
+                     *       ],
+                     *       "provider": "google",
+                     *       "recent_refreshes": [
+                     *         {
+                     *           "at": "2026-11-25T17:02:57Z",
+                     *           "error": null,
+                     *           "outcome": "success"
+                     *         }
+                     *       ],
+                     *       "refresh_failures": 0,
+                     *       "status": "active",
+                     *       "userinfo_check": {
+                     *         "ok": true
+                     *       }
+                     *     }
+                     */
                     "application/json": Record<string, never>;
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Never connected */
@@ -2389,6 +6115,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2414,7 +6191,92 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "account_email": "ada@gmail.com",
+                     *       "account_id": "108234567890",
+                     *       "connected_at": "2026-11-25T17:02:57Z",
+                     *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "last_checked_at": "2026-11-25T17:02:57Z",
+                     *       "last_error": null,
+                     *       "last_refreshed_at": "2026-11-25T17:02:57Z",
+                     *       "provider": "google",
+                     *       "scopes": [
+                     *         "openid",
+                     *         "email",
+                     *         "https://www.googleapis.com/auth/calendar.readonly"
+                     *       ],
+                     *       "status": "active",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["IntegrationResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not connected */
@@ -2423,6 +6285,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2432,6 +6305,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2441,6 +6345,37 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2467,7 +6402,99 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Another user's ref */
@@ -2476,6 +6503,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2485,6 +6523,83 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `include` other than `sources` */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2506,6 +6621,16 @@ export interface operations {
         /** @description Any subset of the document, e.g. `{"ui": {"theme": "dark"}}` */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "notifications": {
+                 *         "digest_frequency": "daily"
+                 *       },
+                 *       "ui": {
+                 *         "theme": "dark"
+                 *       }
+                 *     }
+                 */
                 "application/json": Record<string, never>;
             };
         };
@@ -2516,7 +6641,139 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description `If-Match` names an older version; nothing written */
@@ -2525,6 +6782,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 412,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Precondition failed",
+                     *       "type": "precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2534,6 +6842,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2555,6 +6920,16 @@ export interface operations {
         /** @description A merge patch of the document */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "notifications": {
+                 *         "digest_frequency": "daily"
+                 *       },
+                 *       "ui": {
+                 *         "theme": "dark"
+                 *       }
+                 *     }
+                 */
                 "application/merge-patch+json": Record<string, never>;
             };
         };
@@ -2565,7 +6940,139 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description `If-Match` names an older version; nothing written */
@@ -2574,6 +7081,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 412,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Precondition failed",
+                     *       "type": "precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2583,6 +7141,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2606,7 +7221,144 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "exported_at": "2026-11-25T17:02:57Z",
+                     *       "preferences": {
+                     *         "ui": {
+                     *           "theme": "dark"
+                     *         }
+                     *       },
+                     *       "schema_version": 1
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesExport"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
         };
@@ -2634,6 +7386,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "changed_at": "2026-11-25T17:02:57Z",
+                     *           "changed_by": "user:user_2abcDEF9",
+                     *           "changes": {
+                     *             "ui": {
+                     *               "theme": "dark"
+                     *             }
+                     *           },
+                     *           "schema_version": 1,
+                     *           "version": 7
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["HistoryBody"];
                 };
             };
@@ -2643,6 +7413,123 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2663,6 +7550,17 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "exported_at": "2026-11-25T17:02:57Z",
+                 *       "preferences": {
+                 *         "ui": {
+                 *           "theme": "dark"
+                 *         }
+                 *       },
+                 *       "schema_version": 1
+                 *     }
+                 */
                 "application/json": components["schemas"]["PreferencesExport"];
             };
         };
@@ -2673,7 +7571,139 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Stale `If-Match` */
@@ -2682,6 +7712,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 412,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Precondition failed",
+                     *       "type": "precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2691,6 +7772,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2720,7 +7858,139 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Stale `If-Match` */
@@ -2729,6 +7999,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 412,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Precondition failed",
+                     *       "type": "precondition_failed"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2738,6 +8019,63 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2758,6 +8096,11 @@ export interface operations {
         };
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "version": 3
+                 *     }
+                 */
                 "application/json": components["schemas"]["RollbackBody"];
             };
         };
@@ -2768,7 +8111,119 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "ai": {
+                     *         "data_sharing_consent": false,
+                     *         "memory_enabled": true,
+                     *         "personalization_enabled": true,
+                     *         "preferred_model": null,
+                     *         "response_style": "balanced"
+                     *       },
+                     *       "integrations": {
+                     *         "calendar_sync_enabled": true,
+                     *         "default_calendar_provider": null,
+                     *         "email_sync_enabled": true,
+                     *         "sync_frequency_minutes": 15
+                     *       },
+                     *       "notifications": {
+                     *         "digest_frequency": "weekly",
+                     *         "email_enabled": true,
+                     *         "in_app_enabled": true,
+                     *         "marketing_emails": false,
+                     *         "push_enabled": true,
+                     *         "quiet_hours": {
+                     *           "enabled": false,
+                     *           "end": "07:00",
+                     *           "start": "22:00"
+                     *         }
+                     *       },
+                     *       "privacy": {
+                     *         "activity_tracking_enabled": true,
+                     *         "analytics_opt_in": false,
+                     *         "data_retention_days": 365,
+                     *         "profile_visibility": "private"
+                     *       },
+                     *       "schema_version": 1,
+                     *       "ui": {
+                     *         "date_format": "YYYY-MM-DD",
+                     *         "density": "comfortable",
+                     *         "language": "en",
+                     *         "theme": "system",
+                     *         "time_format": "24h",
+                     *         "timezone": "UTC"
+                     *       },
+                     *       "updated_at": "2026-11-25T17:02:57Z",
+                     *       "version": 7
+                     *     }
+                     */
                     "application/json": components["schemas"]["PreferencesDocument"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description The user never had that version */
@@ -2777,6 +8232,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2786,6 +8252,123 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 412,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Precondition failed",
+                     *       "type": "precondition_failed"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2809,7 +8392,70 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "clerk_user_id": "user_2abcDEF9",
+                     *       "created_at": "2026-11-25T17:02:57Z",
+                     *       "deleted_at": null,
+                     *       "email": "ada@example.com",
+                     *       "first_name": "Ada",
+                     *       "id": "0193f3a2-7c1e-7000-8000-000000000001",
+                     *       "last_name": "Lovelace",
+                     *       "last_sign_in_at": null,
+                     *       "onboarding_completed": false,
+                     *       "onboarding_completed_at": null,
+                     *       "onboarding_step": "welcome",
+                     *       "profile_image_url": "https://img.example.com/ada.png",
+                     *       "updated_at": "2026-11-25T17:02:57Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserResource"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Not an admin */
@@ -2818,6 +8464,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2827,6 +8484,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2836,6 +8504,57 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2851,6 +8570,24 @@ export interface operations {
         /** @description A Clerk event (`type`, `data`), signed with `svix-id`, `svix-timestamp`, `svix-signature` */
         requestBody: {
             content: {
+                /**
+                 * @example {
+                 *       "data": {
+                 *         "email_addresses": [
+                 *           {
+                 *             "email_address": "ada@example.com",
+                 *             "id": "idn_1"
+                 *           }
+                 *         ],
+                 *         "first_name": "Ada",
+                 *         "id": "user_2abcDEF9",
+                 *         "last_name": "Lovelace",
+                 *         "primary_email_address_id": "idn_1",
+                 *         "updated_at": 1764090177000
+                 *       },
+                 *       "type": "user.created"
+                 *     }
+                 */
                 "application/json": Record<string, never>;
             };
         };
@@ -2861,6 +8598,11 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "processed"
+                     *     }
+                     */
                     "application/json": components["schemas"]["WebhookAnswer"];
                 };
             };
@@ -2870,6 +8612,23 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2879,6 +8638,103 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request validation failed */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2888,6 +8744,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 500,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Internal server error",
+                     *       "type": "internal_error"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -2897,6 +8764,17 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
