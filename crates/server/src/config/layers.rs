@@ -59,6 +59,11 @@ impl Layers {
             if let Some((provider, setting)) =
                 key.strip_prefix("OAUTH_").and_then(split_provider_setting)
             {
+                // Compose and Helm pass an unset `${OAUTH_GOOGLE_CLIENT_ID:-}` as "": empty
+                // means not set, so a provider left blank stays unconfigured.
+                if value.trim().is_empty() {
+                    continue;
+                }
                 oauth
                     .entry(provider)
                     .or_default()

@@ -341,3 +341,18 @@ fn observability_settings() {
         "{text}"
     );
 }
+
+#[test]
+fn blank_provider_settings_are_unset() {
+    // What deploy/compose.yaml passes for a provider the operator left out.
+    let c = Config::load(
+        None,
+        env(&[
+            ("OAUTH_GOOGLE_CLIENT_ID", ""),
+            ("OAUTH_GOOGLE_CLIENT_SECRET", " "),
+        ]),
+    )
+    .expect("blank provider settings mean not configured");
+    let google = c.oauth.catalog.get("google").expect("google is built in");
+    assert!(!google.is_configured());
+}

@@ -6,6 +6,8 @@ use serde_json::{Value, json};
 
 const USER_ID: &str = "0193f3a2-7c1e-7000-8000-000000000001";
 const AT: &str = "2026-11-25T17:02:57Z";
+/// The JSON Schema dialect of the preferences schema.
+const DIALECT: &str = "https://json-schema.org/draft/2020-12/schema";
 
 fn user() -> Value {
     json!({
@@ -88,7 +90,7 @@ fn users_schema(name: &str) -> Option<Value> {
             "preferences": {"ui": {"theme": "dark"}}
         }),
         "PreferencesSchemaBody" => json!({
-            "schema": {"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object"},
+            "schema": {"$schema": DIALECT, "type": "object"},
             "defaults": preferences()
         }),
         "HistoryBody" => json!({"items": [{
