@@ -2,37 +2,21 @@
 //! crate knows storage and the vault but nothing of HTTP.
 #![forbid(unsafe_code)]
 
-pub mod access_log;
 pub mod audit;
-pub mod audit_archive;
-pub mod audit_pseudonymize;
-pub mod audit_query;
-mod audit_verify;
 mod backoff;
-pub mod clerk;
 pub mod context;
-pub mod diagnostics;
+pub mod encryption_keys;
 mod error;
 pub mod events;
 pub mod integrations;
 pub mod jobs;
-pub mod keys;
 pub mod metrics;
-pub mod oauth;
-pub mod ops;
+pub mod operations;
 pub mod outbound;
 pub mod page;
 pub mod preferences;
 pub mod random;
-mod refresh;
-mod refresh_lease;
-mod sealed_tokens;
-pub mod service_key_cache;
 pub mod service_keys;
-pub mod session_users;
-pub mod signup;
-pub mod token_handout;
-pub mod token_stats;
 pub mod tokens;
 pub mod users;
 
@@ -45,29 +29,29 @@ use domain::preferences::Preferences;
 use store::Db;
 use vault::Vault;
 
-pub use audit_verify::{ChainBreak, ChainReport};
+pub use audit::{ChainBreak, ChainReport};
 
 /// Everything a use case needs, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
     db: Db,
     vault: Vault,
-    access_log: access_log::AccessLog,
+    access_log: audit::access_log::AccessLog,
     /// System defaults of preferences (built in, or overridden by configuration).
     preference_defaults: Arc<Preferences>,
-    service_keys: service_key_cache::KeyCache,
+    service_keys: service_keys::cache::KeyCache,
     /// The OAuth providers this deployment knows.
-    catalog: Arc<oauth::Catalog>,
+    catalog: Arc<integrations::oauth::Catalog>,
     /// Redirect URIs of the connect flow.
     oauth_settings: Arc<integrations::OAuthSettings>,
     /// The HTTP client for providers.
-    oauth_client: oauth::client::OAuthClient,
+    oauth_client: integrations::oauth::client::OAuthClient,
     /// One in-process lock per integration being refreshed (single flight).
     refresh_locks: tokens::RefreshLocks,
     /// Subscribers of events and the retry policy.
     events: Arc<events::EventSettings>,
     /// Clerk's Backend API for the sign-up race, when configured.
-    clerk_api: Option<Arc<signup::ClerkApi>>,
+    clerk_api: Option<Arc<users::signup::ClerkApi>>,
 }
 
 impl App {
@@ -79,16 +63,16 @@ impl App {
     /// the same way); this happens at startup, never on a request.
     #[must_use]
     pub fn new(db: Db, vault: Vault) -> Self {
-        let access_log = access_log::AccessLog::spawn(db.clone(), Default::default());
+        let access_log = audit::access_log::AccessLog::spawn(db.clone(), Default::default());
         Self {
             db,
             vault,
             access_log,
             preference_defaults: Arc::new(Preferences::builtin()),
-            service_keys: service_key_cache::KeyCache::new(),
-            catalog: Arc::new(oauth::Catalog::builtin()),
+            service_keys: service_keys::cache::KeyCache::new(),
+            catalog: Arc::new(integrations::oauth::Catalog::builtin()),
             oauth_settings: Arc::new(integrations::OAuthSettings::default()),
-            oauth_client: oauth::client::OAuthClient::new(outbound()),
+            oauth_client: integrations::oauth::client::OAuthClient::new(outbound()),
             refresh_locks: tokens::refresh_locks(),
             events: Arc::new(events::EventSettings::default()),
             clerk_api: None,
@@ -98,14 +82,14 @@ impl App {
     /// Replaces the access-log writer with one running `settings` (the one started by
     /// [`App::new`] stops once its handle is dropped here).
     #[must_use]
-    pub fn with_access_log(mut self, settings: access_log::AccessLogSettings) -> Self {
-        self.access_log = access_log::AccessLog::spawn(self.db.clone(), settings);
+    pub fn with_access_log(mut self, settings: audit::access_log::AccessLogSettings) -> Self {
+        self.access_log = audit::access_log::AccessLog::spawn(self.db.clone(), settings);
         self
     }
 
     /// The batched writer for high-volume read entries (`token.accessed`).
     #[must_use]
-    pub fn access_log(&self) -> &access_log::AccessLog {
+    pub fn access_log(&self) -> &audit::access_log::AccessLog {
         &self.access_log
     }
 
@@ -142,7 +126,7 @@ impl App {
     }
 
     /// Verified service keys, shared by every clone of this `App`.
-    pub(crate) fn service_key_cache(&self) -> &service_key_cache::KeyCache {
+    pub(crate) fn service_key_cache(&self) -> &service_keys::cache::KeyCache {
         &self.service_keys
     }
 }

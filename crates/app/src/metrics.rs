@@ -39,7 +39,7 @@ pub const JOB_RUNS: &str = "user_service_job_runs_total";
 pub const JOB_DURATION: &str = "user_service_job_duration_seconds";
 
 /// Counter: audit entries the database refused as they were, by the `form` they were kept
-/// in (`escaped`, `stub`) or `lost` (see `access_log::rescue`).
+/// in (`escaped`, `stub`) or `lost` (see `audit::access_log::rescue`).
 pub const AUDIT_ENTRIES_REJECTED: &str = "user_service_audit_entries_rejected_total";
 /// Counter: token hand-outs refused (503) because their audit entry did not commit, by
 /// `reason` (`queue_full`, `timeout`, `lost`).

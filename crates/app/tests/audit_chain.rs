@@ -313,7 +313,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
     let mut cursor = None;
     loop {
         let page = app
-            .list_audit(app::audit_query::AuditQuery {
+            .list_audit(app::audit::query::AuditQuery {
                 limit: Some(3),
                 cursor: cursor.clone(),
                 ..Default::default()
@@ -332,7 +332,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
         "newest first, every entry once"
     );
     let only = app
-        .list_audit(app::audit_query::AuditQuery {
+        .list_audit(app::audit::query::AuditQuery {
             action: Some("user.deleted".into()),
             ..Default::default()
         })
@@ -340,7 +340,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
         .expect("filtered");
     assert_eq!(only.items.len(), 1);
     assert!(
-        app.list_audit(app::audit_query::AuditQuery {
+        app.list_audit(app::audit::query::AuditQuery {
             action: Some("nope".into()),
             ..Default::default()
         })
@@ -349,7 +349,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
     );
 
     let by_action = app
-        .audit_stats(app::audit_query::GroupBy::Action, None, None)
+        .audit_stats(app::audit::query::GroupBy::Action, None, None)
         .await
         .expect("stats");
     assert_eq!(
@@ -360,7 +360,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
         ]
     );
     let by_day = app
-        .audit_stats(app::audit_query::GroupBy::Day, None, None)
+        .audit_stats(app::audit::query::GroupBy::Day, None, None)
         .await
         .expect("stats");
     let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
@@ -410,7 +410,7 @@ async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
         .await
         .expect("q")
         .expect("entry");
-    let changed = app::audit_pseudonymize::pseudonymize(
+    let changed = app::audit::pseudonymize::pseudonymize(
         w,
         &app::Ctx::system("test"),
         "subject",

@@ -9,7 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use app::{AppError, access_log::AccessLogSettings, audit::AuditRecord};
+use app::{
+    AppError,
+    audit::{AuditRecord, access_log::AccessLogSettings},
+};
 use common::{KEY1, app};
 use domain::{UserId, audit::AuditAction};
 use sea_orm::{ConnectionTrait, DatabaseTransaction, EntityTrait, QueryOrder};

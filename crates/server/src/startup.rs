@@ -119,7 +119,7 @@ pub async fn open_app(config: &Config) -> anyhow::Result<app::App> {
 fn configure(app: app::App, config: &Config) -> app::App {
     let app = match (&config.clerk.secret_key, &config.clerk.api_url) {
         (Some(key), Some(url)) => {
-            app.with_clerk_api(app::signup::ClerkApi::new(url.clone(), key.clone()))
+            app.with_clerk_api(app::users::signup::ClerkApi::new(url.clone(), key.clone()))
         }
         _ => app,
     };

@@ -238,7 +238,7 @@ impl Sender {
             Ok(r) if r.status().is_success() => (Some(i32::from(r.status().as_u16())), None, None),
             Ok(r) => {
                 let status = r.status();
-                let wait = crate::oauth::answer::retry_after(status, r.headers());
+                let wait = crate::integrations::oauth::answer::retry_after(status, r.headers());
                 (
                     Some(i32::from(status.as_u16())),
                     Some(format!("the subscriber answered {}", status.as_u16())),

@@ -46,10 +46,10 @@ impl Job for IntegrationHealth {
             for (user, provider) in &due {
                 let user = domain::UserId::from_uuid(*user);
                 match cx.app.check_integration(&ctx, user, provider).await {
-                    Ok(crate::diagnostics::Health::Healthy) => healthy += 1,
-                    Ok(crate::diagnostics::Health::Repaired) => repaired += 1,
+                    Ok(crate::tokens::diagnostics::Health::Healthy) => healthy += 1,
+                    Ok(crate::tokens::diagnostics::Health::Repaired) => repaired += 1,
                     Err(AppError::ReauthorizationRequired(_)) => reauth += 1,
-                    Ok(crate::diagnostics::Health::Unavailable) | Err(_) => unavailable += 1,
+                    Ok(crate::tokens::diagnostics::Health::Unavailable) | Err(_) => unavailable += 1,
                 }
             }
             Ok(

@@ -3,7 +3,7 @@
 //! name them are pseudonymized, not deleted: the personal fields are replaced by a random
 //! pseudonym (one per purged user, so their history stays readable as one person's) and
 //! the chain still verifies (see `crate::audit`); each replacement is recorded in chained
-//! `audit.pseudonymized` entries (`crate::audit_pseudonymize`). One transaction per user: an interrupted
+//! `audit.pseudonymized` entries (`crate::audit::pseudonymize`). One transaction per user: an interrupted
 //! run leaves every user either untouched or fully purged.
 
 use chrono::{DateTime, Utc};
@@ -102,7 +102,7 @@ impl App {
         let pseudonym = Uuid::new_v4();
         let named = store::audit::personal_entries(&txn, user.id, &user.clerk_user_id).await?;
         let (legacy, entries) = replacements(named, user.id, &user.clerk_user_id, pseudonym);
-        let pseudonymized = crate::audit_pseudonymize::pseudonymize(
+        let pseudonymized = crate::audit::pseudonymize::pseudonymize(
             &txn,
             ctx,
             &pseudonym.to_string(),

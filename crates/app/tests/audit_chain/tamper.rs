@@ -71,7 +71,7 @@ async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
         resource_id: None,
         details: serde_json::json!({"pseudonymized": true}),
     };
-    app::audit_pseudonymize::pseudonymize(
+    app::audit::pseudonymize::pseudonymize(
         w,
         &app::Ctx::system("test"),
         "p",

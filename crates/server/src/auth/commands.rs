@@ -141,8 +141,8 @@ pub async fn dev_user_create(config: &Config, args: DevUserCreateArgs) -> anyhow
     let result = app.dev_create_user(&Ctx::system("cli"), user).await;
     app.shutdown().await;
     let user = match result.map_err(|e| anyhow::anyhow!("{e}"))? {
-        app::signup::Provisioned::Created(u) => u,
-        app::signup::Provisioned::Existing(u) => {
+        app::users::signup::Provisioned::Created(u) => u,
+        app::users::signup::Provisioned::Existing(u) => {
             eprintln!(
                 "note: user {} exists already; nothing changed",
                 u.clerk_user_id
@@ -155,13 +155,13 @@ pub async fn dev_user_create(config: &Config, args: DevUserCreateArgs) -> anyhow
     Ok(())
 }
 
-fn dev_user(args: DevUserCreateArgs) -> anyhow::Result<app::signup::DevUser> {
+fn dev_user(args: DevUserCreateArgs) -> anyhow::Result<app::users::signup::DevUser> {
     use domain::{profile::PersonName, user::ClerkUserId, user::Email};
     let name = |flag: &str, v: Option<String>| {
         v.map(|n| PersonName::parse(&n).map_err(|e| anyhow::anyhow!("--{flag} {e}")))
             .transpose()
     };
-    Ok(app::signup::DevUser {
+    Ok(app::users::signup::DevUser {
         clerk_user_id: ClerkUserId::parse(&args.sub)
             .map_err(|e| anyhow::anyhow!("--sub {e} (a Clerk user id such as user_123)"))?,
         email: Email::parse(&args.email).map_err(|e| anyhow::anyhow!("--email {e}"))?,

@@ -271,7 +271,7 @@ impl RemoteJwks {
     }
 }
 
-pub use app::oauth::client::install_crypto_provider;
+pub use app::integrations::oauth::client::install_crypto_provider;
 
 /// The outbound client of the JWKS fetch: shorter timeouts than provider calls (5 s per
 /// call, 3 s to connect), since a request may be waiting on it.

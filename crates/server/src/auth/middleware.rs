@@ -6,11 +6,11 @@
 //! Order of the checks, cheapest first: the shape of the credentials, the origin rule for
 //! cookie writes ([`super::origin`]), the in-memory caches of verified keys and tokens, the
 //! failure limit, and only then a database lookup or a signature check. A verified session
-//! must then name a live user ([`app::session_users`]).
+//! must then name a live user ([`app::users::session`]).
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use app::{service_keys::KeyCheck, session_users::SessionUser};
+use app::{service_keys::KeyCheck, users::session::SessionUser};
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, header},

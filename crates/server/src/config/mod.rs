@@ -59,7 +59,7 @@ pub struct Config {
     /// Days an audit entry stays in the database before it is archived.
     pub audit_retention_days: u32,
     /// The group-commit writer of `token.accessed` entries: queue and commit-wait bounds.
-    pub audit_log: app::access_log::AccessLogSettings,
+    pub audit_log: app::audit::access_log::AccessLogSettings,
     /// OTLP endpoint for traces.
     pub otel_endpoint: Option<String>,
     /// Background jobs: schedules, retries, folders.
@@ -139,14 +139,14 @@ pub struct OAuthConfig {
     pub allowed_redirect_uris: Vec<url::Url>,
     /// The provider catalog: built in, extended by `OAUTH_PROVIDERS_FILE`, completed by
     /// every `OAUTH_<PROVIDER>_<SETTING>` variable (credentials, endpoints, tenant).
-    pub catalog: app::oauth::Catalog,
+    pub catalog: app::integrations::oauth::Catalog,
 }
 
 /// The catalog from the built-in one, the operator's file and the provider settings.
 fn provider_catalog(
     file: Option<String>,
     settings: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, SecretString>>,
-) -> Result<app::oauth::Catalog, Vec<String>> {
+) -> Result<app::integrations::oauth::Catalog, Vec<String>> {
     let extra = match file {
         Some(path) => Some(
             std::fs::read_to_string(&path)
@@ -154,7 +154,7 @@ fn provider_catalog(
         ),
         None => None,
     };
-    app::oauth::Catalog::build(app::oauth::catalog::BUILTIN, extra.as_deref(), settings)
+    app::integrations::oauth::Catalog::build(app::integrations::oauth::catalog::BUILTIN, extra.as_deref(), settings)
 }
 
 /// Rate limits, per minute.
@@ -329,7 +329,7 @@ impl Config {
                 for e in errors {
                     p.fail("OAUTH", e);
                 }
-                app::oauth::Catalog::default()
+                app::integrations::oauth::Catalog::default()
             });
         let oauth = OAuthConfig {
             redirect_uri: p.optional_url("oauth_redirect_uri"),
@@ -414,7 +414,7 @@ impl Config {
             admin_role_claim: p.string("admin_role_claim"),
             user_retention_days: p.number("user_retention_days", 1, 36_500),
             audit_retention_days: p.number("audit_retention_days", 1, 36_500),
-            audit_log: app::access_log::AccessLogSettings {
+            audit_log: app::audit::access_log::AccessLogSettings {
                 queue: p.number("audit_queue_capacity", 1, 1_000_000) as usize,
                 commit_timeout: Duration::from_millis(
                     p.number("audit_commit_timeout_ms", 1, 600_000).into(),

@@ -154,7 +154,7 @@ pub struct Stats {
     pub items: Vec<StatsItem>,
 }
 
-fn page(p: app::audit_query::AuditPage) -> Json<AuditPage> {
+fn page(p: app::audit::query::AuditPage) -> Json<AuditPage> {
     Json(AuditPage {
         items: p.items.into_iter().map(Into::into).collect(),
         next_cursor: p.next_cursor,
@@ -170,7 +170,7 @@ pub async fn list(
     _reader: AuditReader,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let q = app::audit_query::AuditQuery {
+    let q = app::audit::query::AuditQuery {
         user_id: p.user_id,
         action: p.action,
         actor_type: p.actor_type,
@@ -193,8 +193,8 @@ pub async fn stats(
     Query(p): Query<StatsParams>,
 ) -> Result<Json<Stats>, ApiError> {
     let group_by = match p.group_by.as_str() {
-        "action" => app::audit_query::GroupBy::Action,
-        "day" => app::audit_query::GroupBy::Day,
+        "action" => app::audit::query::GroupBy::Action,
+        "day" => app::audit::query::GroupBy::Day,
         _ => {
             return Err(
                 domain::ValidationErrors::single("group_by", "must be action or day").into(),
@@ -231,10 +231,10 @@ pub async fn user_audit(
 
 /// An admin sees every field; the owner not other actors' addresses and user agents.
 #[must_use]
-pub fn audit_view(owned: &OwnedUser) -> app::audit_query::AuditView {
+pub fn audit_view(owned: &OwnedUser) -> app::audit::query::AuditView {
     if owned.principal.is_admin() {
-        app::audit_query::AuditView::Full
+        app::audit::query::AuditView::Full
     } else {
-        app::audit_query::AuditView::Owner(owned.user.clerk_user_id.clone())
+        app::audit::query::AuditView::Owner(owned.user.clerk_user_id.clone())
     }
 }

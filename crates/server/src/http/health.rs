@@ -43,10 +43,10 @@ pub struct Ready {
     pub database_replica: &'static str,
 }
 
-fn check_str(c: app::ops::Check) -> &'static str {
+fn check_str(c: app::operations::health::Check) -> &'static str {
     match c {
-        app::ops::Check::Ok => "ok",
-        app::ops::Check::Error => "error",
+        app::operations::health::Check::Ok => "ok",
+        app::operations::health::Check::Error => "error",
     }
 }
 
@@ -73,18 +73,18 @@ pub async fn ready(State(state): State<AppState>) -> Result<Json<Ready>, ApiErro
         return Err(ApiError::new(ErrorCode::ServiceUnavailable).detail("shutting down"));
     }
     let r = state.app().readiness().await;
-    if r.database != app::ops::Check::Ok {
+    if r.database != app::operations::health::Check::Ok {
         return Err(ApiError::new(ErrorCode::ServiceUnavailable).detail("database: not answering"));
     }
     match r.schema {
-        app::ops::Schema::Current => {}
-        app::ops::Schema::Pending(names) => {
+        app::operations::health::Schema::Current => {}
+        app::operations::health::Schema::Pending(names) => {
             return Err(ApiError::new(ErrorCode::ServiceUnavailable).detail(format!(
                 "database: migrations pending: {} (run `user-service migrate`)",
                 names.join(", ")
             )));
         }
-        app::ops::Schema::Unreadable => {
+        app::operations::health::Schema::Unreadable => {
             return Err(ApiError::new(ErrorCode::ServiceUnavailable)
                 .detail("database: migration status unreadable"));
         }

@@ -253,7 +253,7 @@ pub async fn diagnostics(
     State(state): State<AppState>,
     owned: OwnedUser,
     Path((_, provider)): Path<(String, String)>,
-) -> Result<Json<app::diagnostics::Diagnostics>, ApiError> {
+) -> Result<Json<app::tokens::diagnostics::Diagnostics>, ApiError> {
     let provider = provider_name(&provider)?;
     let id = app::users::id_of(&owned.user);
     Ok(Json(

@@ -4,7 +4,7 @@
 //! not cache a token longer than 5 minutes: the service refreshes ahead of expiry.
 
 use app::{
-    Ctx, token_handout::TokenAsk, token_stats::IntegrationStats, tokens::IssuedToken,
+    Ctx, tokens::{IssuedToken, handout::TokenAsk, stats::IntegrationStats},
     users::UserKey,
 };
 use axum::{Json, extract::State};

@@ -4,7 +4,7 @@
 
 use app::{
     Ctx,
-    clerk::{ClerkEvent, WebhookOutcome},
+    users::clerk::{ClerkEvent, WebhookOutcome},
 };
 use axum::{
     Json,

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use url::Url;
 
 /// The built-in catalog.
-pub const BUILTIN: &str = include_str!("../../../../config/providers.toml");
+pub const BUILTIN: &str = include_str!("../../../../../config/providers.toml");
 
 /// How the client authenticates at the token and revocation endpoints (RFC 6749 §2.3.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]

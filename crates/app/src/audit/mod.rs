@@ -1,3 +1,7 @@
+//! The audit trail: writing entries (here and the batched `access_log` writer), reading
+//! them (`query`), verifying the chain (`verify`), pseudonymizing a purged user's entries
+//! (`pseudonymize`) and archiving old ones (`archive`).
+//!
 //! The audit API every mutating use case calls inside its own transaction, so a change
 //! and its entry commit together. Entries are hash-chained over a canonical encoding;
 //! `details` pass through one scrubber that removes anything secret-shaped.
@@ -11,8 +15,16 @@
 //! entry existed at its place with its time, action, outcome and request id, and that its
 //! personal fields once hashed to the digest. Entries without a digest (written before it
 //! existed) keep the v1 hash over all fields and cannot be pseudonymized. Each
-//! pseudonymization is itself a chained entry (`crate::audit_pseudonymize`), without which
+//! pseudonymization is itself a chained entry (`crate::audit::pseudonymize`), without which
 //! `audit verify` rejects a pseudonymized entry.
+
+pub mod access_log;
+pub mod archive;
+pub mod pseudonymize;
+pub mod query;
+mod verify;
+
+pub use verify::{ChainBreak, ChainReport};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use domain::{UserId, audit::AuditAction};

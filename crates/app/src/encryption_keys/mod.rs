@@ -1,6 +1,10 @@
+//! Encryption keys of the token vault: their status and the re-encryption of stored
+//! ciphertexts under the active key version.
+//!
 //! Key rotation: which key versions the stored ciphertexts use, and re-encryption of the
 //! ones under old versions in batches — idempotent and resumable (each batch commits on
 //! its own; a row changed meanwhile is skipped, never overwritten).
+
 
 use std::collections::{BTreeMap, HashSet};
 

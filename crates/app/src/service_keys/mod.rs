@@ -1,15 +1,20 @@
+//! Service keys (the API keys of calling services): their use cases (here) and the
+//! in-process cache of verified keys (`cache`).
+//!
 //! Service keys: creation (the plaintext is returned once), listing, revocation, and the
 //! verification every service request goes through.
 //!
 //! A key is `usk_` + 32 random bytes (base64url, no padding). Only its hex SHA-256 is
 //! stored. Verification looks the hash up, then compares stored and computed hashes in
-//! constant time. Verified keys are cached in-process ([`crate::service_key_cache`]) so the
+//! constant time. Verified keys are cached in-process ([`crate::service_keys::cache`]) so the
 //! token-fetch hot path does not query the database per request; a revocation in any
 //! process reaches every cache within `EPOCH_CHECK_INTERVAL` through the revocation epoch.
 //!
 //! Verification comes in two steps so the server can refuse a flood of unknown keys before
 //! it costs a query: [`App::check_service_key_cached`] (no query beyond the epoch check)
 //! and [`App::look_up_service_key`] (the database lookup of a cache miss).
+
+pub mod cache;
 
 use std::sync::Arc;
 

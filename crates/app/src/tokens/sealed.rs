@@ -7,7 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use store::integrations::Integration;
 use vault::{Binding, TokenKind};
 
-use crate::{App, AppError, integrations::key_version, oauth::client::TokenSet};
+use crate::{
+    App, AppError,
+    integrations::{key_version, oauth::client::TokenSet},
+};
 
 impl App {
     /// Seals and stores the access token and, when the answer has one, the refresh token

@@ -1,5 +1,12 @@
+//! Users: the account use cases (here), who a session is (`session`), sign-up on first
+//! sight and the dev user (`signup`), and Clerk's webhooks and Backend API (`clerk`).
+//!
 //! Users: lookup, profile updates, soft delete with its credential cascade, restore, the
 //! admin search and the export. Each change commits with its audit entry.
+
+pub mod clerk;
+pub mod session;
+pub mod signup;
 
 use base64::Engine;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
@@ -324,7 +331,7 @@ impl App {
     pub async fn export_user(
         &self,
         user: User,
-        view: &crate::audit_query::AuditView,
+        view: &crate::audit::query::AuditView,
     ) -> Result<UserExport, AppError> {
         let conn = self.db().reader();
         let rows = users::export_rows(conn, user.id).await?;

@@ -1,6 +1,11 @@
+//! Integrations: the connect flow (here), the catalog of OAuth providers and the client
+//! that speaks to them (`oauth`).
+//!
 //! Connecting providers (API.md "Integrations"): start an authorization, complete it,
 //! list, disconnect. The PKCE verifier is sealed beside the single-use `state`; the
-//! tokens themselves are sealed and read in `sealed_tokens.rs`.
+//! tokens themselves are sealed and read in `crate::tokens::sealed`.
+
+pub mod oauth;
 
 use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, ValidationErrors, audit::AuditAction};
@@ -17,7 +22,7 @@ use vault::{Binding, TokenKind};
 use crate::{
     App, AppError, Ctx,
     audit::{self, AuditRecord},
-    oauth::{Provider, client::ProviderError},
+    integrations::oauth::{Provider, client::ProviderError},
 };
 
 /// How long a `state` may wait for its code.
@@ -329,8 +334,8 @@ impl App {
         // The refresh token ends the whole grant (RFC 7009 §2.1); some providers take
         // only the access token.
         let kinds = match p.revoke_token {
-            crate::oauth::RevokeToken::Refresh => [TokenKind::Refresh, TokenKind::Access],
-            crate::oauth::RevokeToken::Access => [TokenKind::Access, TokenKind::Refresh],
+            crate::integrations::oauth::RevokeToken::Refresh => [TokenKind::Refresh, TokenKind::Access],
+            crate::integrations::oauth::RevokeToken::Access => [TokenKind::Access, TokenKind::Refresh],
         };
         // The primary: a replica could lag behind a refresh that rotated the token.
         let conn = self.db().current();

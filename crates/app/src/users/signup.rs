@@ -17,7 +17,7 @@ use store::{
 
 use crate::{
     App, AppError, Ctx,
-    clerk::{ClerkProfile, ClerkUser, create_user},
+    users::clerk::{ClerkProfile, ClerkUser, create_user},
     users::now,
 };
 

@@ -17,7 +17,7 @@ use vault::TokenKind;
 use crate::{
     App, AppError, Ctx,
     audit::{self, AuditRecord},
-    oauth::client::{ProviderError, TokenSet},
+    integrations::oauth::client::{ProviderError, TokenSet},
     tokens::{IssuedToken, TokenRequest, is_fresh, refreshed_since, scopes_of, status_changed},
 };
 

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 use vault::TokenKind;
 
-use crate::{App, AppError, audit_query::AuditQuery};
+use crate::{App, AppError, audit::query::AuditQuery};
 
 /// How many refresh attempts are shown.
 const ATTEMPTS_SHOWN: usize = 5;
@@ -181,7 +181,7 @@ impl App {
             .await?;
         match probe {
             Ok(Some(_)) => Ok(Health::Healthy),
-            Ok(None) | Err(crate::oauth::client::ProviderError::Transient { .. }) => {
+            Ok(None) | Err(crate::integrations::oauth::client::ProviderError::Transient { .. }) => {
                 Ok(Health::Unavailable)
             }
             Err(_) => {

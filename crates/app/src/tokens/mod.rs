@@ -1,3 +1,8 @@
+//! Tokens: the hand-out of a valid access token (here and `handout`), its refresh under
+//! a lease (`refresh`, `lease`), sealed storage of the tokens (`sealed`), the
+//! diagnostics and health probe of an integration (`diagnostics`), and the stats and
+//! gauges of the token service (`stats`).
+//!
 //! The token service (API.md "Internal service API", refresh rules): hand out a valid
 //! access token for a user's provider, refreshing it first when it expires too soon.
 //!
@@ -6,8 +11,15 @@
 //! integration row (one conditional UPDATE) lets exactly one process call the provider,
 //! and the others poll until it is released. No transaction or pooled connection is held
 //! during the provider call. The winner re-reads the stored token after taking the lease
-//! (`refresh.rs`); the lease is a guard released on every path (`refresh_lease.rs`).
+//! (`refresh`); the lease is a guard released on every path (`lease`).
 //! Every read here goes to the primary (`Db::current`), never a lagging replica.
+
+pub mod diagnostics;
+pub mod handout;
+mod lease;
+mod refresh;
+mod sealed;
+pub mod stats;
 
 use std::{sync::Arc, time::Duration as StdDuration};
 
@@ -21,7 +33,7 @@ use vault::TokenKind;
 use crate::{
     App, AppError, Ctx,
     audit::{self, AuditRecord},
-    refresh_lease::Leased,
+    tokens::lease::Leased,
 };
 
 /// How long a refresher may hold the lease (longer than the provider timeout).

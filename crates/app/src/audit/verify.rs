@@ -12,7 +12,7 @@ use store::audit::AuditEntry;
 use crate::{
     App, AppError,
     audit::{personal_fields_intact, stored_hash},
-    audit_pseudonymize::Coverage,
+    audit::pseudonymize::Coverage,
 };
 
 /// A verified chain.

@@ -1,0 +1,3 @@
+//! Operations: what the health routes report (`health`).
+
+pub mod health;
