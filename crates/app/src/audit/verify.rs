@@ -11,8 +11,8 @@ use store::audit::AuditEntry;
 
 use crate::{
     App, AppError,
-    audit::{personal_fields_intact, stored_hash},
     audit::pseudonymize::Coverage,
+    audit::{personal_fields_intact, stored_hash},
 };
 
 /// A verified chain.

@@ -5,7 +5,6 @@
 //! ones under old versions in batches — idempotent and resumable (each batch commits on
 //! its own; a row changed meanwhile is skipped, never overwritten).
 
-
 use std::collections::{BTreeMap, HashSet};
 
 use domain::audit::AuditAction;
@@ -43,7 +42,65 @@ pub struct RotationReport {
     pub complete: bool,
 }
 
+/// What the `key_reencrypt` job did: nothing (no ciphertext under an inactive version)
+/// or one bounded rotation run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum ReencryptOutcome {
+    Skipped {
+        skipped: &'static str,
+        active_version: u32,
+    },
+    Rotated {
+        active_version: u32,
+        under_inactive_versions_before: u64,
+        rotated: u64,
+        skipped: u64,
+        failed: u64,
+        complete: bool,
+    },
+}
+
 impl App {
+    /// Re-encrypts with the active key at most `max_batches` batches of `batch_size`
+    /// ciphertexts, when any is under an inactive key version (each batch commits on its
+    /// own, so an interrupted run resumes next time).
+    ///
+    /// # Errors
+    /// When the database fails.
+    pub async fn reencrypt_inactive(
+        &self,
+        ctx: &Ctx,
+        batch_size: u64,
+        max_batches: u64,
+    ) -> Result<ReencryptOutcome, AppError> {
+        let status = self.key_status().await?;
+        let active = status.active_version.to_string();
+        let inactive_in_use: u64 = status
+            .ciphertexts_by_version
+            .iter()
+            .filter(|(v, _)| **v != active)
+            .map(|(_, n)| n)
+            .sum();
+        if inactive_in_use == 0 {
+            return Ok(ReencryptOutcome::Skipped {
+                skipped: "no ciphertext under an inactive key version",
+                active_version: status.active_version,
+            });
+        }
+        let report = self
+            .rotate_keys(ctx, batch_size.max(1), Some(max_batches.max(1)))
+            .await?;
+        Ok(ReencryptOutcome::Rotated {
+            active_version: status.active_version,
+            under_inactive_versions_before: inactive_in_use,
+            rotated: report.rotated,
+            skipped: report.skipped,
+            failed: report.failed,
+            complete: report.complete,
+        })
+    }
+
     /// Rows per key version.
     ///
     /// # Errors

@@ -334,8 +334,12 @@ impl App {
         // The refresh token ends the whole grant (RFC 7009 §2.1); some providers take
         // only the access token.
         let kinds = match p.revoke_token {
-            crate::integrations::oauth::RevokeToken::Refresh => [TokenKind::Refresh, TokenKind::Access],
-            crate::integrations::oauth::RevokeToken::Access => [TokenKind::Access, TokenKind::Refresh],
+            crate::integrations::oauth::RevokeToken::Refresh => {
+                [TokenKind::Refresh, TokenKind::Access]
+            }
+            crate::integrations::oauth::RevokeToken::Access => {
+                [TokenKind::Access, TokenKind::Refresh]
+            }
         };
         // The primary: a replica could lag behind a refresh that rotated the token.
         let conn = self.db().current();

@@ -1,10 +1,8 @@
 //! Hourly: when ciphertexts under an inactive key version remain (a key was added to the
 //! keyring), re-encrypt a bounded number of batches with the active key. Each batch
-//! commits on its own ([`App::rotate_keys`]), so an interrupted run resumes next time.
+//! commits on its own (`App::reencrypt_inactive`), so an interrupted run resumes next time.
 
-use serde_json::json;
-
-use super::{Job, JobCx, JobFuture};
+use super::{Job, JobCx, JobError, JobFuture};
 use crate::Ctx;
 
 /// The key re-encryption job.
@@ -21,35 +19,11 @@ impl Job for KeyReencrypt {
 
     fn run<'a>(&'a self, cx: &'a JobCx) -> JobFuture<'a> {
         Box::pin(async move {
-            let status = cx.app.key_status().await?;
-            let active = status.active_version.to_string();
-            let inactive_in_use: u64 = status
-                .ciphertexts_by_version
-                .iter()
-                .filter(|(v, _)| **v != active)
-                .map(|(_, n)| n)
-                .sum();
-            if inactive_in_use == 0 {
-                return Ok(
-                    json!({"skipped": "no ciphertext under an inactive key version", "active_version": status.active_version}),
-                );
-            }
-            let report = cx
+            let outcome = cx
                 .app
-                .rotate_keys(
-                    &Ctx::system(self.name()),
-                    self.batch_size.max(1),
-                    Some(self.max_batches.max(1)),
-                )
+                .reencrypt_inactive(&Ctx::system(self.name()), self.batch_size, self.max_batches)
                 .await?;
-            Ok(json!({
-                "active_version": status.active_version,
-                "under_inactive_versions_before": inactive_in_use,
-                "rotated": report.rotated,
-                "skipped": report.skipped,
-                "failed": report.failed,
-                "complete": report.complete,
-            }))
+            serde_json::to_value(&outcome).map_err(|e| JobError::transient(e.to_string()))
         })
     }
 }

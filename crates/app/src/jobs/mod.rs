@@ -6,8 +6,10 @@
 //! the retry finishes it). A job returns a small JSON result shown by `GET /admin/jobs`, or
 //! a [`JobError`]: transient ones are retried with backoff, permanent ones fail at once.
 //!
-//! The integrations' jobs are here too: the token refresh sweep (`token_refresh_sweep`,
-//! hourly) and the health check (`integration_health`, every 15 minutes).
+//! Each job calls one method of its feature, where its logic lives: the token refresh
+//! sweep (`token_refresh_sweep`, hourly) and the health check (`integration_health`, every
+//! 15 minutes) call `tokens`, the purge `users`, the re-encryption `encryption_keys`, the
+//! archive `audit`, the backup check and the usage counts `operations`.
 
 mod audit_archive;
 mod backup_verify;
@@ -28,18 +30,18 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub use audit_archive::AuditArchive;
-pub use backup_verify::{BackupVerify, check_backup_file};
+pub use backup_verify::BackupVerify;
 pub use cron::Cron;
 pub use integration_health::IntegrationHealth;
 pub use key_reencrypt::KeyReencrypt;
-pub use purge_users::{PurgeReport, PurgeUsers};
+pub use purge_users::PurgeUsers;
 pub use runner::{Clock, RunOutcome, Runner};
 pub use status::JobStatus;
 pub use store::jobs::JobRun;
 pub use token_refresh_sweep::TokenRefreshSweep;
 pub use usage_analytics::UsageAnalytics;
 
-use crate::{App, AppError};
+use crate::{App, AppError, operations::backup::BackupPolicy};
 
 /// What a job's `run` returns.
 pub type JobFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send + 'a>>;
@@ -214,9 +216,11 @@ impl Registry {
         r.add(Arc::new(UsageAnalytics), schedule("usage_analytics"));
         r.add(
             Arc::new(BackupVerify {
-                dir: s.backup_dir.clone(),
-                keep: s.backup_keep,
-                max_age: s.backup_max_age,
+                policy: BackupPolicy {
+                    dir: s.backup_dir.clone(),
+                    keep: s.backup_keep,
+                    max_age: s.backup_max_age,
+                },
             }),
             schedule("backup_verify"),
         );

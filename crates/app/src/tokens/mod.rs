@@ -1,7 +1,7 @@
 //! Tokens: the hand-out of a valid access token (here and `handout`), its refresh under
 //! a lease (`refresh`, `lease`), sealed storage of the tokens (`sealed`), the
-//! diagnostics and health probe of an integration (`diagnostics`), and the stats and
-//! gauges of the token service (`stats`).
+//! diagnostics of an integration (`diagnostics`) and its health probe (`health`), and the
+//! stats and gauges of the token service (`stats`).
 //!
 //! The token service (API.md "Internal service API", refresh rules): hand out a valid
 //! access token for a user's provider, refreshing it first when it expires too soon.
@@ -16,6 +16,7 @@
 
 pub mod diagnostics;
 pub mod handout;
+pub mod health;
 mod lease;
 mod refresh;
 mod sealed;

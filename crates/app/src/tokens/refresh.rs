@@ -1,5 +1,7 @@
 //! One refresh, by the holder of the integration's lease: re-read the integration on the
-//! primary, call the provider when the token is still too old, record the outcome.
+//! primary, call the provider when the token is still too old, record the outcome. Also
+//! the two ways a refresh starts outside a hand-out: the owner's manual refresh and one
+//! step of the refresh sweep.
 //!
 //! A disconnection or a deletion of the user wins over a refresh in flight: the outcome
 //! is written only to a user who is still live (whose row this transaction locks first)
@@ -8,10 +10,18 @@
 //! a disconnected integration. `store::integrations::disconnect` and the deletion cascade
 //! take the same rows first, so whichever commits second sees the other's work.
 
+use std::{collections::HashMap, sync::Arc};
+
 use chrono::{DateTime, Duration, Utc};
 use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
+use serde::Serialize;
 use serde_json::json;
-use store::{TransactionTrait, integrations::Integration, token_refresh, users};
+use store::{
+    TransactionTrait,
+    integrations::{self as repo, Integration},
+    token_refresh, users,
+};
+use tokio::{sync::Semaphore, task::JoinSet};
 use vault::TokenKind;
 
 use crate::{
@@ -21,10 +31,96 @@ use crate::{
     tokens::{IssuedToken, TokenRequest, is_fresh, refreshed_since, scopes_of, status_changed},
 };
 
+/// What one run of the refresh sweep did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// Integrations whose token expires within the horizon.
+    pub due: usize,
+    pub refreshed: u64,
+    pub failed: u64,
+    pub reauth_required: u64,
+}
+
 /// A failing integration is refreshed at most this often on demand.
 const RETRY_FLOOR_SECONDS: i64 = 30;
 
 impl App {
+    /// Refreshes now (the owner's manual refresh); answers the integration, never a token.
+    ///
+    /// # Errors
+    /// As [`App::get_valid_token`].
+    pub async fn refresh_integration(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+    ) -> Result<Integration, AppError> {
+        let req = TokenRequest {
+            user,
+            provider: provider.to_owned(),
+            scopes: Vec::new(),
+            min_validity: Duration::zero(),
+            force: true,
+        };
+        self.valid_token(ctx, &req).await?;
+        repo::find(self.db().writer(), user.as_uuid(), provider)
+            .await?
+            .ok_or(AppError::NotFound("integration"))
+    }
+
+    /// One run of the refresh sweep: refreshes ahead of expiry every token that would
+    /// expire before `now + horizon` (at most `batch` integrations), each through the token
+    /// service (single flight with on-demand refreshes, the same failure rules), with at
+    /// most `per_provider` refreshes in flight per provider so a sweep never floods one.
+    ///
+    /// # Errors
+    /// Storage, when the due integrations cannot be read.
+    pub async fn sweep_expiring_tokens(
+        &self,
+        now: DateTime<Utc>,
+        horizon: Duration,
+        per_provider: usize,
+        batch: u64,
+    ) -> Result<SweepReport, AppError> {
+        let due = token_refresh::expiring_before(self.db().current(), now + horizon, batch).await?;
+        let mut limits: HashMap<String, Arc<Semaphore>> = HashMap::new();
+        let mut tasks = JoinSet::new();
+        for (user, provider) in due.iter().cloned() {
+            let permit = limits
+                .entry(provider.clone())
+                .or_insert_with(|| Arc::new(Semaphore::new(per_provider)))
+                .clone();
+            let app = self.clone();
+            tasks.spawn(async move {
+                let _permit = permit.acquire_owned().await;
+                let req = TokenRequest {
+                    user: UserId::from_uuid(user),
+                    provider,
+                    scopes: Vec::new(),
+                    min_validity: horizon,
+                    force: false,
+                };
+                let ctx = Ctx::system("token_refresh_sweep");
+                // A failure that still left a valid token is not a refresh; the
+                // integration records it.
+                app.valid_token(&ctx, &req).await.map(|t| t.refreshed)
+            });
+        }
+        let mut report = SweepReport {
+            due: due.len(),
+            ..SweepReport::default()
+        };
+        while let Some(done) = tasks.join_next().await {
+            match done {
+                Ok(Ok(true)) => report.refreshed += 1,
+                Ok(Ok(false)) => {}
+                Ok(Err(AppError::ReauthorizationRequired(_))) => report.reauth_required += 1,
+                Ok(Err(_)) | Err(_) => report.failed += 1,
+            }
+        }
+        Ok(report)
+    }
+
     /// Holding the lease: refreshes `before` unless another refresh got there first.
     pub(crate) async fn refresh_leased(
         &self,

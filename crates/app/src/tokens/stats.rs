@@ -1,14 +1,11 @@
-//! The token service seen from outside a hand-out: the owner's manual refresh, one step
-//! of the refresh sweep, the stats route and the integrations gauge.
+//! The token service seen from outside a hand-out: the stats route and the integrations
+//! gauge.
 
 use chrono::{Duration, Utc};
-use domain::{UserId, integration::IntegrationStatus};
-use store::{
-    integrations::{self as repo, Integration},
-    token_refresh,
-};
+use domain::integration::IntegrationStatus;
+use store::token_refresh;
 
-use crate::{App, AppError, Ctx, tokens::TokenRequest};
+use crate::{App, AppError};
 
 /// Integrations by provider and status, and how refreshes went over the last 24 hours.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -35,29 +32,6 @@ pub struct RefreshCounts {
 }
 
 impl App {
-    /// Refreshes now (the owner's manual refresh); answers the integration, never a token.
-    ///
-    /// # Errors
-    /// As [`App::get_valid_token`].
-    pub async fn refresh_integration(
-        &self,
-        ctx: &Ctx,
-        user: UserId,
-        provider: &str,
-    ) -> Result<Integration, AppError> {
-        let req = TokenRequest {
-            user,
-            provider: provider.to_owned(),
-            scopes: Vec::new(),
-            min_validity: Duration::zero(),
-            force: true,
-        };
-        self.valid_token(ctx, &req).await?;
-        repo::find(self.db().writer(), user.as_uuid(), provider)
-            .await?
-            .ok_or(AppError::NotFound("integration"))
-    }
-
     /// Sets the integrations gauge (by provider and status) from storage, for a scrape.
     /// Providers outside the catalog and unknown statuses are not reported (bounded labels).
     ///
@@ -114,16 +88,5 @@ impl App {
             refreshes_24h: refreshes,
             refresh_success_rate_24h: rate,
         })
-    }
-}
-
-impl App {
-    /// One refresh of the sweep: `Ok(true)` when it refreshed (a failure that still left
-    /// a valid token is `Ok(false)`; the integration records it).
-    ///
-    /// # Errors
-    /// As [`App::get_valid_token`].
-    pub async fn sweep_refresh(&self, ctx: &Ctx, req: &TokenRequest) -> Result<bool, AppError> {
-        Ok(self.valid_token(ctx, req).await?.refreshed)
     }
 }

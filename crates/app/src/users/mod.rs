@@ -1,10 +1,12 @@
 //! Users: the account use cases (here), who a session is (`session`), sign-up on first
-//! sight and the dev user (`signup`), and Clerk's webhooks and Backend API (`clerk`).
+//! sight and the dev user (`signup`), Clerk's webhooks and Backend API (`clerk`), and the
+//! purge of users deleted long ago (`purge`).
 //!
 //! Users: lookup, profile updates, soft delete with its credential cascade, restore, the
 //! admin search and the export. Each change commits with its audit entry.
 
 pub mod clerk;
+pub mod purge;
 pub mod session;
 pub mod signup;
 

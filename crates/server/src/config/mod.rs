@@ -154,7 +154,11 @@ fn provider_catalog(
         ),
         None => None,
     };
-    app::integrations::oauth::Catalog::build(app::integrations::oauth::catalog::BUILTIN, extra.as_deref(), settings)
+    app::integrations::oauth::Catalog::build(
+        app::integrations::oauth::catalog::BUILTIN,
+        extra.as_deref(),
+        settings,
+    )
 }
 
 /// Rate limits, per minute.

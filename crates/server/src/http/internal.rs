@@ -4,7 +4,8 @@
 //! not cache a token longer than 5 minutes: the service refreshes ahead of expiry.
 
 use app::{
-    Ctx, tokens::{IssuedToken, handout::TokenAsk, stats::IntegrationStats},
+    Ctx,
+    tokens::{IssuedToken, handout::TokenAsk, stats::IntegrationStats},
     users::UserKey,
 };
 use axum::{Json, extract::State};
