@@ -12,7 +12,7 @@ use store::{
         preference_overrides, service_keys, users, webhook_events,
     },
 };
-use testkit::{Backend, TestDb, both_backends};
+use testkit::{Backend, TestDb, both_backends, fixtures};
 use uuid::Uuid;
 
 both_backends!(whole_data_model_story);
@@ -253,44 +253,19 @@ async fn whole_data_model_story(backend: Backend) {
 }
 
 fn user(id: Uuid, clerk: &str, now: chrono::DateTime<Utc>) -> users::ActiveModel {
-    users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(clerk.to_owned()),
-        email: Set(Some("ada@example.com".to_owned())),
-        first_name: Set(Some("Ada".to_owned())),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
+    fixtures::user(clerk)
+        .id(id)
+        .email("ada@example.com")
+        .first_name("Ada")
+        .at(now)
+        .row()
 }
 
 fn integration(id: Uuid, user_id: Uuid, now: chrono::DateTime<Utc>) -> integrations::ActiveModel {
-    integrations::ActiveModel {
-        id: Set(id),
-        user_id: Set(user_id),
-        provider: Set("google".to_owned()),
-        status: Set("active".to_owned()),
-        account_id: Set(Some("1234".to_owned())),
-        account_email: Set(Some("ada@gmail.com".to_owned())),
-        scopes: Set(json!(["openid", "email"])),
-        connected_at: Set(Some(now)),
-        expires_at: Set(Some(now + Duration::hours(1))),
-        last_refreshed_at: Set(None),
-        last_refresh_attempt_at: Set(None),
-        last_checked_at: Set(None),
-        last_used_at: Set(None),
-        last_error: Set(None),
-        refresh_failures: Set(0),
-        refresh_lease_until: Set(None),
-        refresh_not_before: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    fixtures::integration(user_id, "google")
+        .id(id)
+        .account("1234", "ada@gmail.com")
+        .scopes(&["openid", "email"])
+        .at(now)
+        .row()
 }
