@@ -37,7 +37,7 @@ async fn whole_data_model_story(backend: Backend) {
     let dup = users::Entity::insert(user(Uuid::now_v7(), "user_story1", now))
         .exec(w)
         .await;
-    assert!(dup.is_err(), "clerk_user_id is unique");
+    assert_unique_violation(dup.map(|_| ()), "clerk_user_id is unique");
     let found = users::Entity::find()
         .filter(users::Column::ClerkUserId.eq("user_story1"))
         .one(db.reader())
@@ -70,12 +70,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("history");
-    assert!(
+    assert_unique_violation(
         preference_history::Entity::insert(history(1))
             .exec(w)
             .await
-            .is_err(),
-        "one row per version"
+            .map(|_| ()),
+        "one row per version",
     );
     let prefs = preference_overrides::Entity::find_by_id(user_id)
         .one(w)
@@ -90,12 +90,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("integration");
-    assert!(
+    assert_unique_violation(
         integrations::Entity::insert(integration(Uuid::now_v7(), user_id, now))
             .exec(w)
             .await
-            .is_err(),
-        "one per provider"
+            .map(|_| ()),
+        "one per provider",
     );
     let blob = vec![1u8, 0, 0, 0, 1, 0xff, 0x00, 0x7f];
     store::ciphertexts::put_token(w, user_id, integration_id, "refresh", 1, blob.clone())
@@ -186,11 +186,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("key");
-    assert!(
+    assert_unique_violation(
         service_keys::Entity::insert(key("mailer", "h2"))
             .exec(w)
             .await
-            .is_err()
+            .map(|_| ()),
+        "one key per name",
     );
 
     // Events: outbox row and its deliveries go together.
@@ -268,4 +269,16 @@ fn integration(id: Uuid, user_id: Uuid, now: chrono::DateTime<Utc>) -> integrati
         .scopes(&["openid", "email"])
         .at(now)
         .row()
+}
+
+/// The one error a duplicate insert may fail with, on both engines.
+fn assert_unique_violation(result: Result<(), sea_orm::DbErr>, why: &str) {
+    let err = result.expect_err(why);
+    assert!(
+        matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ),
+        "{why}: expected a unique violation, got {err}"
+    );
 }
