@@ -3,20 +3,17 @@
 //! export/import with migration, and the history row and audit entry of every change.
 
 use app::{App, AppError, Ctx, RequestMeta};
-use chrono::Utc;
 use domain::{
     UserId,
     audit::Actor,
     preferences::{Category, Theme, defaults_with},
 };
-use sea_orm::{ActiveModelTrait, ActiveValue::Set};
 use serde_json::{Value, json};
 use store::{
     Db, DbOptions,
     audit::{AuditFilter, list},
-    entities::users,
 };
-use testkit::{Backend, TestDb};
+use testkit::{Backend, TestDb, fixtures};
 
 async fn open(backend: Backend) -> (TestDb, App) {
     let t = TestDb::new(backend).await;
@@ -32,26 +29,10 @@ async fn open(backend: Backend) -> (TestDb, App) {
 
 async fn user(db: &Db) -> UserId {
     let id = UserId::new();
-    let now = Utc::now();
-    users::ActiveModel {
-        id: Set(id.as_uuid()),
-        clerk_user_id: Set(format!("user_{}", id.as_uuid().simple())),
-        email: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(db.writer())
-    .await
-    .expect("must succeed");
+    fixtures::user(&format!("user_{}", id.as_uuid().simple()))
+        .id(id.as_uuid())
+        .insert(db.writer())
+        .await;
     id
 }
 

@@ -118,6 +118,7 @@ mod tests {
             ("forbidden", 403),
             ("insufficient_scope", 403),
             ("not_found", 404),
+            ("method_not_allowed", 405),
             ("conflict", 409),
             ("reauthorization_required", 409),
             ("precondition_failed", 412),
@@ -133,6 +134,12 @@ mod tests {
             let code = ErrorCode::from_type(ty).unwrap_or_else(|| panic!("{ty} missing"));
             assert_eq!(code.status(), status, "{ty}");
         }
+        // Every code is pinned: a new one must be added here, a reviewed change.
+        let mut pinned: Vec<_> = expected.iter().map(|(ty, _)| *ty).collect();
+        let mut all: Vec<_> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        pinned.sort_unstable();
+        all.sort_unstable();
+        assert_eq!(pinned, all, "the table above covers ErrorCode::ALL");
     }
 
     #[test]

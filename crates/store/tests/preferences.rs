@@ -7,10 +7,10 @@ use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, PaginatorTrait};
 use serde_json::json;
 use store::{
     Db, DbOptions, TransactionTrait,
-    entities::{preference_history, preference_overrides, users},
+    entities::{preference_history, preference_overrides},
     preferences::{self, NewVersion, WriteOutcome},
 };
-use testkit::{Backend, TestDb};
+use testkit::{Backend, TestDb, fixtures};
 use uuid::Uuid;
 
 async fn open(backend: Backend) -> (TestDb, Db) {
@@ -24,27 +24,10 @@ async fn open(backend: Backend) -> (TestDb, Db) {
 
 async fn user(db: &Db) -> Uuid {
     let id = Uuid::now_v7();
-    let now = Utc::now();
-    users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(format!("user_{}", id.simple())),
-        email: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
-    .insert(db.writer())
-    .await
-    .expect("must succeed");
-    id
+    fixtures::user(&format!("user_{}", id.simple()))
+        .id(id)
+        .insert(db.writer())
+        .await
 }
 
 fn version(user_id: Uuid, expected: i64, theme: &str) -> NewVersion {

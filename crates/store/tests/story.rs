@@ -12,7 +12,7 @@ use store::{
         preference_overrides, service_keys, users, webhook_events,
     },
 };
-use testkit::{Backend, TestDb, both_backends};
+use testkit::{Backend, TestDb, both_backends, fixtures};
 use uuid::Uuid;
 
 both_backends!(whole_data_model_story);
@@ -37,7 +37,7 @@ async fn whole_data_model_story(backend: Backend) {
     let dup = users::Entity::insert(user(Uuid::now_v7(), "user_story1", now))
         .exec(w)
         .await;
-    assert!(dup.is_err(), "clerk_user_id is unique");
+    assert_unique_violation(dup.map(|_| ()), "clerk_user_id is unique");
     let found = users::Entity::find()
         .filter(users::Column::ClerkUserId.eq("user_story1"))
         .one(db.reader())
@@ -70,12 +70,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("history");
-    assert!(
+    assert_unique_violation(
         preference_history::Entity::insert(history(1))
             .exec(w)
             .await
-            .is_err(),
-        "one row per version"
+            .map(|_| ()),
+        "one row per version",
     );
     let prefs = preference_overrides::Entity::find_by_id(user_id)
         .one(w)
@@ -90,12 +90,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("integration");
-    assert!(
+    assert_unique_violation(
         integrations::Entity::insert(integration(Uuid::now_v7(), user_id, now))
             .exec(w)
             .await
-            .is_err(),
-        "one per provider"
+            .map(|_| ()),
+        "one per provider",
     );
     let blob = vec![1u8, 0, 0, 0, 1, 0xff, 0x00, 0x7f];
     store::ciphertexts::put_token(w, user_id, integration_id, "refresh", 1, blob.clone())
@@ -186,11 +186,12 @@ async fn whole_data_model_story(backend: Backend) {
         .exec(w)
         .await
         .expect("key");
-    assert!(
+    assert_unique_violation(
         service_keys::Entity::insert(key("mailer", "h2"))
             .exec(w)
             .await
-            .is_err()
+            .map(|_| ()),
+        "one key per name",
     );
 
     // Events: outbox row and its deliveries go together.
@@ -253,44 +254,31 @@ async fn whole_data_model_story(backend: Backend) {
 }
 
 fn user(id: Uuid, clerk: &str, now: chrono::DateTime<Utc>) -> users::ActiveModel {
-    users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(clerk.to_owned()),
-        email: Set(Some("ada@example.com".to_owned())),
-        first_name: Set(Some("Ada".to_owned())),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
+    fixtures::user(clerk)
+        .id(id)
+        .email("ada@example.com")
+        .first_name("Ada")
+        .at(now)
+        .row()
 }
 
 fn integration(id: Uuid, user_id: Uuid, now: chrono::DateTime<Utc>) -> integrations::ActiveModel {
-    integrations::ActiveModel {
-        id: Set(id),
-        user_id: Set(user_id),
-        provider: Set("google".to_owned()),
-        status: Set("active".to_owned()),
-        account_id: Set(Some("1234".to_owned())),
-        account_email: Set(Some("ada@gmail.com".to_owned())),
-        scopes: Set(json!(["openid", "email"])),
-        connected_at: Set(Some(now)),
-        expires_at: Set(Some(now + Duration::hours(1))),
-        last_refreshed_at: Set(None),
-        last_refresh_attempt_at: Set(None),
-        last_checked_at: Set(None),
-        last_used_at: Set(None),
-        last_error: Set(None),
-        refresh_failures: Set(0),
-        refresh_lease_until: Set(None),
-        refresh_not_before: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    fixtures::integration(user_id, "google")
+        .id(id)
+        .account("1234", "ada@gmail.com")
+        .scopes(&["openid", "email"])
+        .at(now)
+        .row()
+}
+
+/// The one error a duplicate insert may fail with, on both engines.
+fn assert_unique_violation(result: Result<(), sea_orm::DbErr>, why: &str) {
+    let err = result.expect_err(why);
+    assert!(
+        matches!(
+            err.sql_err(),
+            Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
+        ),
+        "{why}: expected a unique violation, got {err}"
+    );
 }

@@ -1,16 +1,15 @@
 //! The one-statement token read answers exactly what the narrow lookups answer (user,
 //! integration, ciphertext), on both engines, for both ways of naming a user.
 
-use chrono::{Duration, SubsecRound, Utc};
-use sea_orm::{ActiveValue::Set, EntityTrait};
-use serde_json::json;
+use chrono::{SubsecRound, Utc};
+use sea_orm::EntityTrait;
 use store::{
     Db, DbOptions,
     entities::{integrations, users},
     token_lookup::{self, UserBy},
     users::Deleted,
 };
-use testkit::{Backend, TestDb, both_backends};
+use testkit::{Backend, TestDb, both_backends, fixtures};
 use uuid::Uuid;
 
 both_backends!(one_read_matches_the_narrow_lookups);
@@ -126,22 +125,11 @@ fn user(
     now: chrono::DateTime<Utc>,
     deleted_at: Option<chrono::DateTime<Utc>>,
 ) -> users::ActiveModel {
-    users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(clerk.to_owned()),
-        email: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(deleted_at),
-    }
+    fixtures::user(clerk)
+        .id(id)
+        .at(now)
+        .deleted_at(deleted_at)
+        .row()
 }
 
 /// Every optional column set, so a column read from the wrong position shows.
@@ -151,26 +139,11 @@ fn integration(
     provider: &str,
     now: chrono::DateTime<Utc>,
 ) -> integrations::ActiveModel {
-    let at = |m: i64| Some(now + Duration::minutes(m));
-    integrations::ActiveModel {
-        id: Set(id),
-        user_id: Set(user_id),
-        provider: Set(provider.to_owned()),
-        status: Set("active".to_owned()),
-        account_id: Set(Some("1234".to_owned())),
-        account_email: Set(Some("ada@gmail.com".to_owned())),
-        scopes: Set(json!(["openid", "email"])),
-        connected_at: Set(at(1)),
-        expires_at: Set(at(2)),
-        last_refreshed_at: Set(at(3)),
-        last_refresh_attempt_at: Set(at(4)),
-        last_checked_at: Set(at(5)),
-        last_used_at: Set(at(6)),
-        last_error: Set(Some("none yet".to_owned())),
-        refresh_failures: Set(7),
-        refresh_lease_until: Set(at(8)),
-        refresh_not_before: Set(at(9)),
-        created_at: Set(now),
-        updated_at: Set(now + Duration::minutes(10)),
-    }
+    fixtures::integration(user_id, provider)
+        .id(id)
+        .account("1234", "ada@gmail.com")
+        .scopes(&["openid", "email"])
+        .at(now)
+        .every_column_set()
+        .row()
 }

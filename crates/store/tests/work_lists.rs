@@ -3,14 +3,13 @@
 //! batch limit cuts it at the same place everywhere.
 
 use chrono::{Duration, Utc};
-use sea_orm::{ActiveValue::Set, EntityTrait};
-use serde_json::json;
+use sea_orm::EntityTrait;
 use store::{
     Db, DbOptions,
     entities::{integrations, users},
     token_refresh,
 };
-use testkit::{Backend, TestDb, both_backends};
+use testkit::{Backend, TestDb, both_backends, fixtures};
 use uuid::Uuid;
 
 both_backends!(never_checked_integrations_come_first);
@@ -75,22 +74,7 @@ async fn never_checked_integrations_come_first(backend: Backend) {
 }
 
 fn user_row(id: Uuid, name: &str, now: chrono::DateTime<Utc>) -> users::ActiveModel {
-    users::ActiveModel {
-        id: Set(id),
-        clerk_user_id: Set(format!("user_{name}")),
-        email: Set(None),
-        first_name: Set(None),
-        last_name: Set(None),
-        profile_image_url: Set(None),
-        onboarding_completed: Set(false),
-        onboarding_step: Set(None),
-        onboarding_completed_at: Set(None),
-        last_sign_in_at: Set(None),
-        clerk_updated_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-    }
+    fixtures::user(&format!("user_{name}")).id(id).at(now).row()
 }
 
 fn integration(
@@ -98,25 +82,9 @@ fn integration(
     last_checked_at: Option<chrono::DateTime<Utc>>,
     now: chrono::DateTime<Utc>,
 ) -> integrations::ActiveModel {
-    integrations::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        user_id: Set(user_id),
-        provider: Set("google".to_owned()),
-        status: Set("active".to_owned()),
-        account_id: Set(None),
-        account_email: Set(None),
-        scopes: Set(json!(["openid"])),
-        connected_at: Set(Some(now)),
-        expires_at: Set(Some(now + Duration::hours(1))),
-        last_refreshed_at: Set(None),
-        last_refresh_attempt_at: Set(None),
-        last_checked_at: Set(last_checked_at),
-        last_used_at: Set(None),
-        last_error: Set(None),
-        refresh_failures: Set(0),
-        refresh_lease_until: Set(None),
-        refresh_not_before: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
+    fixtures::integration(user_id, "google")
+        .scopes(&["openid"])
+        .at(now)
+        .last_checked_at(last_checked_at)
+        .row()
 }

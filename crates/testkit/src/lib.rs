@@ -2,9 +2,11 @@
 //! of its own, on SQLite (a temporary file) or Postgres (a new database on the server named
 //! by `TEST_DATABASE_URL`, dropped afterwards). A Postgres test without `TEST_DATABASE_URL`
 //! fails: the suite never skips a backend silently. `scripts/test` starts a throwaway server.
+//! [`fixtures`] builds the user and integration rows tests start from.
 //! [`FaultProxy`] puts a TCP proxy the test can cut between the service and a dependency.
 #![forbid(unsafe_code)]
 
+pub mod fixtures;
 pub mod replica;
 
 mod fault_proxy;

@@ -20,8 +20,8 @@ use testkit::{TestDb, both_backends};
 
 use crate::{
     common::{Backend, assert_problem, spawn_app_with},
+    connected::{app_with, connect},
     fake_provider::FakeProvider,
-    integrations::{app_with, connect},
 };
 
 both_backends!(

@@ -351,18 +351,62 @@ async fn rotated_key_is_picked_up_by_a_refetch(backend: Backend) {
     let res = get_with_bearer(&app, "/test/whoami", &token).await;
     assert_eq!(res.status(), 200);
     assert_eq!(clerk.hits.load(Ordering::SeqCst), 2);
-    // An HMAC key in a JWKS is never used, even under a known kid.
-    *clerk.jwks.lock().expect("lock") = json!({"keys": [
-        {"kty": "oct", "kid": "hmac", "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("secret")}
-    ]});
+}
+
+/// An HMAC key in a JWKS is never used. The verifier here is fresh: its first fetch is of a
+/// set holding an RSA key and an `oct` key, so the forged token meets a key set that really
+/// contains its key (no refetch budget involved).
+async fn hmac_key_in_a_jwks_is_never_used(backend: Backend) {
+    let rsa = DevSigningKey::generate().expect("key");
+    let secret = b"a shared secret that Clerk would never publish";
+    let oct = json!({"kty": "oct", "kid": "hmac", "alg": "HS256",
+        "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)});
+    let clerk = fake_clerk(&[&rsa]).await;
+    clerk
+        .jwks
+        .lock()
+        .expect("lock")
+        .get_mut("keys")
+        .and_then(Value::as_array_mut)
+        .expect("keys")
+        .push(oct.clone());
+    let app = clerk_app(backend, &clerk).await;
+    assert_eq!(clerk.hits.load(Ordering::SeqCst), 1, "the set was fetched");
+    // The set is in use: its RSA key signs a session that is accepted.
+    let good = sign(&rsa, Some(rsa.kid()), &good_claims());
+    assert_eq!(
+        get_with_bearer(&app, "/test/whoami", &good).await.status(),
+        200
+    );
+
     let mut hs = Header::new(Algorithm::HS256);
     hs.kid = Some("hmac".to_owned());
-    let forged = jsonwebtoken::encode(&hs, &good_claims(), &EncodingKey::from_secret(b"secret"))
+    let forged = jsonwebtoken::encode(&hs, &good_claims(), &EncodingKey::from_secret(secret))
         .expect("signs");
+    // The forgery is genuine: the served `oct` key verifies it, so a verifier that used
+    // HMAC keys from the JWKS would accept it and this test would fail.
+    let served: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(clerk.jwks.lock().expect("lock").clone()).expect("JWKS");
+    let oct_jwk = served
+        .find("hmac")
+        .expect("the HMAC key is in the served set");
+    let mut validation = jsonwebtoken::Validation::new(Algorithm::HS256);
+    validation.set_issuer(&[ISSUER]);
+    jsonwebtoken::decode::<Value>(
+        &forged,
+        &jsonwebtoken::DecodingKey::from_jwk(oct_jwk).expect("oct key"),
+        &validation,
+    )
+    .expect("the forged token is valid under the served HMAC key");
+    // Both refusals hold: the key set drops the `oct` key, and the token is refused.
+    let parsed = server::auth::jwks::KeySet::from_jwks(&served);
+    assert!(parsed.get(rsa.kid()).is_some(), "the RSA key is kept");
+    assert!(parsed.get("hmac").is_none(), "the HMAC key is dropped");
     assert_refused(&app, &forged, "HMAC key from the JWKS").await;
 }
 
 both_backends!(
     valid_token_is_accepted_and_malicious_ones_refused,
-    rotated_key_is_picked_up_by_a_refetch
+    rotated_key_is_picked_up_by_a_refetch,
+    hmac_key_in_a_jwks_is_never_used
 );

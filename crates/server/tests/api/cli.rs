@@ -3,11 +3,22 @@
 use std::process::Output;
 
 use sea_orm::{ActiveValue::Set, EntityTrait};
+use serde_json::{Value, json};
 use store::entities::audit_log;
 use testkit::{Backend, TestDb, both_backends};
 
+use crate::{
+    common::spawn_app_on,
+    connected::{app_with_env, connect},
+    fake_provider::FakeProvider,
+};
+
+const KEY_1: &str = "1:AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";
+const KEY_2: &str = "2:AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=";
+
 both_backends!(
     keys_status_prints_versions,
+    keys_rotate_reencrypts_sealed_tokens,
     audit_verify_fails_on_tampering,
     audit_verify_fails_on_quiet_pseudonymization,
     audit_verify_fails_when_the_oldest_entries_are_deleted
@@ -57,6 +68,98 @@ async fn keys_status_prints_versions(backend: Backend) {
     assert!(
         !text.contains("AQEBAQEB") && !text.contains("AgICAgIC"),
         "key material printed: {text}"
+    );
+}
+
+/// `keys status` under both keys: the ciphertext count by key version.
+fn ciphertexts_by_version(db: &TestDb) -> Value {
+    let both = format!("{KEY_1},{KEY_2}");
+    let out = run(db, &["keys", "status"], &[("TOKEN_ENCRYPTION_KEYS", &both)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    assert_eq!(status["active_version"], 2);
+    status["ciphertexts_by_version"].clone()
+}
+
+/// Real sealed tokens (a connection through the fake provider under key 1) are
+/// re-encrypted by `keys rotate` and still open afterwards with key 2 alone.
+async fn keys_rotate_reencrypts_sealed_tokens(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let providers = fake.env("google");
+    let mut env: Vec<(&str, &str)> = providers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let app = app_with_env(
+        backend,
+        &fake,
+        &["google"],
+        &[("TOKEN_ENCRYPTION_KEYS", KEY_1)],
+    )
+    .await;
+    app.insert_user("user_rotate").await;
+    connect(&app, &fake, &app.user_token("user_rotate", false), "google").await;
+    let key = app.service_key("mail-sync", &["tokens:read"]).await;
+    let get = |app: &crate::common::TestApp| {
+        app.client
+            .post(app.url("/internal/tokens/get"))
+            .header("x-api-key", &key)
+            .json(&json!({"user_id": "user_rotate", "provider": "google"}))
+            .send()
+    };
+    let before: Value = get(&app)
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json");
+    let access = before["access_token"]
+        .as_str()
+        .expect("access token")
+        .to_owned();
+    let db = app.stop().await;
+
+    let sealed = ciphertexts_by_version(&db);
+    let n = sealed["1"].as_u64().expect("count");
+    assert!(
+        n >= 2,
+        "the access and refresh tokens are sealed under key 1: {sealed}"
+    );
+    assert_eq!(sealed["2"], 0);
+    let both = format!("{KEY_1},{KEY_2}");
+    let out = run(
+        &db,
+        &["keys", "rotate"],
+        &[("TOKEN_ENCRYPTION_KEYS", &both)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    assert_eq!(
+        (&report["rotated"], &report["failed"]),
+        (&json!(n), &json!(0)),
+        "{report}"
+    );
+    assert_eq!(ciphertexts_by_version(&db), json!({"1": 0, "2": n}));
+
+    // Key 1 is gone: only a re-encrypted token can be opened now.
+    env.push(("TOKEN_ENCRYPTION_KEYS", KEY_2));
+    env.push(("OAUTH_REDIRECT_URI", crate::connected::CALLBACK));
+    let app = spawn_app_on(db, &env).await;
+    let res = get(&app).await.expect("request");
+    assert_eq!(res.status(), 200);
+    let after: Value = res.json().await.expect("json");
+    assert_eq!(
+        after["access_token"],
+        access.as_str(),
+        "the same token, opened under key 2"
     );
 }
 

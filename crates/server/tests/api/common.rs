@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use sea_orm::{ActiveValue::Set, EntityTrait};
+use sea_orm::EntityTrait;
 use server::{config::Config, startup::Application};
 pub use testkit::{Backend, TestDb};
 
@@ -22,28 +22,50 @@ pub struct TestApp {
 impl TestApp {
     /// Inserts an active user row with Clerk id `clerk` (no webhook needed); returns its id.
     pub async fn insert_user(&self, clerk: &str) -> uuid::Uuid {
-        let id = uuid::Uuid::now_v7();
-        let now = chrono::Utc::now();
-        store::entities::users::Entity::insert(store::entities::users::ActiveModel {
-            id: Set(id),
-            clerk_user_id: Set(clerk.to_owned()),
-            email: Set(Some(format!("{clerk}@example.com"))),
-            first_name: Set(None),
-            last_name: Set(None),
-            profile_image_url: Set(None),
-            onboarding_completed: Set(false),
-            onboarding_step: Set(None),
-            onboarding_completed_at: Set(None),
-            last_sign_in_at: Set(None),
-            clerk_updated_at: Set(None),
-            created_at: Set(now),
-            updated_at: Set(now),
-            deleted_at: Set(None),
-        })
-        .exec(self.state.app().db().writer())
-        .await
-        .expect("user");
-        id
+        testkit::fixtures::user(clerk)
+            .email(&format!("{clerk}@example.com"))
+            .insert(self.state.app().db().writer())
+            .await
+    }
+
+    /// `(action, actor_type, actor_id)` of every audit entry about user `id`, oldest first.
+    pub async fn audit_of(&self, id: uuid::Uuid) -> Vec<(String, String, Option<String>)> {
+        let f = store::audit::AuditFilter {
+            user_id: Some(id),
+            ..store::audit::AuditFilter::default()
+        };
+        let mut v: Vec<_> = store::audit::list(self.state.app().db().writer(), &f, 100)
+            .await
+            .expect("audit")
+            .into_iter()
+            .map(|e| (e.action, e.actor_type, e.actor_id))
+            .collect();
+        v.reverse();
+        v
+    }
+
+    /// `(token rows, OAuth state rows, integration statuses)` of user `id`.
+    pub async fn credentials_of(&self, id: uuid::Uuid) -> (usize, usize, Vec<String>) {
+        use store::entities::{integration_tokens, integrations, oauth_states};
+        let db = self.state.app().db().writer();
+        let tokens = integration_tokens::Entity::find()
+            .all(db)
+            .await
+            .expect("tokens");
+        let states = oauth_states::Entity::find().all(db).await.expect("states");
+        let integ = integrations::Entity::find()
+            .all(db)
+            .await
+            .expect("integrations");
+        (
+            tokens.iter().filter(|t| t.user_id == id).count(),
+            states.iter().filter(|s| s.user_id == id).count(),
+            integ
+                .into_iter()
+                .filter(|i| i.user_id == id)
+                .map(|i| i.status)
+                .collect(),
+        )
     }
 
     /// `http://127.0.0.1:PORT{path}`.

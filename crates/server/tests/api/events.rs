@@ -20,8 +20,8 @@ use testkit::both_backends;
 
 use crate::{
     common::{Backend, TestApp, assert_problem, spawn_app_with},
+    connected::connect,
     fake_provider::FakeProvider,
-    integrations::connect,
     webhooks::{SECRET_A, deliver, user_event, whsec},
 };
 

@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use testkit::both_backends;
 
 use crate::{
-    common::{Backend, TestApp, assert_problem, spawn_app_with},
+    common::{Backend, TestApp, assert_problem},
+    connected::{CALLBACK, app_with, audit_actions, connect, post},
     fake_provider::FakeProvider,
 };
 
@@ -18,77 +19,6 @@ both_backends!(
     deleting_the_user_revokes_their_grants,
     no_token_or_client_secret_reaches_the_logs,
 );
-
-const CALLBACK: &str = "https://app.example/oauth/callback";
-
-pub async fn app_with(backend: Backend, fake: &FakeProvider, providers: &[&str]) -> TestApp {
-    let mut env: Vec<(String, String)> = vec![
-        ("OAUTH_REDIRECT_URI".to_owned(), CALLBACK.to_owned()),
-        (
-            "OAUTH_ALLOWED_REDIRECT_URIS".to_owned(),
-            format!("{CALLBACK},https://app.example/other"),
-        ),
-    ];
-    for p in providers {
-        let mut e = fake.env(p);
-        if *p == "microsoft" {
-            // Microsoft has no revocation endpoint: keep the catalog's answer.
-            e.retain(|(k, _)| !k.ends_with("_REVOKE_URL"));
-        }
-        env.extend(e);
-    }
-    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_app_with(backend, &pairs).await
-}
-
-async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
-
-/// Authorize, consent at the fake, complete: the integration answer.
-pub async fn connect(app: &TestApp, fake: &FakeProvider, token: &str, provider: &str) -> Value {
-    let res = post(
-        app,
-        token,
-        &format!("/users/me/integrations/{provider}/authorize"),
-        json!({}),
-    )
-    .await;
-    assert_eq!(res.status(), 200);
-    let start: Value = res.json().await.expect("json");
-    let (code, state) = fake.consent(start["authorization_url"].as_str().expect("url"));
-    assert_eq!(state, start["state"].as_str().expect("state"));
-    let res = post(
-        app,
-        token,
-        &format!("/users/me/integrations/{provider}"),
-        json!({"code": code, "state": state}),
-    )
-    .await;
-    assert_eq!(res.status(), 200, "complete");
-    res.json().await.expect("json")
-}
-
-pub async fn audit_actions(app: &TestApp, token: &str) -> Vec<(String, Value)> {
-    let body: Value = app.get_json("/users/me/audit", token).await;
-    body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|e| {
-            (
-                e["action"].as_str().unwrap_or_default().to_owned(),
-                e["details"].clone(),
-            )
-        })
-        .collect()
-}
 
 /// No token the fake ever issued appears in any stored row (and, on SQLite, anywhere in
 /// the database files, WAL included).

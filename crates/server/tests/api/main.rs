@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod cli;
 mod common;
+mod connected;
 mod connections;
 mod dev_auth;
 mod errors;

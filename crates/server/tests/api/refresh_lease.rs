@@ -13,7 +13,7 @@ use testkit::both_backends;
 
 use crate::{
     common::{Backend, TestApp, assert_problem},
-    refresh_races::{connected, spawn_token_call},
+    connected::{connected, spawn_token_call},
 };
 
 both_backends!(

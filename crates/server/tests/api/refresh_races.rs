@@ -10,8 +10,8 @@ use testkit::both_backends;
 
 use crate::{
     common::{Backend, TestApp, assert_problem},
+    connected::{app_with, connected, spawn_token_call},
     fake_provider::FakeProvider,
-    integrations::{app_with, connect},
 };
 
 both_backends!(
@@ -20,39 +20,6 @@ both_backends!(
     a_deletion_wins_over_a_refresh,
     a_deletion_wins_over_a_connection,
 );
-
-/// An app with `provider` connected for `clerk`, and a `tokens:read`+`tokens:refresh` key.
-pub async fn connected(
-    backend: Backend,
-    clerk: &str,
-    provider: &str,
-) -> (TestApp, FakeProvider, String) {
-    let fake = FakeProvider::start().await;
-    let app = app_with(backend, &fake, &[provider]).await;
-    app.insert_user(clerk).await;
-    let session = app.user_token(clerk, false);
-    connect(&app, &fake, &session, provider).await;
-    let key = app
-        .service_key("mail-sync", &["tokens:read", "tokens:refresh"])
-        .await;
-    (app, fake, key)
-}
-
-/// `POST /internal/tokens/{route}` for `clerk`'s `provider`, on its own task.
-pub fn spawn_token_call(
-    app: &TestApp,
-    key: &str,
-    route: &str,
-    clerk: &str,
-    provider: &str,
-) -> tokio::task::JoinHandle<reqwest::Response> {
-    let request = app
-        .client
-        .post(app.url(&format!("/internal/tokens/{route}")))
-        .header("x-api-key", key)
-        .json(&json!({"user_id": clerk, "provider": provider}));
-    tokio::spawn(async move { request.send().await.expect("request") })
-}
 
 async fn delete(app: &TestApp, clerk: &str, path: &str) {
     let res = app

@@ -16,8 +16,8 @@ use testkit::{Backend, TestDb, replica::Standby};
 
 use crate::{
     common::{TestApp, assert_problem, spawn_app_on},
+    connected::connect,
     fake_provider::FakeProvider,
-    integrations::connect,
 };
 
 const CALLBACK: &str = "https://app.example/oauth/callback";

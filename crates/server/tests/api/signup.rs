@@ -27,7 +27,7 @@ use testkit::both_backends;
 use crate::{
     common::{Backend, TestApp, assert_problem, spawn_app_with},
     dev_auth::run_cli,
-    webhooks::{SECRET_A, audit_of, deliver, user, user_event, whsec},
+    webhooks::{SECRET_A, deliver, user, user_event, whsec},
 };
 
 both_backends!(
@@ -151,7 +151,7 @@ async fn racing_sessions_of_a_new_user_create_it_once(backend: Backend) {
         "user".to_owned(),
         Some(NEW_USER.to_owned()),
     );
-    assert_eq!(audit_of(&app, stored.id).await, vec![created.clone()]);
+    assert_eq!(app.audit_of(stored.id).await, vec![created.clone()]);
     let events = store::events::for_user(app.state.app().db().writer(), stored.id)
         .await
         .expect("events");
@@ -166,7 +166,7 @@ async fn racing_sessions_of_a_new_user_create_it_once(backend: Backend) {
     )
     .await;
     assert_eq!(status, "processed");
-    assert_eq!(audit_of(&app, stored.id).await, vec![created]);
+    assert_eq!(app.audit_of(stored.id).await, vec![created]);
     let events = store::events::for_user(app.state.app().db().writer(), stored.id)
         .await
         .expect("events");
@@ -263,13 +263,13 @@ async fn dev_user_create_makes_a_user_the_dev_token_reaches(backend: Backend) {
         "system".to_owned(),
         Some("cli".to_owned()),
     );
-    assert_eq!(audit_of(&app, id).await, vec![created.clone()]);
+    assert_eq!(app.audit_of(id).await, vec![created.clone()]);
 
     // Again: the same user, unchanged, and a note saying so.
     let out = run_cli(&app, &args, &[]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
-    assert_eq!(audit_of(&app, id).await, vec![created]);
+    assert_eq!(app.audit_of(id).await, vec![created]);
 
     // Bad input and Clerk mode are refused, naming the problem.
     let out = run_cli(

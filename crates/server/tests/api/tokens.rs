@@ -9,8 +9,8 @@ use testkit::both_backends;
 
 use crate::{
     common::{Backend, TestApp, assert_problem},
+    connected::{audit_actions, connect, connected},
     fake_provider::FakeProvider,
-    integrations::{app_with, audit_actions, connect},
 };
 
 both_backends!(
@@ -24,19 +24,6 @@ both_backends!(
     the_health_check_finds_revoked_grants,
     retry_after_from_the_provider_is_honoured,
 );
-
-/// A connected google integration for `clerk`, and a `tokens:read`+`tokens:refresh` key.
-async fn setup(backend: Backend, clerk: &str) -> (TestApp, FakeProvider, String) {
-    let fake = FakeProvider::start().await;
-    let app = app_with(backend, &fake, &["google"]).await;
-    app.insert_user(clerk).await;
-    let token = app.user_token(clerk, false);
-    connect(&app, &fake, &token, "google").await;
-    let key = app
-        .service_key("mail-sync", &["tokens:read", "tokens:refresh"])
-        .await;
-    (app, fake, key)
-}
 
 async fn get(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
     app.client
@@ -92,7 +79,7 @@ fn last_access(fake: &FakeProvider) -> String {
 }
 
 async fn tokens_are_handed_out_checked_and_audited(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok1").await;
+    let (app, fake, key) = connected(backend, "user_tok1", "google").await;
     let res = get(
         &app,
         &key,
@@ -197,7 +184,7 @@ async fn tokens_are_handed_out_checked_and_audited(backend: Backend) {
 }
 
 async fn concurrent_gets_refresh_once(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok2").await;
+    let (app, fake, key) = connected(backend, "user_tok2", "google").await;
     expire_in(&app, 60).await;
     fake.inner.lock().expect("lock").delay = std::time::Duration::from_millis(200);
     let calls = (0..50).map(|_| {
@@ -239,7 +226,7 @@ async fn concurrent_gets_refresh_once(backend: Backend) {
 }
 
 async fn two_replicas_refresh_once(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok3").await;
+    let (app, fake, key) = connected(backend, "user_tok3", "google").await;
     let env: Vec<(String, String)> = fake.env("google");
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let replica = app.spawn_replica(&pairs).await;
@@ -274,7 +261,7 @@ async fn two_replicas_refresh_once(backend: Backend) {
 }
 
 async fn rotated_and_omitted_refresh_tokens(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok4").await;
+    let (app, fake, key) = connected(backend, "user_tok4", "google").await;
     let refresh = |app: &TestApp| {
         app.client
             .post(app.url("/internal/tokens/refresh"))
@@ -301,7 +288,7 @@ async fn rotated_and_omitted_refresh_tokens(backend: Backend) {
 }
 
 async fn invalid_grant_requires_reauthorization(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok5").await;
+    let (app, fake, key) = connected(backend, "user_tok5", "google").await;
     expire_in(&app, -10).await;
     fake.inner
         .lock()
@@ -355,7 +342,7 @@ async fn invalid_grant_requires_reauthorization(backend: Backend) {
 }
 
 async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok6").await;
+    let (app, fake, key) = connected(backend, "user_tok6", "google").await;
     let old = last_access(&fake);
     let body = json!({"user_id": "user_tok6", "provider": "google"});
     // Expiring soon, provider down: the still-valid token, status refresh_failed.
@@ -484,7 +471,7 @@ where
 }
 
 async fn the_sweep_refreshes_tokens_before_they_expire(backend: Backend) {
-    let (app, fake, _key) = setup(backend, "user_tok7").await;
+    let (app, fake, _key) = connected(backend, "user_tok7", "google").await;
     app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let run = || async {
@@ -519,7 +506,7 @@ async fn the_sweep_refreshes_tokens_before_they_expire(backend: Backend) {
 }
 
 async fn the_health_check_finds_revoked_grants(backend: Backend) {
-    let (app, fake, _key) = setup(backend, "user_tok8").await;
+    let (app, fake, _key) = connected(backend, "user_tok8", "google").await;
     app.insert_user("user_admin").await;
     let admin = app.user_token("user_admin", true);
     let check = || async {
@@ -577,7 +564,7 @@ async fn the_health_check_finds_revoked_grants(backend: Backend) {
 }
 
 async fn retry_after_from_the_provider_is_honoured(backend: Backend) {
-    let (app, fake, key) = setup(backend, "user_tok9").await;
+    let (app, fake, key) = connected(backend, "user_tok9", "google").await;
     let old = last_access(&fake);
     let body = json!({"user_id": "user_tok9", "provider": "google"});
     expire_in(&app, 60).await;

@@ -4,16 +4,10 @@
 use base64::Engine;
 use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
-use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use store::{
-    audit::AuditFilter,
-    entities::{integration_tokens, integrations, oauth_states},
-    users::{self, Deleted},
-};
-use testkit::both_backends;
-use uuid::Uuid;
+use store::users::{self, Deleted};
+use testkit::{both_backends, fixtures};
 
 use crate::common::{Backend, TestApp, assert_problem, spawn_app, spawn_app_with};
 
@@ -117,22 +111,6 @@ pub async fn user(app: &TestApp, clerk_id: &str) -> Option<users::User> {
         .expect("query")
 }
 
-/// (action, actor_type, actor_id) of every audit entry about `id`, oldest first.
-pub async fn audit_of(app: &TestApp, id: Uuid) -> Vec<(String, String, Option<String>)> {
-    let f = AuditFilter {
-        user_id: Some(id),
-        ..AuditFilter::default()
-    };
-    let mut v: Vec<_> = store::audit::list(app.state.app().db().writer(), &f, 100)
-        .await
-        .expect("audit")
-        .into_iter()
-        .map(|e| (e.action, e.actor_type, e.actor_id))
-        .collect();
-    v.reverse();
-    v
-}
-
 fn by_clerk(action: &str) -> (String, String, Option<String>) {
     (
         action.to_owned(),
@@ -208,7 +186,7 @@ async fn webhook_replay_is_duplicate(backend: Backend) {
     assert_eq!(deliver(&app, "msg_replay", &changed).await, "duplicate");
     let after = user(&app, "user_replay").await.expect("still there");
     assert_eq!(after, u, "a redelivery changes nothing");
-    assert_eq!(audit_of(&app, u.id).await, vec![by_clerk("user.created")]);
+    assert_eq!(app.audit_of(u.id).await, vec![by_clerk("user.created")]);
 }
 
 async fn webhook_out_of_order_update_changes_nothing(backend: Backend) {
@@ -231,7 +209,7 @@ async fn webhook_out_of_order_update_changes_nothing(backend: Backend) {
     let after = user(&app, "user_ooo").await.expect("user");
     assert_eq!(after.first_name.as_deref(), Some("Third"));
     assert_eq!(
-        audit_of(&app, before.id).await,
+        app.audit_of(before.id).await,
         vec![by_clerk("user.created"), by_clerk("user.updated")]
     );
 }
@@ -249,97 +227,7 @@ async fn webhook_update_before_create_upserts(backend: Backend) {
     let create = user_event("user.created", "user_upsert", "Created", t - 1000);
     assert_eq!(deliver(&app, "msg_c", &create).await, "processed");
     assert_eq!(user(&app, "user_upsert").await.expect("user"), u);
-    assert_eq!(audit_of(&app, u.id).await, vec![by_clerk("user.created")]);
-}
-
-/// Adds an integration with a token row and a pending OAuth state for `user_id`.
-pub async fn connect_db(db: &store::DatabaseConnection, user_id: Uuid, provider: &str) -> Uuid {
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    integrations::ActiveModel {
-        id: Set(id),
-        user_id: Set(user_id),
-        provider: Set(provider.to_owned()),
-        status: Set("active".to_owned()),
-        account_id: Set(None),
-        account_email: Set(Some("ada@example.com".to_owned())),
-        scopes: Set(json!(["email"])),
-        connected_at: Set(Some(now)),
-        expires_at: Set(None),
-        last_refreshed_at: Set(None),
-        last_refresh_attempt_at: Set(None),
-        last_checked_at: Set(None),
-        last_used_at: Set(None),
-        last_error: Set(None),
-        refresh_failures: Set(0),
-        refresh_lease_until: Set(None),
-        refresh_not_before: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    }
-    .insert(db)
-    .await
-    .expect("integration");
-    integration_tokens::ActiveModel {
-        integration_id: Set(id),
-        kind: Set("refresh".to_owned()),
-        user_id: Set(user_id),
-        key_version: Set(1),
-        ciphertext: Set(vec![1, 2, 3]),
-        updated_at: Set(now),
-    }
-    .insert(db)
-    .await
-    .expect("token");
-    oauth_states::ActiveModel {
-        state_hash: Set(format!("state-{id}")),
-        user_id: Set(user_id),
-        provider: Set(provider.to_owned()),
-        redirect_uri: Set("https://app.example.com/cb".to_owned()),
-        scopes: Set(json!([])),
-        key_version: Set(1),
-        pkce_verifier: Set(vec![4, 5, 6]),
-        created_at: Set(now),
-        expires_at: Set(now),
-        used_at: Set(None),
-    }
-    .insert(db)
-    .await
-    .expect("state");
-    id
-}
-
-/// (token rows, state rows, integration statuses) of `user_id`.
-pub async fn credentials_of_db(
-    db: &store::DatabaseConnection,
-    user_id: Uuid,
-) -> (usize, usize, Vec<String>) {
-    let tokens = integration_tokens::Entity::find()
-        .all(db)
-        .await
-        .expect("tokens");
-    let states = oauth_states::Entity::find().all(db).await.expect("states");
-    let integ = integrations::Entity::find()
-        .all(db)
-        .await
-        .expect("integrations");
-    (
-        tokens.iter().filter(|t| t.user_id == user_id).count(),
-        states.iter().filter(|s| s.user_id == user_id).count(),
-        integ
-            .into_iter()
-            .filter(|i| i.user_id == user_id)
-            .map(|i| i.status)
-            .collect(),
-    )
-}
-
-async fn connect(app: &TestApp, user_id: Uuid, provider: &str) -> Uuid {
-    connect_db(app.state.app().db().writer(), user_id, provider).await
-}
-
-async fn credentials_of(app: &TestApp, user_id: Uuid) -> (usize, usize, Vec<String>) {
-    credentials_of_db(app.state.app().db().writer(), user_id).await
+    assert_eq!(app.audit_of(u.id).await, vec![by_clerk("user.created")]);
 }
 
 async fn webhook_delete_cascades(backend: Backend) {
@@ -358,17 +246,23 @@ async fn webhook_delete_cascades(backend: Backend) {
     .await;
     let gone = user(&app, "user_gone").await.expect("user");
     let stays = user(&app, "user_stays").await.expect("user");
-    connect(&app, gone.id, "google").await;
-    connect(&app, gone.id, "microsoft").await;
-    connect(&app, stays.id, "google").await;
-    assert_eq!(credentials_of(&app, gone.id).await.0, 2);
+    fixtures::integration(gone.id, "google")
+        .insert_with_credentials(app.state.app().db().writer())
+        .await;
+    fixtures::integration(gone.id, "microsoft")
+        .insert_with_credentials(app.state.app().db().writer())
+        .await;
+    fixtures::integration(stays.id, "google")
+        .insert_with_credentials(app.state.app().db().writer())
+        .await;
+    assert_eq!(app.credentials_of(gone.id).await.0, 2);
 
     let del = json!({"type": "user.deleted", "data": {"id": "user_gone", "deleted": true, "object": "user"}});
     assert_eq!(deliver(&app, "msg_del", &del).await, "processed");
     let after = user(&app, "user_gone").await.expect("kept, soft-deleted");
     assert!(after.deleted_at.is_some());
     assert_eq!(
-        credentials_of(&app, gone.id).await,
+        app.credentials_of(gone.id).await,
         (
             0,
             0,
@@ -376,12 +270,12 @@ async fn webhook_delete_cascades(backend: Backend) {
         )
     );
     assert_eq!(
-        credentials_of(&app, stays.id).await,
+        app.credentials_of(stays.id).await,
         (1, 1, vec!["active".to_owned()]),
         "other users untouched"
     );
     assert_eq!(
-        audit_of(&app, gone.id).await,
+        app.audit_of(gone.id).await,
         vec![by_clerk("user.created"), by_clerk("user.deleted")]
     );
     assert_eq!(deliver(&app, "msg_del", &del).await, "duplicate");
@@ -406,7 +300,7 @@ async fn webhook_unknown_type_ignored_and_session_recorded(backend: Backend) {
         Some(signed_in_ms)
     );
     assert_eq!(
-        audit_of(&app, u.id).await,
+        app.audit_of(u.id).await,
         vec![by_clerk("user.created"), by_clerk("user.updated")]
     );
 }
