@@ -339,14 +339,21 @@ async fn listing_pages_and_stats_group(backend: Backend) {
         .await
         .expect("filtered");
     assert_eq!(only.items.len(), 1);
-    assert!(
-        app.list_audit(app::audit::query::AuditQuery {
+    let unknown = app
+        .list_audit(app::audit::query::AuditQuery {
             action: Some("nope".into()),
             ..Default::default()
         })
-        .await
-        .is_err()
-    );
+        .await;
+    assert!(unknown.is_err());
+    // Refused as a field error on `action` (a 422), not for any other reason.
+    match unknown {
+        Err(app::AppError::Validation(v)) => assert_eq!(
+            v,
+            domain::ValidationErrors::single("action", "is not a known audit action")
+        ),
+        other => panic!("expected a validation error on action, got {other:?}"),
+    }
 
     let by_action = app
         .audit_stats(app::audit::query::GroupBy::Action, None, None)

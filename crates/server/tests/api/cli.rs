@@ -8,7 +8,7 @@ use store::entities::audit_log;
 use testkit::{Backend, TestDb, both_backends};
 
 use crate::{
-    common::spawn_app_on,
+    common::{assert_exit, spawn_app_on},
     connected::{app_with_env, connect},
     fake_provider::FakeProvider,
 };
@@ -212,6 +212,7 @@ async fn audit_verify_fails_on_tampering(backend: Backend) {
         err.contains("entry 2"),
         "names the first broken entry: {err}"
     );
+    assert_exit(&broken, 1, "user-service: audit chain broken at entry 2:");
 }
 
 /// A migrated database with `n` entries written through the app's audit API.
@@ -248,6 +249,11 @@ fn assert_verify_fails_at(db: &TestDb, id: i64) {
     assert!(
         err.contains(&format!("entry {id}:")),
         "names entry {id}: {err}"
+    );
+    assert_exit(
+        &broken,
+        1,
+        &format!("user-service: audit chain broken at entry {id}:"),
     );
 }
 

@@ -272,6 +272,19 @@ pub async fn spawn_app_with_routes(
     }
 }
 
+/// Asserts that a run of the binary failed as expected: `code` is what `main` returns for
+/// this kind of error (1 for a failed command, 2 for a configuration error) and `needle` a
+/// stable part of its `user-service: …` line on stderr. Returns stderr.
+pub fn assert_exit(out: &std::process::Output, code: i32, needle: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "exit code; stderr: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "stderr names the failure ({needle:?}): {stderr}"
+    );
+    stderr
+}
+
 /// Asserts a problem+json answer of the given status and type; returns the body.
 pub async fn assert_problem(res: reqwest::Response, status: u16, kind: &str) -> serde_json::Value {
     assert_eq!(res.status().as_u16(), status, "status");

@@ -9,7 +9,7 @@ use testkit::{Backend, both_backends};
 
 use crate::{
     auth::probe_routes,
-    common::{TestApp, assert_problem, spawn_app_with, spawn_app_with_routes},
+    common::{TestApp, assert_exit, assert_problem, spawn_app_with, spawn_app_with_routes},
 };
 
 /// Runs the real binary with the test app's database and data folder.
@@ -115,6 +115,11 @@ async fn dev_token_from_the_binary_is_accepted(backend: Backend) {
         ],
     );
     assert!(!out.status.success());
+    assert_exit(
+        &out,
+        1,
+        "user-service: dev token is refused: CLERK_JWKS_URL is set",
+    );
     // stdout carries log lines (the error), never a token.
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("eyJ"),
@@ -122,6 +127,7 @@ async fn dev_token_from_the_binary_is_accepted(backend: Backend) {
     );
     let out = run_cli(&app, &["dev", "token", "--sub", "root"], &[]);
     assert!(!out.status.success());
+    assert_exit(&out, 1, "user-service: --sub must start with user_");
 }
 
 async fn jwks_is_absent_when_clerk_is_configured(backend: Backend) {

@@ -6,7 +6,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm_migration::MigratorTrait;
 use testkit::{Backend, TestDb, both_backends};
 
-use crate::common::{assert_problem, spawn_app_on};
+use crate::common::{assert_exit, assert_problem, spawn_app_on};
 
 both_backends!(
     serves_on_a_schema_with_a_newer_release_migration,
@@ -165,4 +165,6 @@ async fn refuses_a_diverged_schema(backend: Backend) {
         log.contains("diverged") && log.contains(FUTURE),
         "the refusal names what differs: {log}"
     );
+    // `migrate` failed (exit 1) on the divergence itself, not on anything before it.
+    assert_exit(&out, 1, "the schema has diverged from this release");
 }

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use testkit::{Backend, TestDb, replica::Standby};
 
 use crate::{
-    common::{TestApp, assert_problem, spawn_app_on},
+    common::{TestApp, assert_exit, assert_problem, spawn_app_on},
     connected::connect,
     fake_provider::FakeProvider,
 };
@@ -262,5 +262,11 @@ fn a_replica_url_with_sqlite_is_refused_at_start() {
     assert!(
         stderr.contains("DATABASE_READ_URL") && stderr.contains("SQLite"),
         "{stderr}"
+    );
+    // Refused by the configuration check (exit 2), before any connection is tried.
+    assert_exit(
+        &out,
+        2,
+        "DATABASE_READ_URL: a read replica needs a Postgres DATABASE_URL",
     );
 }

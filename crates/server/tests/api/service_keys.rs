@@ -6,7 +6,7 @@ use testkit::{Backend, both_backends};
 
 use crate::{
     auth::probe_routes,
-    common::{TestApp, assert_problem, spawn_app_with_routes},
+    common::{TestApp, assert_exit, assert_problem, spawn_app_with_routes},
     dev_auth::run_cli,
 };
 
@@ -217,6 +217,11 @@ async fn cli_creates_lists_and_revokes(backend: Backend) {
         &[],
     );
     assert!(!out.status.success(), "duplicate name refused");
+    assert_exit(
+        &out,
+        1,
+        r#"user-service: a service key named "ci" already exists"#,
+    );
     let out = run_cli(
         &app,
         &[
@@ -230,6 +235,11 @@ async fn cli_creates_lists_and_revokes(backend: Backend) {
         &[],
     );
     assert!(!out.status.success(), "unknown permission refused");
+    assert_exit(
+        &out,
+        1,
+        r#"user-service: permissions unknown permission "nope""#,
+    );
 
     // A second key, revoked by the CLI before any use: refused by the running service.
     let out = run_cli(
@@ -259,6 +269,7 @@ async fn cli_creates_lists_and_revokes(backend: Backend) {
     assert_problem(res, 401, "unauthorized").await;
     let out = run_cli(&app, &["service-key", "revoke", "never-existed"], &[]);
     assert!(!out.status.success(), "unknown name exits non-zero");
+    assert_exit(&out, 1, "user-service: service key not found");
 
     let out = run_cli(&app, &["service-key", "list"], &[]);
     assert!(out.status.success());

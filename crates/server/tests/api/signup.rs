@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 use testkit::both_backends;
 
 use crate::{
-    common::{Backend, TestApp, assert_problem, spawn_app_with},
+    common::{Backend, TestApp, assert_exit, assert_problem, spawn_app_with},
     dev_auth::run_cli,
     webhooks::{SECRET_A, deliver, user, user_event, whsec},
 };
@@ -281,6 +281,11 @@ async fn dev_user_create_makes_a_user_the_dev_token_reaches(backend: Backend) {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--email"));
+    assert_exit(
+        &out,
+        1,
+        "user-service: --email must be a valid email address",
+    );
     let clerk_mode = [
         (
             "CLERK_JWKS_URL",
@@ -297,5 +302,10 @@ async fn dev_user_create_makes_a_user_the_dev_token_reaches(backend: Backend) {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("CLERK_JWKS_URL is set"));
+    assert_exit(
+        &out,
+        1,
+        "user-service: dev user create is refused: CLERK_JWKS_URL is set",
+    );
     assert!(user(&app, "user_9").await.is_none());
 }
