@@ -5,7 +5,7 @@ use std::{process::Stdio, time::Duration};
 use axum::routing::get;
 use testkit::{Backend, TestDb};
 
-use crate::common::test_config;
+use crate::common::{spawn_app, test_config};
 
 /// A slow request in flight when shutdown begins still completes with its full answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,12 +56,22 @@ async fn in_flight_request_completes_after_shutdown_signal() {
     server.await.expect("join").expect("server exits cleanly");
 }
 
-/// The real binary: SIGTERM → `/ready` 503 during the configured delay → exit code 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn binary_turns_unready_then_exits_zero_on_sigterm() {
+testkit::both_backends!(
+    binary_turns_unready_then_exits_zero_on_sigterm,
+    worker_binary_runs_jobs_and_exits_zero_on_sigterm,
+);
+
+/// The real binary: SIGTERM → `/ready` 503 during the configured delay → exit code 0. On
+/// SQLite with zero configuration (the file appears under ./data), on Postgres by URL.
+async fn binary_turns_unready_then_exits_zero_on_sigterm(backend: Backend) {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
+    let db = (backend == Backend::Postgres).then_some(TestDb::new(backend).await);
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"));
+    if let Some(db) = &db {
+        command.env("DATABASE_URL", db.url());
+    }
+    let mut child = command
         .current_dir(dir.path())
         .env("LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("SHUTDOWN_DELAY_SECONDS", "2")
@@ -87,12 +97,7 @@ async fn binary_turns_unready_then_exits_zero_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(up, "service became ready");
-    let pid = child.id().expect("pid").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    sigterm(&child);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let res = client
         .get(&ready)
@@ -107,10 +112,20 @@ async fn binary_turns_unready_then_exits_zero_on_sigterm() {
         .expect("exits in time")
         .expect("wait");
     assert_eq!(exit.code(), Some(0));
-    assert!(
+    assert_eq!(
         dir.path().join("data/user-service.db").exists(),
-        "SQLite file created under ./data"
+        db.is_none(),
+        "the SQLite file is created under ./data only when no DATABASE_URL is given"
     );
+}
+
+fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
 }
 
 fn free_port() -> u16 {
@@ -121,17 +136,17 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// The real `user-service worker`: it runs a job enqueued in the database (no HTTP API), and
+/// The real `user-service worker` beside an API that runs no jobs (`JOBS_WORKER=false`, as
+/// `serve --no-worker`): a job enqueued through the API is run by the worker process, which
 /// on SIGTERM stops and exits 0.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_binary_runs_jobs_and_exits_zero_on_sigterm() {
-    use sqlx::Connection;
+async fn worker_binary_runs_jobs_and_exits_zero_on_sigterm(backend: Backend) {
+    let api = spawn_app(backend).await;
     let dir = tempfile::tempdir().expect("dir");
-    let url = format!("sqlite://{}/data/user-service.db", dir.path().display());
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-service"))
         .arg("worker")
         .current_dir(dir.path())
-        .env("DATABASE_URL", &url)
+        .env("DATABASE_URL", api.db.url())
+        .env("RUN_MIGRATIONS", "false")
         .env("JOB_POLL_INTERVAL_SECONDS", "1")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -139,49 +154,33 @@ async fn worker_binary_runs_jobs_and_exits_zero_on_sigterm() {
         .kill_on_drop(true)
         .spawn()
         .expect("binary starts");
-    // Polling an external process: it registers its jobs once migrated and started.
-    let mut conn = None;
-    for _ in 0..200 {
-        if let Ok(mut c) = sqlx::SqliteConnection::connect(&url).await {
-            let n: Result<i64, _> = sqlx::query_scalar("SELECT COUNT(*) FROM jobs")
-                .fetch_one(&mut c)
-                .await;
-            if n.is_ok_and(|n| n >= 5) {
-                conn = Some(c);
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut conn = conn.expect("worker migrated and registered its jobs");
-    sqlx::query(
-        "INSERT INTO job_runs (job, run_key, \"trigger\", status, attempts, max_attempts, run_after, created_at) \
-         VALUES ('usage_analytics', 'manual:test', 'manual', 'pending', 0, 3, ?, ?)",
-    )
-    .bind(chrono::Utc::now())
-    .bind(chrono::Utc::now())
-    .execute(&mut conn)
-    .await
-    .expect("enqueue");
-    let mut status = String::new();
-    for _ in 0..200 {
-        status = sqlx::query_scalar("SELECT status FROM job_runs WHERE run_key = 'manual:test'")
-            .fetch_one(&mut conn)
-            .await
-            .expect("status");
-        if status == "succeeded" {
+    api.insert_user("user_ops").await;
+    let admin = api.user_token("user_ops", true);
+    let res = api
+        .client
+        .post(api.url("/admin/jobs/usage_analytics/run"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("enqueue");
+    assert_eq!(res.status(), 202);
+    let mut outcome = serde_json::Value::Null;
+    for _ in 0..300 {
+        let jobs = api.get_json("/admin/jobs", &admin).await;
+        outcome = jobs["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .find(|j| j["name"] == "usage_analytics")
+            .expect("usage_analytics is listed")["last_outcome"]
+            .clone();
+        if outcome == "succeeded" {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(status, "succeeded", "the worker ran the job");
-    let _ = conn.close().await;
-    let pid = child.id().expect("pid").to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
+    assert_eq!(outcome, "succeeded", "the worker ran the job");
+    sigterm(&child);
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
         .await
         .expect("exits in time")
