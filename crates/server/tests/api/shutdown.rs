@@ -17,9 +17,14 @@ async fn in_flight_request_completes_after_shutdown_signal() {
     let addr = application.local_addr().expect("addr");
     let state = application.state().clone();
     // The real router and the real serve loop, plus one deliberately slow route.
+    // The slow route says when it has the request, so the signal is sent while it is in
+    // flight (no sleep that a slow machine could outrun).
+    let entered = std::sync::Arc::new(tokio::sync::Notify::new());
+    let in_handler = entered.clone();
     let router = server::http::router(state.clone()).merge(axum::Router::new().route(
         "/test/slow",
-        get(|| async {
+        get(move || async move {
+            in_handler.notify_one();
             tokio::time::sleep(Duration::from_millis(1500)).await;
             "done"
         }),
@@ -45,9 +50,14 @@ async fn in_flight_request_completes_after_shutdown_signal() {
             .text()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    entered.notified().await;
     tx.send(()).expect("signal");
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..100 {
+        if state.is_shutting_down() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(state.is_shutting_down());
     assert_eq!(
         slow.await.expect("join").expect("slow request answered"),
@@ -98,13 +108,21 @@ async fn binary_turns_unready_then_exits_zero_on_sigterm(backend: Backend) {
     }
     assert!(up, "service became ready");
     sigterm(&child);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let res = client
-        .get(&ready)
-        .send()
-        .await
-        .expect("still listening during the delay");
-    assert_eq!(res.status(), 503);
+    // Wait for the signal to be seen (the listener stays open for the 2 s delay).
+    let mut res = None;
+    for _ in 0..100 {
+        let r = client
+            .get(&ready)
+            .send()
+            .await
+            .expect("still listening during the delay");
+        if r.status() == 503 {
+            res = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let res = res.expect("/ready turned 503 within a second of SIGTERM");
     let body: serde_json::Value = res.json().await.expect("problem");
     assert_eq!(body["type"], "service_unavailable");
     let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
