@@ -25,6 +25,7 @@ mod migrations;
 mod preferences;
 mod principals;
 mod probe;
+mod problems;
 mod providers;
 mod rate_limit;
 mod refresh_lease;
