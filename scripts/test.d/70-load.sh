@@ -16,6 +16,11 @@ log() { printf '[70-load %3ds] %s\n' $((SECONDS - started)) "$*"; }
 fail() { echo "70-load: $*" >&2; exit 1; }
 
 venv=target/load-venv
+# A virtualenv holds absolute paths: one copied or moved with target/ no longer runs.
+if [ -d "$venv" ] && ! "$venv/bin/pip" --version >/dev/null 2>&1; then
+  log "$venv does not run here (moved?): making it again"
+  rm -rf "$venv"
+fi
 if [ ! -x "$venv/bin/python" ]; then
   log "python3 -m venv $venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
