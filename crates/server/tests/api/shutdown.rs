@@ -125,16 +125,21 @@ async fn binary_turns_unready_then_exits_zero_on_sigterm(backend: Backend) {
     let res = res.expect("/ready turned 503 within a second of SIGTERM");
     let body: serde_json::Value = res.json().await.expect("problem");
     assert_eq!(body["type"], "service_unavailable");
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits in time")
-        .expect("wait");
-    assert_eq!(exit.code(), Some(0));
+    exits_zero(&mut child).await;
     assert_eq!(
         dir.path().join("data/user-service.db").exists(),
         db.is_none(),
         "the SQLite file is created under ./data only when no DATABASE_URL is given"
     );
+}
+
+/// The process ends within 20 s with exit code 0.
+async fn exits_zero(child: &mut tokio::process::Child) {
+    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("exits in time")
+        .expect("wait");
+    assert_eq!(exit.code(), Some(0));
 }
 
 fn sigterm(child: &tokio::process::Child) {
@@ -199,9 +204,5 @@ async fn worker_binary_runs_jobs_and_exits_zero_on_sigterm(backend: Backend) {
     }
     assert_eq!(outcome, "succeeded", "the worker ran the job");
     sigterm(&child);
-    let exit = tokio::time::timeout(Duration::from_secs(20), child.wait())
-        .await
-        .expect("exits in time")
-        .expect("wait");
-    assert_eq!(exit.code(), Some(0));
+    exits_zero(&mut child).await;
 }
