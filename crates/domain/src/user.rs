@@ -1,5 +1,6 @@
 //! Validated newtypes for users: a value of these types is valid by construction.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -95,6 +96,29 @@ impl From<Email> for String {
     fn from(e: Email) -> String {
         e.0
     }
+}
+
+/// A user as the rest of the code sees it: the stored profile, onboarding state and
+/// lifecycle timestamps. Built by `store` from its row; `deleted_at` set means soft-deleted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// The service's id.
+    pub id: UserId,
+    /// The Clerk id (unique).
+    pub clerk_user_id: String,
+    pub email: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub profile_image_url: Option<String>,
+    pub onboarding_completed: bool,
+    pub onboarding_step: Option<String>,
+    pub onboarding_completed_at: Option<DateTime<Utc>>,
+    pub last_sign_in_at: Option<DateTime<Utc>>,
+    /// Clerk's `updated_at` of the last applied change (older webhooks are ignored).
+    pub clerk_updated_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// How a path names a user: the service id, the Clerk id, or `me` (the caller).

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use domain::UserId;
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
@@ -384,10 +385,10 @@ pub async fn requeue<C: ConnectionTrait>(
 #[tracing::instrument(name = "db events.types_for_user", skip_all)]
 pub async fn for_user<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Vec<event_outbox::Model>, StoreError> {
     Ok(event_outbox::Entity::find()
-        .filter(event_outbox::Column::UserId.eq(user_id))
+        .filter(event_outbox::Column::UserId.eq(user_id.as_uuid()))
         .order_by_asc(event_outbox::Column::CreatedAt)
         .order_by_asc(event_outbox::Column::Id)
         .all(conn)
@@ -402,12 +403,12 @@ pub async fn for_user<C: ConnectionTrait>(
 #[tracing::instrument(name = "db events.delete_for_user", skip_all)]
 pub async fn delete_for_user<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<u64, StoreError> {
     let ids: Vec<Uuid> = event_outbox::Entity::find()
         .select_only()
         .column(event_outbox::Column::Id)
-        .filter(event_outbox::Column::UserId.eq(user_id))
+        .filter(event_outbox::Column::UserId.eq(user_id.as_uuid()))
         .into_tuple()
         .all(conn)
         .await?;

@@ -20,8 +20,30 @@ use crate::{
     unique::unique,
 };
 
-/// A stored user.
-pub type User = users::Model;
+use domain::UserId;
+pub use domain::user::User;
+
+/// The one place a user row becomes the domain record.
+impl From<users::Model> for User {
+    fn from(r: users::Model) -> Self {
+        Self {
+            id: UserId::from_uuid(r.id),
+            clerk_user_id: r.clerk_user_id,
+            email: r.email,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            profile_image_url: r.profile_image_url,
+            onboarding_completed: r.onboarding_completed,
+            onboarding_step: r.onboarding_step,
+            onboarding_completed_at: r.onboarding_completed_at,
+            last_sign_in_at: r.last_sign_in_at,
+            clerk_updated_at: r.clerk_updated_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            deleted_at: r.deleted_at,
+        }
+    }
+}
 
 /// Whether lookups see soft-deleted users.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,10 +68,15 @@ fn live_filter<Q: QueryFilter>(q: Q, deleted: Deleted) -> Q {
 #[tracing::instrument(name = "db users.find_by_id", skip_all)]
 pub async fn find_by_id<C: ConnectionTrait>(
     conn: &C,
-    id: Uuid,
+    id: UserId,
     deleted: Deleted,
 ) -> Result<Option<User>, StoreError> {
-    Ok(unique(live_filter(users::Entity::find_by_id(id), deleted), conn).await?)
+    let row = unique(
+        live_filter(users::Entity::find_by_id(id.as_uuid()), deleted),
+        conn,
+    )
+    .await?;
+    Ok(row.map(User::from))
 }
 
 /// The user with this Clerk id.
@@ -69,7 +96,8 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
         ),
         conn,
     )
-    .await?)
+    .await?
+    .map(User::from))
 }
 
 /// Inserts a user exactly as given (the caller sets id and timestamps).
@@ -79,7 +107,7 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
 #[tracing::instrument(name = "db users.insert", skip_all)]
 pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
     let am = users::ActiveModel {
-        id: Set(u.id),
+        id: Set(u.id.into()),
         clerk_user_id: Set(u.clerk_user_id),
         email: Set(u.email),
         first_name: Set(u.first_name),
@@ -94,7 +122,7 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
         updated_at: Set(u.updated_at),
         deleted_at: Set(u.deleted_at),
     };
-    Ok(am.insert(conn).await?)
+    Ok(am.insert(conn).await?.into())
 }
 
 /// Writes every mutable field of `u` (looked up by its id; id, Clerk id and `created_at`
@@ -105,7 +133,7 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
 #[tracing::instrument(name = "db users.update", skip_all)]
 pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
     let am = users::ActiveModel {
-        id: Unchanged(u.id),
+        id: Unchanged(u.id.into()),
         clerk_user_id: Unchanged(u.clerk_user_id),
         email: Set(u.email),
         first_name: Set(u.first_name),
@@ -120,7 +148,7 @@ pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
         updated_at: Set(u.updated_at),
         deleted_at: Set(u.deleted_at),
     };
-    Ok(am.update(conn).await?)
+    Ok(am.update(conn).await?.into())
 }
 
 /// Marks a live user deleted at `at`. Returns false when no live user has this id.
@@ -130,13 +158,13 @@ pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
 #[tracing::instrument(name = "db users.soft_delete", skip_all)]
 pub async fn soft_delete<C: ConnectionTrait>(
     conn: &C,
-    id: Uuid,
+    id: UserId,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let res = users::Entity::update_many()
         .col_expr(users::Column::DeletedAt, Expr::value(at))
         .col_expr(users::Column::UpdatedAt, Expr::value(at))
-        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Id.eq(id.as_uuid()))
         .filter(users::Column::DeletedAt.is_null())
         .exec(conn)
         .await?;
@@ -151,11 +179,11 @@ pub async fn soft_delete<C: ConnectionTrait>(
 ///
 /// # Errors
 /// When the database fails.
-pub async fn lock_live<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<bool, StoreError> {
+pub async fn lock_live<C: ConnectionTrait>(conn: &C, id: UserId) -> Result<bool, StoreError> {
     let row: Option<Uuid> = users::Entity::find()
         .select_only()
         .column(users::Column::Id)
-        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Id.eq(id.as_uuid()))
         .filter(users::Column::DeletedAt.is_null())
         .lock_shared()
         .into_tuple()
@@ -171,7 +199,7 @@ pub async fn lock_live<C: ConnectionTrait>(conn: &C, id: Uuid) -> Result<bool, S
 #[tracing::instrument(name = "db users.restore", skip_all)]
 pub async fn restore<C: ConnectionTrait>(
     conn: &C,
-    id: Uuid,
+    id: UserId,
     at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let res = users::Entity::update_many()
@@ -180,7 +208,7 @@ pub async fn restore<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(users::Column::UpdatedAt, Expr::value(at))
-        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Id.eq(id.as_uuid()))
         .filter(users::Column::DeletedAt.is_not_null())
         .exec(conn)
         .await?;
@@ -206,9 +234,10 @@ pub struct CredentialCascade {
 #[tracing::instrument(name = "db users.delete_credentials", skip_all)]
 pub async fn delete_credentials<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
     at: DateTime<Utc>,
 ) -> Result<CredentialCascade, StoreError> {
+    let user_id = user_id.as_uuid();
     let tokens = integration_tokens::Entity::delete_many()
         .filter(integration_tokens::Column::UserId.eq(user_id))
         .exec(conn)
@@ -238,7 +267,7 @@ pub async fn delete_credentials<C: ConnectionTrait>(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SearchCursor {
     pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+    pub id: UserId,
 }
 
 /// Admin search: `q` matches email, first or last name case-insensitively (as a substring;
@@ -286,7 +315,7 @@ pub async fn search<C: ConnectionTrait>(
                 .add(
                     Condition::all()
                         .add(users::Column::CreatedAt.eq(c.created_at))
-                        .add(users::Column::Id.lt(c.id)),
+                        .add(users::Column::Id.lt(c.id.as_uuid())),
                 ),
         );
     }
@@ -295,7 +324,10 @@ pub async fn search<C: ConnectionTrait>(
         .order_by_desc(users::Column::Id)
         .limit(limit)
         .all(conn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(User::from)
+        .collect())
 }
 
 /// Escapes the LIKE wildcards (and the escape character itself) with `\`.
@@ -328,8 +360,9 @@ pub struct ExportRows {
 #[tracing::instrument(name = "db users.export_rows", skip_all)]
 pub async fn export_rows<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<ExportRows, StoreError> {
+    let user_id = user_id.as_uuid();
     Ok(ExportRows {
         preferences: preference_overrides::Entity::find_by_id(user_id)
             .one(conn)
@@ -361,7 +394,10 @@ pub async fn deleted_before<C: ConnectionTrait>(
         .order_by_asc(users::Column::DeletedAt)
         .limit(limit)
         .all(conn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(User::from)
+        .collect())
 }
 
 /// Deletes a soft-deleted user's row for good, with everything hanging off it
@@ -373,11 +409,11 @@ pub async fn deleted_before<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn hard_delete<C: ConnectionTrait>(
     conn: &C,
-    id: Uuid,
+    id: UserId,
 ) -> Result<Option<u64>, StoreError> {
     let cascade = delete_credentials(conn, id, Utc::now()).await?;
     let res = users::Entity::delete_many()
-        .filter(users::Column::Id.eq(id))
+        .filter(users::Column::Id.eq(id.as_uuid()))
         .filter(users::Column::DeletedAt.is_not_null())
         .exec(conn)
         .await?;

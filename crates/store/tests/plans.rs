@@ -114,7 +114,7 @@ async fn check_hot_queries(
         .await
         .expect("q");
     c.honest("user by Clerk id", &r, &[]).await;
-    user_store::find_by_id(&r, ids.user, Deleted::Exclude)
+    user_store::find_by_id(&r, domain::UserId::from_uuid(ids.user), Deleted::Exclude)
         .await
         .expect("q");
     c.honest("user by id", &r, &[]).await;

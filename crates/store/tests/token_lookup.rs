@@ -105,7 +105,7 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
         .await
         .expect("integration");
     assert!(
-        store::users::find_by_id(r, gone, Deleted::Include)
+        store::users::find_by_id(r, domain::UserId::from_uuid(gone), Deleted::Include)
             .await
             .expect("find")
             .is_some()

@@ -127,11 +127,11 @@ impl UserFixture {
 /// An active integration of `user_id` with `provider`, connected now, expiring in an hour,
 /// never refreshed, checked or used.
 #[must_use]
-pub fn integration(user_id: Uuid, provider: &str) -> IntegrationFixture {
+pub fn integration(user_id: impl Into<Uuid>, provider: &str) -> IntegrationFixture {
     let at = now();
     IntegrationFixture {
         id: Uuid::now_v7(),
-        user_id,
+        user_id: user_id.into(),
         provider: provider.to_owned(),
         status: "active".to_owned(),
         account_id: None,

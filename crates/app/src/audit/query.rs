@@ -2,6 +2,7 @@
 //! counts by action or by day.
 
 use chrono::{DateTime, Duration, Utc};
+use domain::UserId;
 use store::audit::{AuditEntry, AuditFilter};
 use uuid::Uuid;
 
@@ -124,14 +125,14 @@ impl App {
     #[tracing::instrument(name = "app audit_query.user_audit", skip_all)]
     pub async fn user_audit(
         &self,
-        user_id: Uuid,
+        user_id: UserId,
         view: &AuditView,
         limit: Option<u64>,
         cursor: Option<String>,
     ) -> Result<AuditPage, AppError> {
         let mut page = self
             .list_audit(AuditQuery {
-                user_id: Some(user_id),
+                user_id: Some(user_id.into()),
                 limit,
                 cursor,
                 ..AuditQuery::default()

@@ -275,7 +275,7 @@ impl App {
     /// # Errors
     /// Storage.
     pub async fn events_for_user(&self, user: UserId) -> Result<Vec<(String, Value)>, AppError> {
-        Ok(store::events::for_user(self.db().writer(), user.as_uuid())
+        Ok(store::events::for_user(self.db().writer(), user)
             .await?
             .into_iter()
             .map(|e| (e.event_type, e.payload))

@@ -199,7 +199,7 @@ impl App {
         let txn = self.db().writer().begin().await?;
         // The user may have been deleted during the provider calls: a deletion wins, and
         // nothing (no integration, no ciphertext) is written for a deleted user.
-        if !store::users::lock_live(&txn, user.as_uuid()).await? {
+        if !store::users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
         let integration = repo::upsert_connected(

@@ -189,7 +189,7 @@ impl App {
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, AppError> {
         let txn = self.db().writer().begin().await?;
-        if !users::lock_live(&txn, user.as_uuid()).await? {
+        if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
         let connected = token_refresh::record_success(
@@ -260,7 +260,7 @@ impl App {
             _ => None,
         };
         let txn = self.db().writer().begin().await?;
-        if !users::lock_live(&txn, user.as_uuid()).await? {
+        if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
         let (id, s) = (integration.id, status.as_str());

@@ -138,7 +138,7 @@ pub(crate) async fn create_user(
 ) -> Result<User, AppError> {
     let id = UserId::new();
     let user = User {
-        id: id.as_uuid(),
+        id,
         clerk_user_id: p.clerk.as_str().to_owned(),
         email: p.email,
         first_name: p.first_name,
@@ -257,7 +257,7 @@ impl App {
             {
                 let key = crate::users::UserKey::Clerk(clerk_id(raw.as_str())?);
                 match self.find_user(&key, store::users::Deleted::Exclude).await? {
-                    Some(u) => self.revoke_all_grants(UserId::from_uuid(u.id)).await?,
+                    Some(u) => self.revoke_all_grants(u.id).await?,
                     None => Value::Null,
                 }
             }
@@ -383,7 +383,7 @@ impl Step<'_> {
             return Ok("unchanged");
         }
         u.updated_at = self.at;
-        let id = UserId::from_uuid(u.id);
+        let id = u.id;
         users::update(self.txn, u).await?;
         self.audit(AuditAction::UserUpdated, id, json!({ "fields": fields }))
             .await?;
@@ -401,7 +401,7 @@ impl Step<'_> {
         let Some(u) = self.find(&clerk).await?.filter(|u| u.deleted_at.is_none()) else {
             return Ok("no_user");
         };
-        let id = UserId::from_uuid(u.id);
+        let id = u.id;
         if !users::soft_delete(self.txn, u.id, self.at).await? {
             return Ok("no_user");
         }
@@ -426,7 +426,7 @@ impl Step<'_> {
         }
         u.last_sign_in_at = Some(at);
         u.updated_at = self.at;
-        let id = UserId::from_uuid(u.id);
+        let id = u.id;
         users::update(self.txn, u).await?;
         self.audit(
             AuditAction::UserUpdated,

@@ -81,7 +81,7 @@ pub(crate) async fn cascade_deletion<C: ConnectionTrait>(
     user_id: UserId,
     at: DateTime<Utc>,
 ) -> Result<CredentialCascade, AppError> {
-    Ok(users::delete_credentials(conn, user_id.as_uuid(), at).await?)
+    Ok(users::delete_credentials(conn, user_id, at).await?)
 }
 
 /// Audit details of a deletion: what the cascade did (counts only).
@@ -94,7 +94,7 @@ pub(crate) fn cascade_details(c: &CredentialCascade) -> serde_json::Value {
 }
 
 fn user_id(u: &User) -> UserId {
-    UserId::from_uuid(u.id)
+    u.id
 }
 
 impl App {
@@ -134,7 +134,7 @@ impl App {
         deleted: Deleted,
     ) -> Result<Option<User>, AppError> {
         Ok(match key {
-            UserKey::Id(id) => users::find_by_id(conn, id.as_uuid(), deleted).await?,
+            UserKey::Id(id) => users::find_by_id(conn, *id, deleted).await?,
             UserKey::Clerk(c) => users::find_by_clerk_id(conn, c.as_str(), deleted).await?,
         })
     }
@@ -151,7 +151,7 @@ impl App {
         update: ProfileUpdate,
     ) -> Result<User, AppError> {
         let txn = self.db().writer().begin().await?;
-        let mut u = users::find_by_id(&txn, id.as_uuid(), Deleted::Exclude)
+        let mut u = users::find_by_id(&txn, id, Deleted::Exclude)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         let at = now();
@@ -224,10 +224,10 @@ impl App {
         let revocations = self.revoke_all_grants(id).await?;
         let txn = self.db().writer().begin().await?;
         let at = now();
-        let user = users::find_by_id(&txn, id.as_uuid(), Deleted::Exclude)
+        let user = users::find_by_id(&txn, id, Deleted::Exclude)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        if !users::soft_delete(&txn, id.as_uuid(), at).await? {
+        if !users::soft_delete(&txn, id, at).await? {
             return Err(AppError::NotFound("user"));
         }
         let cascade = cascade_deletion(&txn, id, at).await?;
@@ -262,7 +262,7 @@ impl App {
         retention_days: u32,
     ) -> Result<User, AppError> {
         let txn = self.db().writer().begin().await?;
-        let mut u = users::find_by_id(&txn, id.as_uuid(), Deleted::Include)
+        let mut u = users::find_by_id(&txn, id, Deleted::Include)
             .await?
             .ok_or(AppError::NotFound("user"))?;
         let deleted_at = u
@@ -274,7 +274,7 @@ impl App {
                 "the user was deleted more than {retention_days} days ago and can no longer be restored"
             )));
         }
-        if !users::restore(&txn, id.as_uuid(), at).await? {
+        if !users::restore(&txn, id, at).await? {
             return Err(AppError::Conflict("the user is not deleted".to_owned()));
         }
         record(
@@ -339,7 +339,7 @@ impl App {
         let rows = users::export_rows(conn, user.id).await?;
         let mut audit = Vec::new();
         let mut filter = AuditFilter {
-            user_id: Some(user.id),
+            user_id: Some(user.id.into()),
             ..AuditFilter::default()
         };
         const PAGE: u64 = 500;
@@ -364,7 +364,11 @@ pub fn id_of(u: &User) -> UserId {
 }
 
 fn encode_cursor(u: &User) -> String {
-    let raw = format!("{}.{}", u.created_at.timestamp_micros(), u.id.simple());
+    let raw = format!(
+        "{}.{}",
+        u.created_at.timestamp_micros(),
+        u.id.as_uuid().simple()
+    );
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
@@ -378,7 +382,7 @@ fn decode_cursor(s: &str) -> Result<SearchCursor, AppError> {
     let micros: i64 = micros.parse().map_err(|_| bad())?;
     Ok(SearchCursor {
         created_at: DateTime::from_timestamp_micros(micros).ok_or_else(bad)?,
-        id: uuid::Uuid::parse_str(id).map_err(|_| bad())?,
+        id: UserId::from_uuid(uuid::Uuid::parse_str(id).map_err(|_| bad())?),
     })
 }
 
@@ -390,7 +394,7 @@ mod tests {
     fn cursors_round_trip_and_garbage_is_refused() {
         let at = now();
         let u = User {
-            id: uuid::Uuid::now_v7(),
+            id: UserId::new(),
             clerk_user_id: "user_a".into(),
             email: None,
             first_name: None,

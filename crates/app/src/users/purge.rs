@@ -7,7 +7,7 @@
 //! user: an interrupted run leaves every user either untouched or fully purged.
 
 use chrono::{DateTime, Utc};
-use domain::audit::AuditAction;
+use domain::{UserId, audit::AuditAction};
 use serde::Serialize;
 use serde_json::json;
 use store::{
@@ -61,7 +61,7 @@ impl App {
     async fn purge_one(
         &self,
         ctx: &Ctx,
-        id: Uuid,
+        id: UserId,
         cutoff: DateTime<Utc>,
         report: &mut PurgeReport,
     ) -> Result<(), AppError> {
@@ -76,8 +76,9 @@ impl App {
         };
         let events = store::events::delete_for_user(&txn, user.id).await?;
         let pseudonym = Uuid::new_v4();
-        let named = store::audit::personal_entries(&txn, user.id, &user.clerk_user_id).await?;
-        let (legacy, entries) = replacements(named, user.id, &user.clerk_user_id, pseudonym);
+        let named =
+            store::audit::personal_entries(&txn, user.id.into(), &user.clerk_user_id).await?;
+        let (legacy, entries) = replacements(named, user.id.into(), &user.clerk_user_id, pseudonym);
         let pseudonymized = crate::audit::pseudonymize::pseudonymize(
             &txn,
             ctx,

@@ -113,12 +113,12 @@ async fn check_owner(
     };
     let owns = match (key, live) {
         (UserKey::Clerk(c), _) => *c == me.clerk_user_id,
-        (UserKey::Id(id), Some(LiveUser(own))) => own.id == id.as_uuid(),
+        (UserKey::Id(id), Some(LiveUser(own))) => own.id == *id,
         (UserKey::Id(id), None) => state
             .app()
             .find_user(&UserKey::Clerk(me.clerk_user_id.clone()), Deleted::Include)
             .await?
-            .is_some_and(|own| own.id == id.as_uuid()),
+            .is_some_and(|own| own.id == *id),
     };
     if owns { Ok(()) } else { Err(forbidden()) }
 }
@@ -128,7 +128,7 @@ fn own_row(live: Option<&LiveUser>, key: &UserKey) -> Option<User> {
     let LiveUser(u) = live?;
     let mine = match key {
         UserKey::Clerk(c) => c.as_str() == u.clerk_user_id,
-        UserKey::Id(id) => id.as_uuid() == u.id,
+        UserKey::Id(id) => *id == u.id,
     };
     mine.then(|| User::clone(u))
 }

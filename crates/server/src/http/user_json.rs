@@ -34,7 +34,7 @@ pub struct UserResource {
 impl From<User> for UserResource {
     fn from(u: User) -> Self {
         Self {
-            id: u.id,
+            id: u.id.into(),
             clerk_user_id: u.clerk_user_id,
             email: u.email,
             first_name: u.first_name,

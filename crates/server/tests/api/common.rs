@@ -29,9 +29,12 @@ impl TestApp {
     }
 
     /// `(action, actor_type, actor_id)` of every audit entry about user `id`, oldest first.
-    pub async fn audit_of(&self, id: uuid::Uuid) -> Vec<(String, String, Option<String>)> {
+    pub async fn audit_of(
+        &self,
+        id: impl Into<uuid::Uuid>,
+    ) -> Vec<(String, String, Option<String>)> {
         let f = store::audit::AuditFilter {
-            user_id: Some(id),
+            user_id: Some(id.into()),
             ..store::audit::AuditFilter::default()
         };
         let mut v: Vec<_> = store::audit::list(self.state.app().db().writer(), &f, 100)
@@ -45,8 +48,9 @@ impl TestApp {
     }
 
     /// `(token rows, OAuth state rows, integration statuses)` of user `id`.
-    pub async fn credentials_of(&self, id: uuid::Uuid) -> (usize, usize, Vec<String>) {
+    pub async fn credentials_of(&self, id: impl Into<uuid::Uuid>) -> (usize, usize, Vec<String>) {
         use store::entities::{integration_tokens, integrations, oauth_states};
+        let id = id.into();
         let db = self.state.app().db().writer();
         let tokens = integration_tokens::Entity::find()
             .all(db)

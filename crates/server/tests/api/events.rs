@@ -465,9 +465,5 @@ pub async fn stored(app: &TestApp, clerk: &str) -> Vec<(String, Value)> {
     .await
     .expect("query")
     .expect("user");
-    app.state
-        .app()
-        .events_for_user(domain::UserId::from_uuid(u.id))
-        .await
-        .expect("events")
+    app.state.app().events_for_user(u.id).await.expect("events")
 }

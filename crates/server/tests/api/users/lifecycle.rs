@@ -80,7 +80,7 @@ async fn users_soft_delete_restore_and_retention(backend: Backend) {
         .expect("send");
     assert_eq!(res.status(), 204);
     let db = h.app.state.app().db().writer();
-    let mut stored = users::find_by_id(db, a, Deleted::Include)
+    let mut stored = users::find_by_id(db, domain::UserId::from_uuid(a), Deleted::Include)
         .await
         .expect("q")
         .expect("user");
