@@ -58,3 +58,7 @@ typed_id!(
     /// The id of a service key.
     ServiceKeyId
 );
+typed_id!(
+    /// The id of an integration (a user's connection to one provider).
+    IntegrationId
+);

@@ -4,7 +4,36 @@
 //! refresh trouble and recovery; any connected state → `reauth_required` when the provider
 //! rejects the refresh token (terminal until the user reconnects); any → `disconnected`.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::{IntegrationId, UserId};
+
+/// A user's connection to one provider as the rest of the code sees it (no token: those
+/// stay sealed in storage). Built by `store` from its row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Integration {
+    pub id: IntegrationId,
+    pub user_id: UserId,
+    pub provider: String,
+    pub status: IntegrationStatus,
+    pub account_id: Option<String>,
+    pub account_email: Option<String>,
+    /// The granted scopes, a JSON array of strings.
+    pub scopes: serde_json::Value,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_refreshed_at: Option<DateTime<Utc>>,
+    pub last_refresh_attempt_at: Option<DateTime<Utc>>,
+    pub last_checked_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub refresh_failures: i32,
+    pub refresh_lease_until: Option<DateTime<Utc>>,
+    pub refresh_not_before: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
 
 /// Where a user's connection to a provider stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

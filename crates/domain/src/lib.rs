@@ -12,7 +12,7 @@ pub mod user;
 pub mod validation;
 
 pub use error::ErrorCode;
-pub use ids::{ServiceKeyId, UserId};
+pub use ids::{IntegrationId, ServiceKeyId, UserId};
 pub use validation::{FieldError, ValidationErrors, redacted_serde_message};
 pub mod audit;
 pub mod permission;

@@ -16,8 +16,49 @@ use crate::{
     unique::unique,
 };
 
-/// A stored integration (no token: those are ciphertexts in `integration_tokens`).
-pub type Integration = integrations::Model;
+pub use domain::integration::Integration;
+use domain::{IntegrationId, UserId};
+
+/// The one place an integration row becomes the domain record; a status no version of
+/// the service writes is a storage error.
+impl TryFrom<integrations::Model> for Integration {
+    type Error = StoreError;
+
+    fn try_from(r: integrations::Model) -> Result<Self, StoreError> {
+        let status = IntegrationStatus::parse(&r.status).ok_or_else(|| {
+            StoreError::Database(sea_orm::DbErr::Type(format!(
+                "unknown integration status {:?}",
+                r.status
+            )))
+        })?;
+        Ok(Self {
+            id: IntegrationId::from_uuid(r.id),
+            user_id: UserId::from_uuid(r.user_id),
+            provider: r.provider,
+            status,
+            account_id: r.account_id,
+            account_email: r.account_email,
+            scopes: r.scopes,
+            connected_at: r.connected_at,
+            expires_at: r.expires_at,
+            last_refreshed_at: r.last_refreshed_at,
+            last_refresh_attempt_at: r.last_refresh_attempt_at,
+            last_checked_at: r.last_checked_at,
+            last_used_at: r.last_used_at,
+            last_error: r.last_error,
+            refresh_failures: r.refresh_failures,
+            refresh_lease_until: r.refresh_lease_until,
+            refresh_not_before: r.refresh_not_before,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// Rows to records (see the `TryFrom` above).
+pub(crate) fn records(rows: Vec<integrations::Model>) -> Result<Vec<Integration>, StoreError> {
+    rows.into_iter().map(Integration::try_from).collect()
+}
 
 /// A stored OAuth `state` (the PKCE verifier inside is a vault ciphertext).
 pub type OAuthState = oauth_states::Model;
@@ -28,13 +69,16 @@ pub type OAuthState = oauth_states::Model;
 /// When the database fails.
 pub async fn find<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
     provider: &str,
 ) -> Result<Option<Integration>, StoreError> {
     let q = integrations::Entity::find()
-        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
         .filter(integrations::Column::Provider.eq(provider));
-    Ok(unique(q, conn).await?)
+    unique(q, conn)
+        .await?
+        .map(Integration::try_from)
+        .transpose()
 }
 
 /// Every integration of `user_id`, by provider.
@@ -43,19 +87,21 @@ pub async fn find<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
 ) -> Result<Vec<Integration>, StoreError> {
-    Ok(integrations::Entity::find()
-        .filter(integrations::Column::UserId.eq(user_id))
-        .order_by_asc(integrations::Column::Provider)
-        .all(conn)
-        .await?)
+    records(
+        integrations::Entity::find()
+            .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
+            .order_by_asc(integrations::Column::Provider)
+            .all(conn)
+            .await?,
+    )
 }
 
 /// What a completed connection records about the account.
 #[derive(Clone, Debug)]
 pub struct Connected {
-    pub user_id: Uuid,
+    pub user_id: UserId,
     pub provider: String,
     pub account_id: Option<String>,
     pub account_email: Option<String>,
@@ -75,7 +121,7 @@ pub async fn upsert_connected<C: ConnectionTrait>(
 ) -> Result<Integration, StoreError> {
     let row = integrations::ActiveModel {
         id: Set(Uuid::now_v7()),
-        user_id: Set(c.user_id),
+        user_id: Set(c.user_id.into()),
         provider: Set(c.provider.clone()),
         status: Set(IntegrationStatus::Active.as_str().to_owned()),
         account_id: Set(c.account_id),
@@ -130,7 +176,7 @@ pub async fn upsert_connected<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn disconnect<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
     provider: &str,
     at: DateTime<Utc>,
 ) -> Result<Option<Integration>, StoreError> {
@@ -149,13 +195,13 @@ pub async fn disconnect<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
-        .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Id.eq(before.id))
+        .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
+        .filter(integrations::Column::Id.eq(before.id.as_uuid()))
         .exec(conn)
         .await?;
     integration_tokens::Entity::delete_many()
-        .filter(integration_tokens::Column::UserId.eq(user_id))
-        .filter(integration_tokens::Column::IntegrationId.eq(before.id))
+        .filter(integration_tokens::Column::UserId.eq(user_id.as_uuid()))
+        .filter(integration_tokens::Column::IntegrationId.eq(before.id.as_uuid()))
         .exec(conn)
         .await?;
     Ok(Some(before))
@@ -208,14 +254,14 @@ pub async fn insert_state<C: ConnectionTrait>(conn: &C, s: NewState) -> Result<(
 pub async fn consume_state<C: ConnectionTrait>(
     conn: &C,
     state_hash: &str,
-    user_id: Uuid,
+    user_id: UserId,
     provider: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<OAuthState>, StoreError> {
     let res = oauth_states::Entity::update_many()
         .col_expr(oauth_states::Column::UsedAt, Expr::value(now))
         .filter(oauth_states::Column::StateHash.eq(state_hash))
-        .filter(oauth_states::Column::UserId.eq(user_id))
+        .filter(oauth_states::Column::UserId.eq(user_id.as_uuid()))
         .filter(oauth_states::Column::Provider.eq(provider))
         .filter(oauth_states::Column::UsedAt.is_null())
         .filter(oauth_states::Column::ExpiresAt.gt(now))
@@ -225,7 +271,7 @@ pub async fn consume_state<C: ConnectionTrait>(
         return Ok(None);
     }
     Ok(oauth_states::Entity::find_by_id(state_hash.to_owned())
-        .filter(oauth_states::Column::UserId.eq(user_id))
+        .filter(oauth_states::Column::UserId.eq(user_id.as_uuid()))
         .one(conn)
         .await?)
 }

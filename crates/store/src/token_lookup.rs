@@ -82,7 +82,7 @@ pub async fn find<C: ConnectionTrait>(
 
 /// The integration in the first [`COLUMNS`] columns of `row`.
 fn integration_at(row: &QueryResult) -> Result<Integration, StoreError> {
-    Ok(integrations::Model {
+    Integration::try_from(integrations::Model {
         id: row.try_get_by_index(0)?,
         user_id: row.try_get_by_index(1)?,
         provider: row.try_get_by_index(2)?,

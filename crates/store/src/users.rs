@@ -350,7 +350,7 @@ pub struct ExportRows {
     /// Every preference change, oldest first.
     pub preference_history: Vec<preference_history::Model>,
     /// Every integration (the token rows are not read: secrets stay out of exports).
-    pub integrations: Vec<integrations::Model>,
+    pub integrations: Vec<crate::integrations::Integration>,
 }
 
 /// Reads the rows of `user_id` that an export contains.
@@ -372,11 +372,13 @@ pub async fn export_rows<C: ConnectionTrait>(
             .order_by_asc(preference_history::Column::Id)
             .all(conn)
             .await?,
-        integrations: integrations::Entity::find()
-            .filter(integrations::Column::UserId.eq(user_id))
-            .order_by_asc(integrations::Column::Provider)
-            .all(conn)
-            .await?,
+        integrations: crate::integrations::records(
+            integrations::Entity::find()
+                .filter(integrations::Column::UserId.eq(user_id))
+                .order_by_asc(integrations::Column::Provider)
+                .all(conn)
+                .await?,
+        )?,
     })
 }
 

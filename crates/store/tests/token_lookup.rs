@@ -46,7 +46,7 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
         .await
         .expect("integration");
 
-    let narrow = store::integrations::find(r, ada, "google")
+    let narrow = store::integrations::find(r, domain::UserId::from_uuid(ada), "google")
         .await
         .expect("find")
         .expect("exists");
@@ -66,7 +66,7 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
             .await
             .expect("lookup")
             .expect("an integration without tokens is still found");
-        assert_eq!((i.id, none), (github, None));
+        assert_eq!((i.id.as_uuid(), none), (github, None));
         assert!(
             token_lookup::find(r, by, "microsoft", "access")
                 .await

@@ -136,20 +136,14 @@ impl App {
         state: &str,
         now: chrono::DateTime<Utc>,
     ) -> Result<(Vec<String>, Option<secrecy::SecretString>, Url), AppError> {
-        let row = repo::consume_state(
-            self.db().writer(),
-            &state_hash(state),
-            user.as_uuid(),
-            provider,
-            now,
-        )
-        .await?
-        .ok_or_else(|| {
-            AppError::InvalidRequest(
+        let row = repo::consume_state(self.db().writer(), &state_hash(state), user, provider, now)
+            .await?
+            .ok_or_else(|| {
+                AppError::InvalidRequest(
                 "the state is unknown, already used, expired, or not this user's and provider's"
                     .to_owned(),
             )
-        })?;
+            })?;
         let binding = Binding::new(user.as_uuid(), provider, TokenKind::PkceVerifier);
         let verifier = self
             .vault()
@@ -205,7 +199,7 @@ impl App {
         let integration = repo::upsert_connected(
             &txn,
             Connected {
-                user_id: user.as_uuid(),
+                user_id: user,
                 provider: provider.to_owned(),
                 account_id,
                 account_email,
@@ -239,7 +233,7 @@ impl App {
     /// # Errors
     /// Storage.
     pub async fn list_integrations(&self, user: UserId) -> Result<Vec<Integration>, AppError> {
-        Ok(repo::list(self.db().reader(), user.as_uuid()).await?)
+        Ok(repo::list(self.db().reader(), user).await?)
     }
 
     /// Disconnects: revokes at the provider where it can (best effort, the outcome goes
@@ -255,12 +249,12 @@ impl App {
         provider: &str,
     ) -> Result<Revocation, AppError> {
         let p = self.provider(provider)?;
-        let integration = repo::find(self.db().current(), user.as_uuid(), provider)
+        let integration = repo::find(self.db().current(), user, provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let revocation = self.revoke_at_provider(p, user, &integration).await?;
         let txn = self.db().writer().begin().await?;
-        repo::disconnect(&txn, user.as_uuid(), provider, Utc::now())
+        repo::disconnect(&txn, user, provider, Utc::now())
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         if revocation == Revocation::Revoked {
@@ -300,10 +294,8 @@ impl App {
     /// Storage (a provider failure is an outcome, not an error).
     pub(crate) async fn revoke_all_grants(&self, user: UserId) -> Result<Value, AppError> {
         let mut out = serde_json::Map::new();
-        for integration in repo::list(self.db().current(), user.as_uuid()).await? {
-            let holds = domain::integration::IntegrationStatus::parse(&integration.status)
-                .is_some_and(domain::integration::IntegrationStatus::holds_tokens);
-            if !holds {
+        for integration in repo::list(self.db().current(), user).await? {
+            if !integration.status.holds_tokens() {
                 continue;
             }
             // Best effort: nothing here may block the deletion that follows.

@@ -68,7 +68,7 @@ impl App {
             .catalog()
             .get(provider)
             .ok_or(AppError::NotFound("provider"))?;
-        let i = store::integrations::find(self.db().current(), user.as_uuid(), provider)
+        let i = store::integrations::find(self.db().current(), user, provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let granted: Vec<String> = serde_json::from_value(i.scopes.clone()).unwrap_or_default();
@@ -117,7 +117,7 @@ impl App {
         };
         Ok(Diagnostics {
             provider: i.provider.clone(),
-            status: i.status.clone(),
+            status: i.status.as_str().to_owned(),
             expires_at: i.expires_at,
             expires_in_seconds: i.expires_at.map(|t| (t - now).num_seconds()),
             granted_scopes: granted,

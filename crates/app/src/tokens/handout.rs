@@ -149,7 +149,7 @@ impl App {
                 .ok_or(AppError::NotFound("user"))?;
             return self.get_valid_token(ctx, &ask.for_user(id_of(&user))).await;
         };
-        let req = ask.for_user(UserId::from_uuid(integration.user_id));
+        let req = ask.for_user(integration.user_id);
         let result = match usable(integration, &req.provider) {
             Ok(i) => {
                 let sealed = access.map(|(_, ciphertext)| ciphertext);

@@ -76,9 +76,7 @@ impl App {
         let Some(p) = self.catalog().get(provider) else {
             return Ok(Health::Unavailable);
         };
-        let Some(i) =
-            store::integrations::find(self.db().current(), user.as_uuid(), provider).await?
-        else {
+        let Some(i) = store::integrations::find(self.db().current(), user, provider).await? else {
             return Ok(Health::Unavailable);
         };
         let token = self
@@ -90,8 +88,13 @@ impl App {
             Some(t) => self.oauth_client().userinfo(p, t).await,
             None => Ok(None),
         };
-        store::token_refresh::mark_checked(self.db().writer(), user.as_uuid(), i.id, Utc::now())
-            .await?;
+        store::token_refresh::mark_checked(
+            self.db().writer(),
+            user.as_uuid(),
+            i.id.into(),
+            Utc::now(),
+        )
+        .await?;
         match probe {
             Ok(Some(_)) => Ok(Health::Healthy),
             Ok(None) | Err(ProviderError::Transient { .. }) => Ok(Health::Unavailable),

@@ -127,7 +127,7 @@ impl App {
         user: UserId,
         provider: &str,
     ) -> Result<Integration, AppError> {
-        let integration = repo::find(self.db().current(), user.as_uuid(), provider)
+        let integration = repo::find(self.db().current(), user, provider)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         usable(integration, provider)
@@ -154,9 +154,9 @@ impl App {
         req: &TokenRequest,
         integration: Integration,
     ) -> Result<IssuedToken, AppError> {
-        let lock = self
-            .refresh_locks
-            .get_with(integration.id, || Arc::new(tokio::sync::Mutex::new(())));
+        let lock = self.refresh_locks.get_with(integration.id.into(), || {
+            Arc::new(tokio::sync::Mutex::new(()))
+        });
         let _guard = lock.lock().await;
         let user = req.user;
         let current = self.connected(user, &req.provider).await?;
@@ -185,7 +185,7 @@ impl App {
     ) -> Result<Leased, AppError> {
         let started = Utc::now();
         loop {
-            if let Some(lease) = self.take_lease(req.user, current.id).await? {
+            if let Some(lease) = self.take_lease(req.user, current.id.into()).await? {
                 return Ok(Leased::Taken(lease));
             }
             tokio::time::sleep(LEASE_POLL).await;
@@ -236,7 +236,7 @@ pub(crate) async fn status_changed<C: store::ConnectionTrait>(
         crate::events::Event::integration_status_changed(
             user,
             &integration.provider,
-            &integration.status,
+            integration.status.as_str(),
             to.as_str(),
             error,
         ),
@@ -258,9 +258,9 @@ pub(crate) async fn status_changed<C: store::ConnectionTrait>(
 
 /// The integration when it holds tokens; `reauth_required` is its own error.
 pub(crate) fn usable(integration: Integration, provider: &str) -> Result<Integration, AppError> {
-    match IntegrationStatus::parse(&integration.status) {
-        Some(s) if s.holds_tokens() => Ok(integration),
-        Some(IntegrationStatus::ReauthRequired) => Err(AppError::ReauthorizationRequired(format!(
+    match integration.status {
+        s if s.holds_tokens() => Ok(integration),
+        IntegrationStatus::ReauthRequired => Err(AppError::ReauthorizationRequired(format!(
             "the user must reconnect {provider}"
         ))),
         _ => Err(AppError::NotFound("integration")),

@@ -63,7 +63,7 @@ impl App {
             force: true,
         };
         self.valid_token(ctx, &req).await?;
-        repo::find(self.db().writer(), user.as_uuid(), provider)
+        repo::find(self.db().writer(), user, provider)
             .await?
             .ok_or(AppError::NotFound("integration"))
     }
@@ -195,7 +195,7 @@ impl App {
         let connected = token_refresh::record_success(
             &txn,
             user.as_uuid(),
-            integration.id,
+            integration.id.into(),
             tokens.expires_at,
             tokens.scopes.as_deref(),
             now,
@@ -218,7 +218,7 @@ impl App {
                     "refresh_token_rotated": tokens.refresh_token.is_some()})),
         )
         .await?;
-        if integration.status == IntegrationStatus::RefreshFailed.as_str() {
+        if integration.status == IntegrationStatus::RefreshFailed {
             let to = IntegrationStatus::Active;
             status_changed(self, &txn, ctx, user, integration, to, None).await?;
         }
@@ -264,9 +264,16 @@ impl App {
             return Err(AppError::NotFound("user"));
         }
         let (id, s) = (integration.id, status.as_str());
-        let connected =
-            token_refresh::record_failure(&txn, user.as_uuid(), id, s, &message, now, not_before)
-                .await?;
+        let connected = token_refresh::record_failure(
+            &txn,
+            user.as_uuid(),
+            id.into(),
+            s,
+            &message,
+            now,
+            not_before,
+        )
+        .await?;
         if !connected {
             // Disconnected during the provider call (which is why the grant is gone).
             return Err(AppError::NotFound("integration"));
@@ -280,7 +287,7 @@ impl App {
                 .details(json!({"provider": integration.provider, "error": message})),
         )
         .await?;
-        if integration.status != status.as_str() {
+        if integration.status != status {
             status_changed(self, &txn, ctx, user, integration, status, Some(&message)).await?;
         }
         txn.commit().await?;
@@ -297,7 +304,7 @@ impl App {
 /// At most one attempt per 30 s while failing, and never before the provider's
 /// `Retry-After`.
 fn failed_moments_ago(i: &Integration, now: DateTime<Utc>) -> bool {
-    let failing = i.status == IntegrationStatus::RefreshFailed.as_str();
+    let failing = i.status == IntegrationStatus::RefreshFailed;
     let recently = i
         .last_refresh_attempt_at
         .is_some_and(|t| now - t < Duration::seconds(RETRY_FLOOR_SECONDS))

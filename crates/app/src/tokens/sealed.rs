@@ -38,7 +38,7 @@ impl App {
             store::ciphertexts::put_token(
                 conn,
                 user.as_uuid(),
-                integration.id,
+                integration.id.into(),
                 kind.as_str(),
                 key_version(&ct),
                 ct,
@@ -56,9 +56,13 @@ impl App {
         integration: &Integration,
         kind: TokenKind,
     ) -> Result<Option<SecretString>, AppError> {
-        let Some((_, ct)) =
-            store::ciphertexts::get_token(conn, user.as_uuid(), integration.id, kind.as_str())
-                .await?
+        let Some((_, ct)) = store::ciphertexts::get_token(
+            conn,
+            user.as_uuid(),
+            integration.id.into(),
+            kind.as_str(),
+        )
+        .await?
         else {
             return Ok(None);
         };

@@ -5,7 +5,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::{
     ErrorCode,
-    integration::IntegrationStatus,
+    integration::{Integration, IntegrationStatus},
     preferences::ProviderName,
     text::{Scopes, Text},
 };
@@ -48,10 +48,10 @@ pub struct IntegrationResource {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<store::integrations::Integration> for IntegrationResource {
-    fn from(i: store::integrations::Integration) -> Self {
+impl From<Integration> for IntegrationResource {
+    fn from(i: Integration) -> Self {
         Self {
-            status: IntegrationStatus::parse(&i.status).unwrap_or(IntegrationStatus::Disconnected),
+            status: i.status,
             scopes: serde_json::from_value(i.scopes).unwrap_or_default(),
             provider: i.provider,
             account_id: i.account_id,
