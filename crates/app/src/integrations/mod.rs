@@ -20,7 +20,8 @@ use url::Url;
 use vault::{Binding, TokenKind};
 
 use crate::{
-    App, AppError, Ctx,
+    App, AppError,
+    access::AsOwner,
     audit::{self, AuditRecord},
     integrations::oauth::{Provider, client::ProviderError},
 };
@@ -77,11 +78,12 @@ impl App {
     /// `Validation` for a redirect URI outside the allow list or bad scopes, storage.
     pub async fn authorize_integration(
         &self,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
         redirect_uri: Option<&str>,
         scopes: Option<Vec<String>>,
     ) -> Result<AuthorizeStart, AppError> {
+        let user = who.user();
         let p = self.provider(provider)?;
         let Some(client) = &p.client else {
             return Err(AppError::Conflict(format!(
@@ -174,12 +176,12 @@ impl App {
     /// provider refuses or fails; storage.
     pub async fn complete_integration(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
         code: &str,
         state: &str,
     ) -> Result<Integration, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let p = self.provider(provider)?;
         let now = Utc::now();
         let (requested, verifier, redirect) = self.take_flow(user, provider, state, now).await?;
@@ -238,7 +240,8 @@ impl App {
     ///
     /// # Errors
     /// Storage.
-    pub async fn list_integrations(&self, user: UserId) -> Result<Vec<Integration>, AppError> {
+    pub async fn list_integrations(&self, who: &AsOwner) -> Result<Vec<Integration>, AppError> {
+        let user = who.user();
         Ok(repo::list(self.db().reader(), user.as_uuid()).await?)
     }
 
@@ -250,10 +253,10 @@ impl App {
     /// `NotFound` when the user never connected the provider; storage.
     pub async fn disconnect_integration(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
     ) -> Result<Revocation, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let p = self.provider(provider)?;
         let integration = repo::find(self.db().current(), user.as_uuid(), provider)
             .await?
