@@ -20,10 +20,13 @@ use url::Url;
 use vault::{Binding, TokenKind};
 
 use crate::{
-    App, AppError,
+    App, AppError, Ctx,
     access::AsOwner,
     audit::{self, AuditRecord},
-    integrations::oauth::{Provider, client::ProviderError},
+    integrations::oauth::{
+        Provider,
+        client::{ProviderError, TokenSet},
+    },
 };
 
 /// How long a `state` may wait for its code.
@@ -61,6 +64,15 @@ impl Revocation {
             Self::Failed => "failed",
         }
     }
+}
+
+/// What a provider granted on a completed connection, before it is stored.
+struct Grant {
+    tokens: TokenSet,
+    scopes: Vec<String>,
+    account_id: Option<String>,
+    account_email: Option<String>,
+    at: DateTime<Utc>,
 }
 
 impl App {
@@ -168,8 +180,9 @@ impl App {
     }
 
     /// Completes a connection: uses up the state, exchanges the code with the PKCE
-    /// verifier, reads the account, and stores both tokens sealed with the integration
-    /// `active` and its audit entry, in one transaction.
+    /// verifier, reads the account ([`Self::exchange_at_provider`]), and stores both
+    /// tokens sealed with the integration `active` and its audit entry, in one
+    /// transaction ([`Self::record_connection`]).
     ///
     /// # Errors
     /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
@@ -181,7 +194,22 @@ impl App {
         code: &str,
         state: &str,
     ) -> Result<Integration, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
+        let grant = self
+            .exchange_at_provider(who.user(), provider, code, state)
+            .await?;
+        self.record_connection(who.ctx(), who.user(), provider, grant)
+            .await
+    }
+
+    /// The provider's side of a connection: the state used up, the code exchanged, the
+    /// account read. Network calls only, outside any transaction.
+    async fn exchange_at_provider(
+        &self,
+        user: UserId,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Grant, AppError> {
         let p = self.provider(provider)?;
         let now = Utc::now();
         let (requested, verifier, redirect) = self.take_flow(user, provider, state, now).await?;
@@ -198,6 +226,31 @@ impl App {
             .map_err(|e| provider_error(&e, "reading the account"))?;
         let scopes = tokens.scopes.clone().unwrap_or(requested);
         let (account_id, account_email) = account(p, info.as_ref());
+        Ok(Grant {
+            tokens,
+            scopes,
+            account_id,
+            account_email,
+            at: now,
+        })
+    }
+
+    /// Our side of a connection, in one transaction: the integration `active`, its tokens
+    /// sealed, the audit entry and the event.
+    async fn record_connection(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+        grant: Grant,
+    ) -> Result<Integration, AppError> {
+        let Grant {
+            tokens,
+            scopes,
+            account_id,
+            account_email,
+            at,
+        } = grant;
         let txn = self.db().writer().begin().await?;
         // The user may have been deleted during the provider calls: a deletion wins, and
         // nothing (no integration, no ciphertext) is written for a deleted user.
@@ -213,7 +266,7 @@ impl App {
                 account_email,
                 scopes: scopes.clone(),
                 expires_at: tokens.expires_at,
-                at: now,
+                at,
             },
         )
         .await?;
