@@ -34,6 +34,8 @@ both_backends!(
 );
 
 // A child module by path: a file directly under tests/ would be a test binary of its own.
+#[path = "jobs/loops.rs"]
+mod loops;
 #[path = "jobs/maintenance.rs"]
 mod maintenance;
 
