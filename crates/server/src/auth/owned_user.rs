@@ -1,6 +1,7 @@
-//! Extractors for the `/users/{user_ref}` routes: who calls (the [`Principal`] the
+//! Extractors for the `/users/{user_ref}` routes: who calls (the [`Caller`] the
 //! authenticate middleware put into the request) and which user the path names, with the
-//! owner-or-admin rule applied before the user's existence is revealed.
+//! owner-or-admin rule applied before the user's existence is revealed; each mints the
+//! capability its routes' use cases take ([`AsOwner`], [`AsAdmin`], [`AsService`]).
 
 use app::{
     access::{AsAdmin, AsOwner, AsService, Caller},
@@ -15,19 +16,15 @@ use serde::Deserialize;
 use store::users::{Deleted, User};
 
 use super::{
-    LiveUser, Principal, ServicePrincipal,
-    extract::{
-        Admin, AuthRejection, RequiredPermission, Service, require_caller, require_principal,
-    },
+    LiveUser, ServicePrincipal,
+    extract::{Admin, AuthRejection, RequiredPermission, Service, require_caller},
 };
 use crate::http::{AppState, error::ApiError, meta::request_meta};
 
-/// The caller, or 401 when the request carries no valid credentials.
-///
-/// # Errors
-/// 401 `unauthorized`.
-pub fn principal(parts: &Parts) -> Result<Principal, ApiError> {
-    require_principal(parts).map_err(AuthRejection::into_api_error)
+/// The caller as authentication proved it, or 401 when the request carries no valid
+/// credentials.
+fn caller(parts: &Parts) -> Result<Caller, ApiError> {
+    require_caller(parts).map_err(AuthRejection::into_api_error)
 }
 
 /// The user named by `{user_ref}`, which the caller owns or the caller is an admin. A
@@ -37,8 +34,6 @@ pub fn principal(parts: &Parts) -> Result<Principal, ApiError> {
 pub struct OwnedUser {
     /// The user the path names.
     pub user: User,
-    /// The caller.
-    pub principal: Principal,
     /// The right to act for the user, for the use case (actor and request meta).
     pub owner: AsOwner,
 }
@@ -130,8 +125,7 @@ impl FromRequestParts<AppState> for OwnedUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = principal(parts)?;
-        let caller = require_caller(parts).map_err(AuthRejection::into_api_error)?;
+        let caller = caller(parts)?;
         let live = parts.extensions.get::<LiveUser>().cloned();
         let key = key_of(path_ref(parts, state).await?, &caller)?;
         check_owner(state, &caller, live.as_ref(), &key).await?;
@@ -167,11 +161,7 @@ impl FromRequestParts<AppState> for OwnedUser {
                 request_meta(parts),
             )
             .ok_or_else(forbidden)?;
-        Ok(Self {
-            user,
-            principal,
-            owner,
-        })
+        Ok(Self { user, owner })
     }
 }
 
@@ -185,7 +175,7 @@ impl FromRequestParts<AppState> for AdminTarget {
         let Admin { admin, .. } = Admin::from_request_parts(parts, state)
             .await
             .map_err(AuthRejection::into_api_error)?;
-        let caller = require_caller(parts).map_err(AuthRejection::into_api_error)?;
+        let caller = caller(parts)?;
         let key = key_of(path_ref(parts, state).await?, &caller)?;
         let user = state
             .app()
@@ -219,7 +209,7 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for ServiceTarget<P> {
         let Service { key, service } = Service::<P>::from_request_parts(parts, state)
             .await
             .map_err(AuthRejection::into_api_error)?;
-        let caller = require_caller(parts).map_err(AuthRejection::into_api_error)?;
+        let caller = caller(parts)?;
         let user_key = key_of(path_ref(parts, state).await?, &caller)?;
         let user = state
             .app()
