@@ -6,7 +6,8 @@
 //! Only authentication makes a [`Caller`]: [`App::session_user`](crate::App::session_user)
 //! for a verified session of a live user, and service-key verification
 //! ([`App::check_service_key_cached`](crate::App::check_service_key_cached) /
-//! [`App::look_up_service_key`](crate::App::look_up_service_key)) for a key. Every
+//! [`App::look_up_service_key`](crate::App::look_up_service_key)) for a key, whose
+//! [`VerifiedServiceKey`] becomes a `Caller` with `Caller::from`. Every
 //! capability is minted from a `Caller` (the server's extractors do it per request, with
 //! the request's meta) and has no public constructor, so nothing outside this crate can
 //! forge one:
@@ -78,11 +79,6 @@ impl Caller {
             // Authority needs a live user: a session without one holds no admin power.
             admin: admin && user.is_some(),
         })
-    }
-
-    /// A verified service key.
-    pub(crate) fn service(key: Arc<VerifiedServiceKey>) -> Self {
-        Self(Who::Service(key))
     }
 
     /// The audit actor.
@@ -196,6 +192,13 @@ impl AsAuditReader {
     #[must_use]
     pub fn ctx(&self) -> &Ctx {
         &self.ctx
+    }
+}
+
+/// The caller a verified key authenticates (only verification makes the key).
+impl From<Arc<VerifiedServiceKey>> for Caller {
+    fn from(key: Arc<VerifiedServiceKey>) -> Self {
+        Self(Who::Service(key))
     }
 }
 
@@ -354,7 +357,7 @@ mod tests {
     #[test]
     fn a_key_serves_only_its_permissions() {
         let key = |perms: &[Permission]| {
-            Caller::service(Arc::new(VerifiedServiceKey::new(
+            Caller::from(Arc::new(VerifiedServiceKey::new(
                 domain::ServiceKeyId::new(),
                 "svc",
                 perms.to_vec(),

@@ -244,13 +244,6 @@ impl App {
         provider: &str,
         grant: Grant,
     ) -> Result<Integration, AppError> {
-        let Grant {
-            tokens,
-            scopes,
-            account_id,
-            account_email,
-            at,
-        } = grant;
         let txn = self.db().writer().begin().await?;
         // The user may have been deleted during the provider calls: a deletion wins, and
         // nothing (no integration, no ciphertext) is written for a deleted user.
@@ -262,14 +255,15 @@ impl App {
             Connected {
                 user_id: user.as_uuid(),
                 provider: provider.to_owned(),
-                account_id,
-                account_email,
-                scopes: scopes.clone(),
-                expires_at: tokens.expires_at,
-                at,
+                account_id: grant.account_id,
+                account_email: grant.account_email,
+                scopes: grant.scopes.clone(),
+                expires_at: grant.tokens.expires_at,
+                at: grant.at,
             },
         )
         .await?;
+        let (tokens, scopes) = (grant.tokens, grant.scopes);
         self.store_tokens(&txn, user, &integration, &tokens).await?;
         audit::record(
             &txn,

@@ -123,12 +123,6 @@ impl VerifiedServiceKey {
     pub fn permits(&self, p: Permission) -> bool {
         self.permissions.contains(&p) || self.permissions.contains(&Permission::Admin)
     }
-
-    /// The caller this key authenticates.
-    #[must_use]
-    pub fn caller(self: &Arc<Self>) -> crate::access::Caller {
-        crate::access::Caller::service(self.clone())
-    }
 }
 
 /// What the cache can say about a presented key without looking it up.

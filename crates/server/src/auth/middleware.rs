@@ -230,7 +230,7 @@ async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
     match found {
         Ok(Some(k)) => Outcome::Principal(
             Principal::Service(ServicePrincipal::from(&*k)),
-            k.caller(),
+            Caller::from(k),
             None,
         ),
         Ok(None) => {

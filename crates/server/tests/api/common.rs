@@ -140,13 +140,14 @@ impl TestApp {
         static KEYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let key = self.service_key(&format!("ops{n}"), &["admin"]).await;
-        self.state
+        let verified = self
+            .state
             .app()
             .verify_service_key(&key)
             .await
             .expect("lookup")
-            .expect("verified")
-            .caller()
+            .expect("verified");
+        app::access::Caller::from(verified)
             .as_admin(app::RequestMeta::default())
             .expect("an admin key")
     }
