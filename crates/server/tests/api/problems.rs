@@ -18,7 +18,8 @@ use crate::{
 both_backends!(
     problem_documents_are_pinned,
     state_and_capacity_problems_are_pinned,
-    token_problems_are_pinned
+    token_problems_are_pinned,
+    an_internal_failure_is_pinned
 );
 
 /// Status, media type and body of one answer, the request id and timestamp replaced.
@@ -190,4 +191,38 @@ async fn token_problems_are_pinned(backend: Backend) {
         .fail_next
         .push((StatusCode::BAD_REQUEST, "invalid_grant"));
     insta::assert_json_snapshot!("reauthorization_required", problem(get(ask)).await);
+}
+
+/// A stored access token that no longer opens (its ciphertext was altered at rest): the
+/// service cannot hand it out and says only that it failed, never why.
+async fn an_internal_failure_is_pinned(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use store::entities::integration_tokens as tokens;
+
+    let (app, _fake, key) = connected(backend, "user_tampered", "google").await;
+    let writer = app.state.app().db().writer();
+    let access = tokens::Entity::find()
+        .filter(tokens::Column::Kind.eq("access"))
+        .one(writer)
+        .await
+        .expect("query")
+        .expect("the access token row");
+    let mut altered = access.ciphertext.clone();
+    let last = altered.last_mut().expect("a ciphertext");
+    *last ^= 0x01;
+    tokens::Entity::update_many()
+        .col_expr(tokens::Column::Ciphertext, Expr::value(altered))
+        .filter(tokens::Column::Kind.eq("access"))
+        .exec(writer)
+        .await
+        .expect("update");
+    let res = app
+        .client
+        .post(app.url("/internal/tokens/get"))
+        .header("x-api-key", &key)
+        .json(&json!({"user_id": "user_tampered", "provider": "google"}))
+        .send()
+        .await
+        .expect("request");
+    insta::assert_json_snapshot!("internal_error", problem_of(res).await);
 }
