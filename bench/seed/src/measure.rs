@@ -32,7 +32,10 @@ pub async fn run(db: &Db, users: Option<usize>) -> anyhow::Result<()> {
         store::token_refresh::unchecked_since(conn, now - Duration::minutes(15), 500)
     })
     .await?;
-    report("a user's audit page (50)", || store::audit::list(conn, &page, 50)).await?;
+    report("a user's audit page (50)", || {
+        store::audit::list(conn, &page, 50)
+    })
+    .await?;
     report("audit stats, 30 days by action", || {
         store::audit::count_by_action(conn, now - Duration::days(30), now)
     })

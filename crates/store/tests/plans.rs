@@ -137,24 +137,18 @@ async fn check_hot_queries(
     c.honest(
         "refresh sweep work list",
         &r,
-        &[
-            "idx_integrations_status_expires",
-            "idx_integrations_expires_at",
-        ],
+        &["idx_integrations_status_expires_id"],
     )
     .await;
     token_refresh::unchecked_since(&r, now - Duration::minutes(15), 100)
         .await
         .expect("q");
-    // Known gap, SQLite only: `last_checked_at IS NULL OR last_checked_at < ?` is no one
-    // range, and the unanalyzed planner answers it through `status = ?` of either status
-    // index (every connected integration, sorted). It is no `SCAN`, so only the named
-    // index is waived there; the statement must change to close it (docs/performance.md).
-    let checked: &[&str] = match w.get_database_backend() {
-        DbBackend::Postgres => &["idx_integrations_status_checked"],
-        _ => &[],
-    };
-    c.honest("health check work list", &r, checked).await;
+    c.honest(
+        "health check work list",
+        &r,
+        &["idx_integrations_status_checked_id"],
+    )
+    .await;
     let mut page = AuditFilter {
         user_id: Some(ids.user),
         ..AuditFilter::default()
@@ -173,7 +167,7 @@ async fn check_hot_queries(
     c.honest(
         "audit stats over 30 days",
         &r,
-        &["idx_audit_log_occurred_at"],
+        &["idx_audit_log_occurred_action"],
     )
     .await;
     let due = events::due(&r, now, 50).await.expect("q");
