@@ -76,12 +76,53 @@ pub struct CreatedServiceKey {
     pub key: ServiceKeySecret,
 }
 
-/// A key that verified: who is calling and what they may do.
+/// A key that verified: who is calling and what they may do. Only verification makes one
+/// (its fields are private), so holding one is proof the key was presented and is live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedServiceKey {
-    pub id: ServiceKeyId,
-    pub name: Arc<str>,
-    pub permissions: Arc<[Permission]>,
+    id: ServiceKeyId,
+    name: Arc<str>,
+    permissions: Arc<[Permission]>,
+}
+
+impl VerifiedServiceKey {
+    pub(crate) fn new(id: ServiceKeyId, name: &str, permissions: Vec<Permission>) -> Self {
+        Self {
+            id,
+            name: Arc::from(name),
+            permissions: permissions.into(),
+        }
+    }
+
+    /// The key's id.
+    #[must_use]
+    pub fn id(&self) -> ServiceKeyId {
+        self.id
+    }
+
+    /// The key's name (the audit `actor_id`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key's name, shared.
+    #[must_use]
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// What the key may do.
+    #[must_use]
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    /// True when the key holds `p` or `admin`.
+    #[must_use]
+    pub fn permits(&self, p: Permission) -> bool {
+        self.permissions.contains(&p) || self.permissions.contains(&Permission::Admin)
+    }
 }
 
 /// What the cache can say about a presented key without looking it up.
@@ -392,11 +433,11 @@ impl App {
         if !bool::from(stored.ct_eq(&computed)) {
             return Ok(None);
         }
-        let verified = Arc::new(VerifiedServiceKey {
-            id: ServiceKeyId::from_uuid(row.id),
-            name: Arc::from(row.name.as_str()),
-            permissions: permissions_of(&row.permissions).into(),
-        });
+        let verified = Arc::new(VerifiedServiceKey::new(
+            ServiceKeyId::from_uuid(row.id),
+            &row.name,
+            permissions_of(&row.permissions),
+        ));
         self.service_key_cache()
             .insert(computed, verified.clone(), epoch);
         // Only on a cache miss, and the store skips it when written within the interval.

@@ -20,6 +20,7 @@ use vault::TokenKind;
 
 use crate::{
     App, AppError, Ctx,
+    access::{AsService, TokensRead, TokensRefresh},
     audit::AuditRecord,
     tokens::{IssuedToken, TokenRequest, usable},
     users::{UserKey, id_of},
@@ -57,7 +58,7 @@ impl App {
     /// `NotFound` (no integration, or not connected), `InsufficientScope`,
     /// `ReauthorizationRequired`, `Provider` (the provider is failing and the token has
     /// expired), storage.
-    pub async fn get_valid_token(
+    pub(crate) async fn get_valid_token(
         &self,
         ctx: &Ctx,
         req: &TokenRequest,
@@ -96,7 +97,7 @@ impl App {
         } else {
             "unknown"
         };
-        let service = match (&ctx.actor.kind, &ctx.actor.id) {
+        let service = match (&ctx.actor().kind, &ctx.actor().id) {
             (domain::audit::ActorType::Service, Some(name)) => name.as_str(),
             (kind, _) => kind.as_str(),
         };
@@ -117,13 +118,42 @@ impl App {
             .await
     }
 
-    /// A valid access token for the provider of the user `key` names (live users only),
-    /// audited like [`App::get_valid_token`].
+    /// For a service key with `tokens:read`: a valid access token for the provider of the
+    /// user `key` names (live users only), refreshed first when it expires within
+    /// `ask.min_validity`, audited like [`App::get_valid_token`].
     ///
     /// # Errors
     /// `NotFound` for an unknown or deleted user (not audited: there is no one to audit
     /// about), otherwise as [`App::get_valid_token`].
-    pub async fn get_token_for(
+    pub async fn get_token(
+        &self,
+        service: &AsService<TokensRead>,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<IssuedToken, AppError> {
+        let ask = TokenAsk {
+            force: false,
+            ..ask
+        };
+        self.token_for(service.ctx(), key, ask).await
+    }
+
+    /// For a service key with `tokens:refresh`: [`Self::get_token`], refreshed now
+    /// whatever the expiry.
+    ///
+    /// # Errors
+    /// As [`Self::get_token`].
+    pub async fn refresh_token(
+        &self,
+        service: &AsService<TokensRefresh>,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<IssuedToken, AppError> {
+        let ask = TokenAsk { force: true, ..ask };
+        self.token_for(service.ctx(), key, ask).await
+    }
+
+    async fn token_for(
         &self,
         ctx: &Ctx,
         key: &UserKey,
