@@ -228,6 +228,7 @@ async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
                 key_id: k.id,
                 name: k.name.clone(),
                 permissions: k.permissions.clone(),
+                limits: k.limits.clone(),
             }),
             None,
         ),

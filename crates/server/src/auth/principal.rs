@@ -35,6 +35,8 @@ pub struct ServicePrincipal {
     pub name: Arc<str>,
     /// What the key may do.
     pub permissions: Arc<[Permission]>,
+    /// The providers and scope ceiling of the tokens it may get.
+    pub limits: app::service_keys::KeyLimits,
 }
 
 /// Credentials were sent but are not valid; kept so extractors can say why (401).

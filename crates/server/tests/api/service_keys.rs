@@ -159,6 +159,7 @@ async fn debug_output_holds_no_key_material(backend: Backend) {
         key_id: verified.id,
         name: verified.name.clone(),
         permissions: verified.permissions.clone(),
+        limits: verified.limits.clone(),
     });
     for shown in [
         format!("{created:?}"),

@@ -162,6 +162,7 @@ async fn fake_auth(mut req: Request, next: Next) -> axum::response::Response {
                     key_id: domain::ServiceKeyId::new(),
                     name: Arc::from(s),
                     permissions: Arc::from([]),
+                    limits: app::service_keys::KeyLimits::default(),
                 })
             })
     };
