@@ -6,6 +6,11 @@
 //! own `entry_hash`, so the chain stays valid and `user-service audit verify` passes.
 //!
 //! Clerk ids are `user_seed_<i>`; run it once per database (ids would collide).
+//!
+//! `seed --measure --users N --database-url URL` seeds nothing: it times the hot reads on
+//! a database seeded with N users (see `measure`).
+
+mod measure;
 
 use std::time::Instant;
 
@@ -28,7 +33,12 @@ const AUDIT_PER_USER: usize = 10;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (users, url) = args()?;
+    let (users, url, measure) = args()?;
+    if measure {
+        let db = Db::connect(&url, None, &DbOptions::default()).await?;
+        return measure::run(&db, users).await;
+    }
+    let users = users.context(USAGE)?;
     let keys =
         std::env::var("TOKEN_ENCRYPTION_KEYS").context("TOKEN_ENCRYPTION_KEYS is not set")?;
     let vault = Vault::new(Keyring::parse(&keys, None).map_err(|e| anyhow::anyhow!("{e}"))?);
@@ -47,22 +57,25 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn args() -> anyhow::Result<(usize, String)> {
+const USAGE: &str = "usage: seed [--measure] --users N [--database-url URL]";
+
+fn args() -> anyhow::Result<(Option<usize>, String, bool)> {
     let mut users = None;
+    let mut measure = false;
     let mut url = std::env::var("DATABASE_URL").ok();
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--users" => users = Some(it.next().context("--users N")?.parse()?),
             "--database-url" => url = Some(it.next().context("--database-url URL")?),
-            other => anyhow::bail!(
-                "unknown argument {other}; usage: seed --users N [--database-url URL]"
-            ),
+            "--measure" => measure = true,
+            other => anyhow::bail!("unknown argument {other}; {USAGE}"),
         }
     }
     Ok((
-        users.context("usage: seed --users N [--database-url URL]")?,
+        users,
         url.context("--database-url or DATABASE_URL")?,
+        measure,
     ))
 }
 

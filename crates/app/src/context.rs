@@ -1,5 +1,7 @@
 //! Who acts and from where: every mutating use case takes a [`Ctx`], so its audit entry
-//! can name the actor and carry the request's IP, user agent and request id.
+//! can name the actor and carry the request's IP, user agent and request id. A `Ctx` that
+//! names a user or a service key comes only from a capability ([`crate::access`]); work
+//! the service does on its own uses [`Ctx::system`].
 
 use domain::audit::Actor;
 
@@ -14,16 +16,30 @@ pub struct RequestMeta {
 /// The context of one use-case call.
 #[derive(Clone, Debug)]
 pub struct Ctx {
-    pub actor: Actor,
-    pub meta: RequestMeta,
+    actor: Actor,
+    meta: RequestMeta,
 }
 
 impl Ctx {
     /// A context for work the service does on its own (jobs, CLI).
     pub fn system(what: impl Into<String>) -> Self {
-        Self {
-            actor: Actor::system(what),
-            meta: RequestMeta::default(),
-        }
+        Self::new(Actor::system(what), RequestMeta::default())
+    }
+
+    /// A context for `actor`; only this crate names actors (capabilities, webhooks).
+    pub(crate) fn new(actor: Actor, meta: RequestMeta) -> Self {
+        Self { actor, meta }
+    }
+
+    /// Who acts.
+    #[must_use]
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+
+    /// Where the request came from.
+    #[must_use]
+    pub fn meta(&self) -> &RequestMeta {
+        &self.meta
     }
 }

@@ -2,6 +2,7 @@
 //! crate knows storage and the vault but nothing of HTTP.
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod audit;
 mod backoff;
 pub mod context;

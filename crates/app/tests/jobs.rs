@@ -34,6 +34,8 @@ both_backends!(
 );
 
 // A child module by path: a file directly under tests/ would be a test binary of its own.
+#[path = "jobs/loops.rs"]
+mod loops;
 #[path = "jobs/maintenance.rs"]
 mod maintenance;
 
@@ -118,17 +120,15 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
         seal_token(&app, user, integration).await;
         // An entry by the user (with their IP) and one about them.
         let txn = app.db().writer().begin().await.expect("begin");
-        let ctx = app::Ctx {
-            actor: domain::audit::Actor::user(clerk),
-            meta: app::RequestMeta {
-                ip: Some("203.0.113.7".to_owned()),
-                user_agent: Some("Browser/1.0".to_owned()),
-                request_id: Some("req-1".to_owned()),
-            },
+        let meta = app::RequestMeta {
+            ip: Some("203.0.113.7".to_owned()),
+            user_agent: Some("Browser/1.0".to_owned()),
+            request_id: Some("req-1".to_owned()),
         };
+        let own = common::owner(&app, clerk, meta).await;
         app::audit::record(
             &txn,
-            &ctx,
+            own.ctx(),
             app::audit::AuditRecord::new(AuditAction::UserUpdated, Some(UserId::from_uuid(user)))
                 .details(serde_json::json!({"email": format!("{clerk}@example.com")})),
         )
@@ -138,9 +138,7 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
         if let Some(days) = deleted_days_ago {
             // Soft deletion keeps ciphertexts out already; seal one more so the purge's own
             // deletion is visible, then age the deletion.
-            app.delete_user(&app::Ctx::system("test"), UserId::from_uuid(user))
-                .await
-                .expect("soft delete");
+            app.delete_user(&own).await.expect("soft delete");
             seal_token(&app, user, integration).await;
             set_deleted_at(&app, user, now - chrono::Duration::days(days)).await;
         }
@@ -354,7 +352,7 @@ async fn usage_analytics_stores_the_previous_days_counts(backend: Backend) {
             .await
             .expect("sign in");
     }
-    app.delete_user(&app::Ctx::system("test"), UserId::from_uuid(ids[2]))
+    app.delete_user(&common::owner_by_id(&app, ids[2]).await)
         .await
         .expect("delete");
 

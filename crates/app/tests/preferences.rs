@@ -2,10 +2,11 @@
 //! defaults, If-Match (exactly one of two writers wins), history, rollback, reset,
 //! export/import with migration, and the history row and audit entry of every change.
 
-use app::{App, AppError, Ctx, RequestMeta};
+mod common;
+
+use app::{App, AppError, RequestMeta, access::AsOwner};
 use domain::{
     UserId,
-    audit::Actor,
     preferences::{Category, Theme, defaults_with},
 };
 use serde_json::{Value, json};
@@ -36,11 +37,13 @@ async fn user(db: &Db) -> UserId {
     id
 }
 
-fn ctx() -> Ctx {
-    Ctx {
-        actor: Actor::user("user_alice"),
-        meta: RequestMeta::default(),
-    }
+/// The right to act for `u`, held by the admin `user_alice` (the actor of every change).
+async fn as_alice(app: &App, u: UserId) -> AsOwner {
+    common::session(app, "user_alice", true, RequestMeta::default())
+        .await
+        .as_admin(RequestMeta::default())
+        .expect("an admin")
+        .over(u)
 }
 
 async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
@@ -61,19 +64,19 @@ async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
 async fn put_and_patch_semantics(backend: Backend) {
     let (_t, app) = open(backend).await;
     let u = user(app.db()).await;
-    let doc = app.preferences(u, false).await.expect("must succeed");
+    let c = as_alice(&app, u).await;
+    let doc = app.preferences(&c, false).await.expect("must succeed");
     assert_eq!((doc.version, doc.updated_at), (0, None));
     assert_eq!(doc.preferences, app.preference_defaults().clone());
 
-    let c = ctx();
     let doc = app
-        .put_preferences(&c, u, json!({"ui": {"theme": "dark", "density": "compact"}, "ai": {"preferred_model": "gpt-4o"}}), None)
+        .put_preferences(&c, json!({"ui": {"theme": "dark", "density": "compact"}, "ai": {"preferred_model": "gpt-4o"}}), None)
         .await
         .expect("must succeed");
     assert_eq!(doc.version, 1);
     // Partial PUT: only the keys sent change.
     let doc = app
-        .put_preferences(&c, u, json!({"ui": {"theme": "light"}}), Some(1))
+        .put_preferences(&c, json!({"ui": {"theme": "light"}}), Some(1))
         .await
         .expect("must succeed");
     assert_eq!(doc.version, 2);
@@ -91,7 +94,6 @@ async fn put_and_patch_semantics(backend: Backend) {
     let doc = app
         .patch_preferences(
             &c,
-            u,
             json!({"ui": {"theme": null}, "ai": {"preferred_model": null}}),
             Some(2),
         )
@@ -99,7 +101,7 @@ async fn put_and_patch_semantics(backend: Backend) {
         .expect("must succeed");
     assert_eq!(doc.preferences.ui.theme, Theme::System);
     assert_eq!(doc.preferences.ai.preferred_model, None);
-    let read = app.preferences(u, true).await.expect("must succeed");
+    let read = app.preferences(&c, true).await.expect("must succeed");
     assert_eq!(read.version, 3);
     assert_eq!(read.preferences, doc.preferences);
     let sources = read.sources.expect("must succeed");
@@ -111,7 +113,6 @@ async fn put_and_patch_semantics(backend: Backend) {
     let err = app
         .patch_preferences(
             &c,
-            u,
             json!({"notifications": {"quiet_hours": {"start": "25:00"}}, "ui": {"colour": 1}}),
             None,
         )
@@ -124,13 +125,13 @@ async fn put_and_patch_semantics(backend: Backend) {
     assert_eq!(fields, ["notifications.quiet_hours.start", "ui.colour"]);
     // A change that changes nothing writes nothing.
     let same = app
-        .patch_preferences(&c, u, json!({"ui": {"density": "compact"}}), None)
+        .patch_preferences(&c, json!({"ui": {"density": "compact"}}), None)
         .await
         .expect("must succeed");
     assert_eq!(same.version, 3);
 
     let page = app
-        .preference_history(u, None, 10)
+        .preference_history(&c, None, 10)
         .await
         .expect("must succeed");
     assert_eq!(
@@ -157,15 +158,19 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
     let (_t, app) = open(backend).await;
     let plain = user(app.db()).await;
     let chooser = user(app.db()).await;
-    app.put_preferences(&ctx(), chooser, json!({"ui": {"theme": "light"}}), None)
-        .await
-        .expect("must succeed");
+    app.put_preferences(
+        &as_alice(&app, chooser).await,
+        json!({"ui": {"theme": "light"}}),
+        None,
+    )
+    .await
+    .expect("must succeed");
     // Same database, new configuration: the default theme becomes dark.
     let app = app.with_preference_defaults(
         defaults_with(&json!({"ui": {"theme": "dark"}})).expect("must succeed"),
     );
     assert_eq!(
-        app.preferences(plain, false)
+        app.preferences(&as_alice(&app, plain).await, false)
             .await
             .expect("must succeed")
             .preferences
@@ -174,7 +179,7 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
         Theme::Dark
     );
     assert_eq!(
-        app.preferences(chooser, false)
+        app.preferences(&as_alice(&app, chooser).await, false)
             .await
             .expect("must succeed")
             .preferences
@@ -188,18 +193,13 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
 async fn two_writers_with_the_same_if_match(backend: Backend) {
     let (_t, app) = open(backend).await;
     let u = user(app.db()).await;
-    let c = ctx();
-    app.put_preferences(&c, u, json!({"ui": {"theme": "dark"}}), None)
+    let c = as_alice(&app, u).await;
+    app.put_preferences(&c, json!({"ui": {"theme": "dark"}}), None)
         .await
         .expect("must succeed");
     let (a, b) = tokio::join!(
-        app.patch_preferences(&c, u, json!({"ui": {"density": "compact"}}), Some(1)),
-        app.patch_preferences(
-            &c,
-            u,
-            json!({"privacy": {"analytics_opt_in": true}}),
-            Some(1)
-        ),
+        app.patch_preferences(&c, json!({"ui": {"density": "compact"}}), Some(1)),
+        app.patch_preferences(&c, json!({"privacy": {"analytics_opt_in": true}}), Some(1)),
     );
     let (won, lost) = match (a, b) {
         (Ok(d), Err(e)) => (d, e),
@@ -210,13 +210,13 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     assert_eq!(won.version, 2);
     // Nothing of the loser: the document holds only the winner's change, one history row
     // and one audit entry per version.
-    let doc = app.preferences(u, false).await.expect("must succeed");
+    let doc = app.preferences(&c, false).await.expect("must succeed");
     assert_eq!(doc.version, 2);
     assert_eq!(doc.preferences, won.preferences);
     let compact = doc.preferences.ui.density.as_str() == "compact";
     assert_ne!(compact, doc.preferences.privacy.analytics_opt_in);
     assert_eq!(
-        app.preference_history(u, None, 10)
+        app.preference_history(&c, None, 10)
             .await
             .expect("must succeed")
             .items
@@ -226,12 +226,12 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
     assert_eq!(audit_of(&app, u).await.len(), 2);
     // A stale version on its own is refused as well.
     let err = app
-        .reset_preferences(&c, u, None, Some(1))
+        .reset_preferences(&c, None, Some(1))
         .await
         .expect_err("must fail");
     assert!(matches!(err, AppError::PreconditionFailed(_)));
     assert_eq!(
-        app.preferences(u, false)
+        app.preferences(&c, false)
             .await
             .expect("must succeed")
             .version,
@@ -242,20 +242,19 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
 async fn history_rollback_and_reset(backend: Backend) {
     let (_t, app) = open(backend).await;
     let u = user(app.db()).await;
-    let c = ctx();
+    let c = as_alice(&app, u).await;
     app.put_preferences(
         &c,
-        u,
         json!({"ui": {"theme": "dark"}, "ai": {"memory_enabled": false}}),
         None,
     )
     .await
     .expect("must succeed");
-    app.put_preferences(&c, u, json!({"ui": {"theme": "light"}}), None)
+    app.put_preferences(&c, json!({"ui": {"theme": "light"}}), None)
         .await
         .expect("must succeed");
     let v3 = app
-        .reset_preferences(&c, u, Some(Category::Ui), None)
+        .reset_preferences(&c, Some(Category::Ui), None)
         .await
         .expect("must succeed");
     assert_eq!(v3.preferences.ui.theme, Theme::System);
@@ -263,19 +262,19 @@ async fn history_rollback_and_reset(backend: Backend) {
 
     // Rollback to version 1 makes version 4 with version 1's values.
     let v4 = app
-        .rollback_preferences(&c, u, 1, Some(3))
+        .rollback_preferences(&c, 1, Some(3))
         .await
         .expect("must succeed");
     assert_eq!(v4.version, 4);
     assert_eq!(v4.preferences.ui.theme, Theme::Dark);
     assert!(!v4.preferences.ai.memory_enabled);
     let missing = app
-        .rollback_preferences(&c, u, 42, None)
+        .rollback_preferences(&c, 42, None)
         .await
         .expect_err("must fail");
     assert!(matches!(missing, AppError::NotFound(_)), "{missing:?}");
     let v5 = app
-        .reset_preferences(&c, u, None, None)
+        .reset_preferences(&c, None, None)
         .await
         .expect("must succeed");
     assert_eq!(v5.version, 5);
@@ -283,7 +282,7 @@ async fn history_rollback_and_reset(backend: Backend) {
 
     // Pages, newest first.
     let p1 = app
-        .preference_history(u, None, 2)
+        .preference_history(&c, None, 2)
         .await
         .expect("must succeed");
     assert_eq!(
@@ -291,7 +290,7 @@ async fn history_rollback_and_reset(backend: Backend) {
         [5, 4]
     );
     let p2 = app
-        .preference_history(u, p1.next_cursor.as_deref(), 2)
+        .preference_history(&c, p1.next_cursor.as_deref(), 2)
         .await
         .expect("must succeed");
     assert_eq!(
@@ -299,13 +298,13 @@ async fn history_rollback_and_reset(backend: Backend) {
         [3, 2]
     );
     let p3 = app
-        .preference_history(u, p2.next_cursor.as_deref(), 2)
+        .preference_history(&c, p2.next_cursor.as_deref(), 2)
         .await
         .expect("must succeed");
     assert_eq!(p3.items.iter().map(|h| h.version).collect::<Vec<_>>(), [1]);
     assert_eq!(p3.next_cursor, None);
     assert!(matches!(
-        app.preference_history(u, Some("nope"), 2).await,
+        app.preference_history(&c, Some("nope"), 2).await,
         Err(AppError::InvalidRequest(_))
     ));
 
@@ -330,12 +329,12 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     let (_t, app) = open(backend).await;
     let alice = user(app.db()).await;
     let bob = user(app.db()).await;
-    let c = ctx();
+    let (c, to_bob) = (as_alice(&app, alice).await, as_alice(&app, bob).await);
     let doc = app
-        .put_preferences(&c, alice, json!({"ui": {"timezone": "Europe/Berlin"}, "integrations": {"sync_frequency_minutes": 60, "default_calendar_provider": "google"}}), None)
+        .put_preferences(&c, json!({"ui": {"timezone": "Europe/Berlin"}, "integrations": {"sync_frequency_minutes": 60, "default_calendar_provider": "google"}}), None)
         .await
         .expect("must succeed");
-    let export = serde_json::to_value(app.export_preferences(alice).await.expect("must succeed"))
+    let export = serde_json::to_value(app.export_preferences(&c).await.expect("must succeed"))
         .expect("must succeed");
     assert_eq!(export["schema_version"], 1);
     assert_eq!(
@@ -343,7 +342,7 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
         json!({"timezone": "Europe/Berlin"})
     );
     let imported = app
-        .import_preferences(&c, bob, &export, Some(0))
+        .import_preferences(&to_bob, &export, Some(0))
         .await
         .expect("must succeed");
     assert_eq!(imported.version, 1);
@@ -352,7 +351,7 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     // A v0 document is migrated on import and replaces the user's overrides.
     let v0 = json!({"schema_version": 0, "preferences": {"ui": {"dark_mode": true}, "notifications": {"digest": "off"}}});
     let migrated = app
-        .import_preferences(&c, bob, &v0, None)
+        .import_preferences(&to_bob, &v0, None)
         .await
         .expect("must succeed");
     assert_eq!(migrated.version, 2);
@@ -364,7 +363,7 @@ async fn export_import_round_trip_and_v0(backend: Backend) {
     assert_eq!(migrated.preferences.ui.timezone.as_str(), "UTC");
     let bad = json!({"schema_version": 0, "preferences": {"ui": {"dark_mode": 3}}});
     let AppError::Validation(v) = app
-        .import_preferences(&c, bob, &bad, None)
+        .import_preferences(&to_bob, &bad, None)
         .await
         .expect_err("must fail")
     else {

@@ -53,12 +53,35 @@ pub fn install() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            spawn_upkeep(handle.clone());
             describe();
             gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "commit" => GIT_COMMIT)
                 .set(1.0);
             Some(handle)
         })
         .clone()
+}
+
+/// How often recorded histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Folds histogram samples into their buckets every [`UPKEEP_INTERVAL`], on a thread of its
+/// own (the recorder is process-wide; test runtimes come and go). A recorder made with
+/// `build_recorder` (we serve `/metrics` ourselves) runs no upkeep: each histogram keeps
+/// every sample until the next scrape, so memory grew with the request count wherever
+/// nothing scraped (the benchmark's RSS rose every round).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "the metrics upkeep thread did not start; histograms are folded at scrape time only");
+    }
 }
 
 /// True once the recorder is installed: request metrics are skipped before (no label work

@@ -104,14 +104,22 @@ pub async fn find_active_by_hash<C: ConnectionTrait>(
     conn: &C,
     key_hash: &str,
 ) -> Result<Option<ServiceKeyRow>, StoreError> {
-    let q = service_keys::Entity::find()
-        .filter(
-            Condition::any()
-                .add(service_keys::Column::KeyHash.eq(key_hash))
-                .add(service_keys::Column::PreviousKeyHash.eq(key_hash)),
-        )
-        .filter(service_keys::Column::RevokedAt.is_null());
-    Ok(unique(q, conn).await?)
+    use sea_orm::{QueryTrait, sea_query::UnionType};
+    // One statement, two unique-index probes: as `key_hash = $1 OR previous_key_hash =
+    // $1`, Postgres chose to scan the whole table (the plan test).
+    let by = |column: service_keys::Column| {
+        service_keys::Entity::find()
+            .filter(column.eq(key_hash))
+            .filter(service_keys::Column::RevokedAt.is_null())
+            .into_query()
+    };
+    let mut q = by(service_keys::Column::KeyHash);
+    q.union(UnionType::All, by(service_keys::Column::PreviousKeyHash));
+    let stmt = conn.get_database_backend().build(&q);
+    Ok(service_keys::Entity::find()
+        .from_raw_sql(stmt)
+        .one(conn)
+        .await?)
 }
 
 /// The key with this name (revoked or not).

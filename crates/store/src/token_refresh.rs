@@ -232,19 +232,17 @@ pub async fn expiring_before<C: ConnectionTrait>(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    work_list(
-        conn,
-        integrations::Column::ExpiresAt
-            .is_not_null()
-            .and(integrations::Column::ExpiresAt.lt(before)),
-        integrations::Column::ExpiresAt,
-        limit,
-    )
-    .await
+    let expires = integrations::Column::ExpiresAt;
+    let due = expires.is_not_null().and(expires.lt(before));
+    work_list(conn, &due, expires, limit).await
 }
 
 /// Integrations holding tokens not checked since `before` (never-checked first), as
 /// (user id, provider): the health check's work list.
+///
+/// The never-checked and the overdue are two ranges of the index: as one condition,
+/// `last_checked_at IS NULL OR last_checked_at < ?` is no range, and SQLite answered it
+/// by reading every connected integration (1.3 s over 1M, `seed --measure`).
 ///
 /// # Errors
 /// When the database fails.
@@ -253,40 +251,52 @@ pub async fn unchecked_since<C: ConnectionTrait>(
     before: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    work_list(
-        conn,
-        integrations::Column::LastCheckedAt
-            .is_null()
-            .or(integrations::Column::LastCheckedAt.lt(before)),
-        integrations::Column::LastCheckedAt,
-        limit,
-    )
-    .await
+    let checked = integrations::Column::LastCheckedAt;
+    let mut due = work_list(conn, &checked.is_null(), checked, limit).await?;
+    let left = limit.saturating_sub(due.len() as u64);
+    if left > 0 {
+        due.extend(work_list(conn, &checked.lt(before), checked, left).await?);
+    }
+    Ok(due)
 }
 
-/// (user id, provider) of integrations that hold tokens (`active` or `refresh_failed`)
-/// and match `condition`, ordered by `order` ascending with NULLs first (never checked is
-/// most overdue; Postgres would put them last, SQLite first), then by id so a batch limit
-/// cuts the same place on both engines.
+/// (user id, provider) of the first `limit` integrations that hold tokens (`active` or
+/// `refresh_failed`) and match `condition`, by `order` then id (a batch limit cuts the
+/// same place on both engines; `condition` leaves one kind of NULL at most).
+///
+/// One statement per status, each read in the order of its `(status, order, id)` index
+/// and stopped at `limit`, merged here: with `status IN (…)` the engines read every match
+/// and sorted it (1.7 s when all of 1M integrations were due).
 async fn work_list<C: ConnectionTrait>(
     conn: &C,
-    condition: sea_orm::sea_query::SimpleExpr,
+    condition: &sea_orm::sea_query::SimpleExpr,
     order: integrations::Column,
     limit: u64,
 ) -> Result<Vec<(Uuid, String)>, StoreError> {
-    use sea_orm::{QueryOrder, sea_query::NullOrdering};
-    Ok(integrations::Entity::find()
-        .select_only()
-        .column(integrations::Column::UserId)
-        .column(integrations::Column::Provider)
-        .filter(integrations::Column::Status.is_in(CONNECTED))
-        .filter(condition)
-        .order_by_with_nulls(order, sea_orm::Order::Asc, NullOrdering::First)
-        .order_by_asc(integrations::Column::Id)
-        .limit(limit)
-        .into_tuple()
-        .all(conn)
-        .await?)
+    use sea_orm::QueryOrder;
+    type Row = (Option<DateTime<Utc>>, Uuid, Uuid, String);
+    let mut rows: Vec<Row> = Vec::new();
+    for status in CONNECTED {
+        rows.extend(
+            integrations::Entity::find()
+                .select_only()
+                .column(order)
+                .column(integrations::Column::Id)
+                .column(integrations::Column::UserId)
+                .column(integrations::Column::Provider)
+                .filter(integrations::Column::Status.eq(status))
+                .filter(condition.clone())
+                .order_by_asc(order)
+                .order_by_asc(integrations::Column::Id)
+                .limit(limit)
+                .into_tuple::<Row>()
+                .all(conn)
+                .await?,
+        );
+    }
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(rows.into_iter().map(|(_, _, user, p)| (user, p)).collect())
 }
 
 /// Records a health check of the integration at `at`.

@@ -106,16 +106,16 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
     with_digest(NewAuditEntry {
         // Postgres keeps microseconds: hash exactly what will be read back.
         occurred_at: at.trunc_subsecs(6),
-        actor_type: ctx.actor.kind.as_str().to_owned(),
-        actor_id: ctx.actor.id.clone(),
+        actor_type: ctx.actor().kind.as_str().to_owned(),
+        actor_id: ctx.actor().id.clone(),
         action: rec.action.as_str().to_owned(),
         user_id: rec.user_id.map(|u| u.as_uuid()),
         resource_type: rec.resource.as_ref().map(|(k, _)| (*k).to_owned()),
         resource_id: rec.resource.map(|(_, id)| id),
         outcome: rec.outcome.to_owned(),
-        ip: ctx.meta.ip.clone(),
-        user_agent: ctx.meta.user_agent.clone(),
-        request_id: ctx.meta.request_id.clone(),
+        ip: ctx.meta().ip.clone(),
+        user_agent: ctx.meta().user_agent.clone(),
+        request_id: ctx.meta().request_id.clone(),
         details: scrub(rec.details),
         pii_digest: None,
     })

@@ -38,6 +38,17 @@ pub enum AuditView {
 }
 
 impl AuditView {
+    /// What the holder of `who` sees of the audit entries about its user, whose Clerk id
+    /// is `clerk_user_id`: an admin every field, the owner not other actors' addresses.
+    #[must_use]
+    pub fn of(who: &crate::access::AsOwner, clerk_user_id: &str) -> Self {
+        if who.is_admin() {
+            Self::Full
+        } else {
+            Self::Owner(clerk_user_id.to_owned())
+        }
+    }
+
     /// Blanks what this viewer may not see: `ip` and `user_agent` of entries whose actor is
     /// not the owner. The entry's hashes are left as stored (they describe the stored row).
     pub fn apply(&self, entries: &mut [AuditEntry]) {
@@ -73,7 +84,16 @@ impl App {
     /// # Errors
     /// 422 for a bad filter value or limit, 400 for a bad cursor; storage failures.
     #[tracing::instrument(name = "app audit_query.list_audit", skip_all)]
-    pub async fn list_audit(&self, q: AuditQuery) -> Result<AuditPage, AppError> {
+    pub async fn list_audit(
+        &self,
+        _reader: &crate::access::AsAuditReader,
+        q: AuditQuery,
+    ) -> Result<AuditPage, AppError> {
+        self.query_audit(q).await
+    }
+
+    /// [`Self::list_audit`] for the use cases that scope the query themselves.
+    pub(crate) async fn query_audit(&self, q: AuditQuery) -> Result<AuditPage, AppError> {
         // A bad limit here is a 422 naming the field, as API.md's audit table has it.
         let limit = AUDIT_LIMIT
             .check(q.limit)
@@ -117,21 +137,23 @@ impl App {
         }))
     }
 
-    /// The entries about one user, newest first, as `view` may see them.
+    /// The entries about the user `who` is over (Clerk id `clerk_user_id`), newest first,
+    /// as the holder of `who` may see them.
     ///
     /// # Errors
     /// As [`Self::list_audit`].
     #[tracing::instrument(name = "app audit_query.user_audit", skip_all)]
     pub async fn user_audit(
         &self,
-        user_id: Uuid,
-        view: &AuditView,
+        who: &crate::access::AsOwner,
+        clerk_user_id: &str,
         limit: Option<u64>,
         cursor: Option<String>,
     ) -> Result<AuditPage, AppError> {
+        let view = AuditView::of(who, clerk_user_id);
         let mut page = self
-            .list_audit(AuditQuery {
-                user_id: Some(user_id),
+            .query_audit(AuditQuery {
+                user_id: Some(who.user().as_uuid()),
                 limit,
                 cursor,
                 ..AuditQuery::default()
@@ -148,6 +170,7 @@ impl App {
     #[tracing::instrument(name = "app audit_query.audit_stats", skip_all)]
     pub async fn audit_stats(
         &self,
+        _reader: &crate::access::AsAuditReader,
         group_by: GroupBy,
         from: Option<DateTime<Utc>>,
         to: Option<DateTime<Utc>>,

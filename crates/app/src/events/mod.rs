@@ -239,6 +239,7 @@ impl App {
     /// `InvalidRequest` for an unknown status; storage.
     pub async fn event_deliveries(
         &self,
+        _admin: &crate::access::AsAdmin,
         status: Option<&str>,
         before: Option<i64>,
         limit: u64,
@@ -257,7 +258,11 @@ impl App {
     ///
     /// # Errors
     /// `NotFound` for an unknown delivery, `Conflict` when it has not failed; storage.
-    pub async fn retry_event_delivery(&self, id: i64) -> Result<(), AppError> {
+    pub async fn retry_event_delivery(
+        &self,
+        _admin: &crate::access::AsAdmin,
+        id: i64,
+    ) -> Result<(), AppError> {
         match store::events::requeue(self.db().writer(), id, Utc::now().trunc_subsecs(6)).await? {
             Some(true) => {
                 tracing::info!(delivery = id, "failed event delivery queued again");

@@ -21,8 +21,12 @@ use vault::{Binding, TokenKind};
 
 use crate::{
     App, AppError, Ctx,
+    access::AsOwner,
     audit::{self, AuditRecord},
-    integrations::oauth::{Provider, client::ProviderError},
+    integrations::oauth::{
+        Provider,
+        client::{ProviderError, TokenSet},
+    },
 };
 
 /// How long a `state` may wait for its code.
@@ -62,6 +66,15 @@ impl Revocation {
     }
 }
 
+/// What a provider granted on a completed connection, before it is stored.
+struct Grant {
+    tokens: TokenSet,
+    scopes: Vec<String>,
+    account_id: Option<String>,
+    account_email: Option<String>,
+    at: DateTime<Utc>,
+}
+
 impl App {
     fn provider(&self, name: &str) -> Result<&Provider, AppError> {
         self.catalog()
@@ -77,11 +90,12 @@ impl App {
     /// `Validation` for a redirect URI outside the allow list or bad scopes, storage.
     pub async fn authorize_integration(
         &self,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
         redirect_uri: Option<&str>,
         scopes: Option<Vec<String>>,
     ) -> Result<AuthorizeStart, AppError> {
+        let user = who.user();
         let p = self.provider(provider)?;
         let Some(client) = &p.client else {
             return Err(AppError::Conflict(format!(
@@ -166,20 +180,36 @@ impl App {
     }
 
     /// Completes a connection: uses up the state, exchanges the code with the PKCE
-    /// verifier, reads the account, and stores both tokens sealed with the integration
-    /// `active` and its audit entry, in one transaction.
+    /// verifier, reads the account ([`Self::exchange_at_provider`]), and stores both
+    /// tokens sealed with the integration `active` and its audit entry, in one
+    /// transaction ([`Self::record_connection`]).
     ///
     /// # Errors
     /// `InvalidRequest` for a reused, expired or foreign state; `Provider` when the
     /// provider refuses or fails; storage.
     pub async fn complete_integration(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
         code: &str,
         state: &str,
     ) -> Result<Integration, AppError> {
+        let grant = self
+            .exchange_at_provider(who.user(), provider, code, state)
+            .await?;
+        self.record_connection(who.ctx(), who.user(), provider, grant)
+            .await
+    }
+
+    /// The provider's side of a connection: the state used up, the code exchanged, the
+    /// account read. Network calls only, outside any transaction.
+    async fn exchange_at_provider(
+        &self,
+        user: UserId,
+        provider: &str,
+        code: &str,
+        state: &str,
+    ) -> Result<Grant, AppError> {
         let p = self.provider(provider)?;
         let now = Utc::now();
         let (requested, verifier, redirect) = self.take_flow(user, provider, state, now).await?;
@@ -196,6 +226,24 @@ impl App {
             .map_err(|e| provider_error(&e, "reading the account"))?;
         let scopes = tokens.scopes.clone().unwrap_or(requested);
         let (account_id, account_email) = account(p, info.as_ref());
+        Ok(Grant {
+            tokens,
+            scopes,
+            account_id,
+            account_email,
+            at: now,
+        })
+    }
+
+    /// Our side of a connection, in one transaction: the integration `active`, its tokens
+    /// sealed, the audit entry and the event.
+    async fn record_connection(
+        &self,
+        ctx: &Ctx,
+        user: UserId,
+        provider: &str,
+        grant: Grant,
+    ) -> Result<Integration, AppError> {
         let txn = self.db().writer().begin().await?;
         // The user may have been deleted during the provider calls: a deletion wins, and
         // nothing (no integration, no ciphertext) is written for a deleted user.
@@ -207,14 +255,15 @@ impl App {
             Connected {
                 user_id: user.as_uuid(),
                 provider: provider.to_owned(),
-                account_id,
-                account_email,
-                scopes: scopes.clone(),
-                expires_at: tokens.expires_at,
-                at: now,
+                account_id: grant.account_id,
+                account_email: grant.account_email,
+                scopes: grant.scopes.clone(),
+                expires_at: grant.tokens.expires_at,
+                at: grant.at,
             },
         )
         .await?;
+        let (tokens, scopes) = (grant.tokens, grant.scopes);
         self.store_tokens(&txn, user, &integration, &tokens).await?;
         audit::record(
             &txn,
@@ -238,7 +287,8 @@ impl App {
     ///
     /// # Errors
     /// Storage.
-    pub async fn list_integrations(&self, user: UserId) -> Result<Vec<Integration>, AppError> {
+    pub async fn list_integrations(&self, who: &AsOwner) -> Result<Vec<Integration>, AppError> {
+        let user = who.user();
         Ok(repo::list(self.db().reader(), user.as_uuid()).await?)
     }
 
@@ -250,10 +300,10 @@ impl App {
     /// `NotFound` when the user never connected the provider; storage.
     pub async fn disconnect_integration(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
     ) -> Result<Revocation, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let p = self.provider(provider)?;
         let integration = repo::find(self.db().current(), user.as_uuid(), provider)
             .await?

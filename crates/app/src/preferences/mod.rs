@@ -23,6 +23,7 @@ use store::{
 
 use crate::{
     App, AppError, Ctx,
+    access::{AsOwner, AsService, PreferencesRead},
     audit::{self, AuditRecord},
 };
 
@@ -60,13 +61,33 @@ enum Change {
 }
 
 impl App {
-    /// The effective preferences of `user`, with their version (0 and all defaults for a
+    /// The effective preferences of the user `who` is over, with their version (0 and all defaults for a
     /// user who never changed one); `include_sources` adds which values are whose.
     ///
     /// # Errors
     /// When storage fails.
     #[tracing::instrument(name = "app preferences.preferences", skip_all)]
     pub async fn preferences(
+        &self,
+        who: &AsOwner,
+        include_sources: bool,
+    ) -> Result<PreferencesDocument, AppError> {
+        self.preferences_of(who.user(), include_sources).await
+    }
+
+    /// [`Self::preferences`] for a back-end service (`preferences:read`), without sources.
+    ///
+    /// # Errors
+    /// As [`Self::preferences`].
+    pub async fn service_preferences(
+        &self,
+        _service: &AsService<PreferencesRead>,
+        user: UserId,
+    ) -> Result<PreferencesDocument, AppError> {
+        self.preferences_of(user, false).await
+    }
+
+    async fn preferences_of(
         &self,
         user: UserId,
         include_sources: bool,
@@ -83,11 +104,11 @@ impl App {
     #[tracing::instrument(name = "app preferences.put_preferences", skip_all)]
     pub async fn put_preferences(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         partial: Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         self.change(
             ctx,
             user,
@@ -105,11 +126,11 @@ impl App {
     #[tracing::instrument(name = "app preferences.patch_preferences", skip_all)]
     pub async fn patch_preferences(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         patch: Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         self.change(
             ctx,
             user,
@@ -127,11 +148,11 @@ impl App {
     #[tracing::instrument(name = "app preferences.reset_preferences", skip_all)]
     pub async fn reset_preferences(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         category: Option<Category>,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         self.change(
             ctx,
             user,
@@ -149,11 +170,11 @@ impl App {
     #[tracing::instrument(name = "app preferences.rollback_preferences", skip_all)]
     pub async fn rollback_preferences(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         version: i64,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let snapshot = if version == 0 {
             Overrides::empty()
         } else {
@@ -178,8 +199,8 @@ impl App {
     /// # Errors
     /// When storage fails.
     #[tracing::instrument(name = "app preferences.export_preferences", skip_all)]
-    pub async fn export_preferences(&self, user: UserId) -> Result<PreferencesExport, AppError> {
-        let row = repo::get(self.db().writer(), user.as_uuid()).await?;
+    pub async fn export_preferences(&self, who: &AsOwner) -> Result<PreferencesExport, AppError> {
+        let row = repo::get(self.db().writer(), who.user().as_uuid()).await?;
         let (_, _, overrides) = current(row.as_ref())?;
         Ok(PreferencesExport::new(&overrides, Utc::now()))
     }
@@ -192,11 +213,11 @@ impl App {
     #[tracing::instrument(name = "app preferences.import_preferences", skip_all)]
     pub async fn import_preferences(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         document: &Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let overrides = preferences::import(document)?;
         self.change(
             ctx,
@@ -216,13 +237,14 @@ impl App {
     #[tracing::instrument(name = "app preferences.preference_history", skip_all)]
     pub async fn preference_history(
         &self,
-        user: UserId,
+        who: &AsOwner,
         cursor: Option<&str>,
         limit: u64,
     ) -> Result<HistoryPage, AppError> {
         let before = cursor.map(crate::page::cursor_id).transpose()?;
         let limit = limit.clamp(1, 100);
-        let rows = repo::history(self.db().reader(), user.as_uuid(), before, limit + 1).await?;
+        let rows =
+            repo::history(self.db().reader(), who.user().as_uuid(), before, limit + 1).await?;
         let page = crate::page::Page::from_overfetch(rows, limit, |r| r.version.to_string());
         let items = page
             .items
@@ -418,8 +440,8 @@ fn stored_overrides(doc: &Value, schema_version: i32) -> Result<Overrides, AppEr
 
 /// `kind:id` of the actor, for `changed_by`.
 fn actor_label(ctx: &Ctx) -> String {
-    match &ctx.actor.id {
-        Some(id) => format!("{}:{id}", ctx.actor.kind.as_str()),
-        None => ctx.actor.kind.as_str().to_owned(),
+    match &ctx.actor().id {
+        Some(id) => format!("{}:{id}", ctx.actor().kind.as_str()),
+        None => ctx.actor().kind.as_str().to_owned(),
     }
 }

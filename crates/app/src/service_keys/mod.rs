@@ -145,24 +145,79 @@ pub struct CreatedServiceKey {
     pub key: ServiceKeySecret,
 }
 
-/// A key that verified: who is calling and what they may do.
+/// A key that verified: who is calling and what they may do. Only verification makes one
+/// (its fields are private), so holding one is proof the key was presented and is live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VerifiedServiceKey {
-    pub id: ServiceKeyId,
-    pub name: Arc<str>,
-    pub permissions: Arc<[Permission]>,
+    id: ServiceKeyId,
+    name: Arc<str>,
+    permissions: Arc<[Permission]>,
     /// Providers and scope ceiling of the tokens it may get.
-    pub limits: KeyLimits,
+    limits: KeyLimits,
     /// When the presented secret stops verifying: the key's expiry, or for a rotated-out
     /// secret the end of its grace, whichever comes first (none: never).
-    pub valid_until: Option<DateTime<Utc>>,
+    valid_until: Option<DateTime<Utc>>,
 }
 
 impl VerifiedServiceKey {
+    /// An unlimited key that never expires (unit tests of the capabilities).
+    #[cfg(test)]
+    pub(crate) fn new(id: ServiceKeyId, name: &str, permissions: Vec<Permission>) -> Self {
+        Self {
+            id,
+            name: Arc::from(name),
+            permissions: permissions.into(),
+            limits: KeyLimits::default(),
+            valid_until: None,
+        }
+    }
+
     /// Still verifies at `now`.
     #[must_use]
     pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
         self.valid_until.is_none_or(|t| now < t)
+    }
+
+    /// The key's id.
+    #[must_use]
+    pub fn id(&self) -> ServiceKeyId {
+        self.id
+    }
+
+    /// The key's name (the audit `actor_id`).
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key's name, shared.
+    #[must_use]
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
+    /// What the key may do.
+    #[must_use]
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+
+    /// Providers and scope ceiling of the tokens it may get.
+    #[must_use]
+    pub fn limits(&self) -> &KeyLimits {
+        &self.limits
+    }
+
+    /// When the presented secret stops verifying (none: never).
+    #[must_use]
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.valid_until
+    }
+
+    /// True when the key holds `p` or `admin`.
+    #[must_use]
+    pub fn permits(&self, p: Permission) -> bool {
+        self.permissions.contains(&p) || self.permissions.contains(&Permission::Admin)
     }
 }
 

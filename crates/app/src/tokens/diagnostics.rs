@@ -4,12 +4,12 @@
 //! endpoint with the stored token. Never a token.
 
 use chrono::{DateTime, Utc};
-use domain::UserId;
+
 use serde::Serialize;
 use serde_json::Value;
 use vault::TokenKind;
 
-use crate::{App, AppError, audit::query::AuditQuery};
+use crate::{App, AppError, access::AsOwner, audit::query::AuditQuery};
 
 /// How many refresh attempts are shown.
 const ATTEMPTS_SHOWN: usize = 5;
@@ -61,9 +61,10 @@ impl App {
     /// `NotFound` when the user never connected it; storage.
     pub async fn integration_diagnostics(
         &self,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
     ) -> Result<Diagnostics, AppError> {
+        let user = who.user();
         let p = self
             .catalog()
             .get(provider)
@@ -79,7 +80,7 @@ impl App {
             .cloned()
             .collect();
         let page = self
-            .list_audit(AuditQuery {
+            .query_audit(AuditQuery {
                 user_id: Some(user.as_uuid()),
                 action: Some("token.refreshed".to_owned()),
                 limit: Some(50),

@@ -26,6 +26,7 @@ use vault::TokenKind;
 
 use crate::{
     App, AppError, Ctx,
+    access::{AsService, TokensRead, TokensRefresh},
     audit::AuditRecord,
     service_keys::KeyLimits,
     tokens::{IssuedToken, TokenRequest, scopes_of, usable},
@@ -42,20 +43,17 @@ pub struct TokenAsk {
     pub min_validity: Duration,
     /// Refresh now whatever the expiry.
     pub force: bool,
-    /// The calling key's providers and scope ceiling (default: unlimited).
-    pub limits: KeyLimits,
 }
 
 impl TokenAsk {
-    fn for_user(self, user: UserId) -> (TokenRequest, KeyLimits) {
-        let req = TokenRequest {
+    fn for_user(self, user: UserId) -> TokenRequest {
+        TokenRequest {
             user,
             provider: self.provider,
             scopes: self.scopes,
             min_validity: self.min_validity,
             force: self.force,
-        };
-        (req, self.limits)
+        }
     }
 }
 
@@ -73,22 +71,6 @@ fn within_limits(
 }
 
 impl App {
-    /// A valid access token for the user's provider, refreshed first when needed. Every
-    /// token handed out is audited (`token.accessed`).
-    ///
-    /// # Errors
-    /// `NotFound` (no integration, or not connected), `InsufficientScope`,
-    /// `ReauthorizationRequired`, `Provider` (the provider is failing and the token has
-    /// expired), storage.
-    pub async fn get_valid_token(
-        &self,
-        ctx: &Ctx,
-        req: &TokenRequest,
-    ) -> Result<IssuedToken, AppError> {
-        let result = self.valid_token(ctx, req).await;
-        self.audited(ctx, req, result).await
-    }
-
     /// `result` once its audit entry has committed; a token whose entry could not be
     /// written is withheld (`Unavailable`). A refusal keeps its own error.
     async fn audited(
@@ -121,7 +103,7 @@ impl App {
         } else {
             "unknown"
         };
-        let service = match (&ctx.actor.kind, &ctx.actor.id) {
+        let service = match (&ctx.actor().kind, &ctx.actor().id) {
             (domain::audit::ActorType::Service, Some(name)) => name.as_str(),
             (kind, _) => kind.as_str(),
         };
@@ -142,20 +124,54 @@ impl App {
             .await
     }
 
-    /// A valid access token for the provider of the user `key` names (live users only),
-    /// within the calling key's limits, audited like [`App::get_valid_token`].
+    /// For a service key with `tokens:read`: a valid access token for the provider of the
+    /// user `key` names (live users only), refreshed first when it expires within
+    /// `ask.min_validity`, audited like [`App::get_valid_token`].
     ///
     /// # Errors
     /// `Forbidden` outside the key's limits (audited when the user exists); `NotFound` for
-    /// an unknown or deleted user (not audited: there is no one to audit about), otherwise
-    /// as [`App::get_valid_token`].
-    pub async fn get_token_for(
+    /// an unknown or deleted user (not audited: there is no one to audit
+    /// about), otherwise as [`App::get_valid_token`].
+    pub async fn get_token(
         &self,
-        ctx: &Ctx,
+        service: &AsService<TokensRead>,
         key: &UserKey,
         ask: TokenAsk,
     ) -> Result<IssuedToken, AppError> {
-        if let Err(denied) = ask.limits.check_request(&ask.provider, &ask.scopes) {
+        let ask = TokenAsk {
+            force: false,
+            ..ask
+        };
+        self.token_for(service.ctx(), service.key().limits(), key, ask)
+            .await
+    }
+
+    /// For a service key with `tokens:refresh`: [`Self::get_token`], refreshed now
+    /// whatever the expiry.
+    ///
+    /// # Errors
+    /// As [`Self::get_token`].
+    pub async fn refresh_token(
+        &self,
+        service: &AsService<TokensRefresh>,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<IssuedToken, AppError> {
+        let ask = TokenAsk { force: true, ..ask };
+        self.token_for(service.ctx(), service.key().limits(), key, ask)
+            .await
+    }
+
+    /// The hand-out within the calling key's limits: `Forbidden` outside them (audited
+    /// when the user exists).
+    async fn token_for(
+        &self,
+        ctx: &Ctx,
+        limits: &KeyLimits,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<IssuedToken, AppError> {
+        if let Err(denied) = limits.check_request(&ask.provider, &ask.scopes) {
             return self.refuse(ctx, key, ask, denied).await;
         }
         let by = match key {
@@ -176,17 +192,17 @@ impl App {
                 .find_user(key, Deleted::Exclude)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
-            let (req, limits) = ask.for_user(id_of(&user));
+            let req = ask.for_user(id_of(&user));
             let integration = self.connected(req.user, &req.provider).await;
-            let result = match integration.and_then(|i| within_limits(&limits, &req, i)) {
+            let result = match integration.and_then(|i| within_limits(limits, &req, i)) {
                 Ok(i) => self.valid_token_of(ctx, &req, i, None).await,
                 Err(e) => Err(e),
             };
             return self.audited(ctx, &req, result).await;
         };
-        let (req, limits) = ask.for_user(UserId::from_uuid(integration.user_id));
+        let req = ask.for_user(UserId::from_uuid(integration.user_id));
         let usable = usable(integration, &req.provider);
-        let result = match usable.and_then(|i| within_limits(&limits, &req, i)) {
+        let result = match usable.and_then(|i| within_limits(limits, &req, i)) {
             Ok(i) => {
                 let sealed = access.map(|(_, ciphertext)| ciphertext);
                 self.valid_token_of(ctx, &req, i, sealed).await
@@ -209,7 +225,7 @@ impl App {
         let Some(user) = self.find_user(key, Deleted::Exclude).await? else {
             return Err(denied);
         };
-        let (req, _) = ask.for_user(id_of(&user));
+        let req = ask.for_user(id_of(&user));
         self.audited(ctx, &req, Err(denied)).await
     }
 }

@@ -26,6 +26,7 @@ use vault::TokenKind;
 
 use crate::{
     App, AppError, Ctx,
+    access::AsOwner,
     audit::{self, AuditRecord},
     integrations::oauth::client::{ProviderError, TokenSet},
     tokens::{IssuedToken, TokenRequest, is_fresh, refreshed_since, scopes_of, status_changed},
@@ -51,10 +52,10 @@ impl App {
     /// As [`App::get_valid_token`].
     pub async fn refresh_integration(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         provider: &str,
     ) -> Result<Integration, AppError> {
+        let (ctx, user) = (who.ctx(), who.user());
         let req = TokenRequest {
             user,
             provider: provider.to_owned(),

@@ -5,7 +5,10 @@ use chrono::{Duration, Utc};
 use domain::integration::IntegrationStatus;
 use store::token_refresh;
 
-use crate::{App, AppError};
+use crate::{
+    App, AppError,
+    access::{AsService, IntegrationsRead},
+};
 
 /// Integrations by provider and status, and how refreshes went over the last 24 hours.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -60,7 +63,10 @@ impl App {
     ///
     /// # Errors
     /// Storage.
-    pub async fn integration_stats(&self) -> Result<IntegrationStats, AppError> {
+    pub async fn integration_stats(
+        &self,
+        _service: &AsService<IntegrationsRead>,
+    ) -> Result<IntegrationStats, AppError> {
         let reader = self.db().reader();
         let items = token_refresh::count_by_provider_status(reader)
             .await?

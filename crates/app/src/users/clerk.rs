@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::{
     UserId, ValidationErrors,
-    audit::AuditAction,
+    audit::{Actor, AuditAction},
     profile::{HttpsUrl, PersonName},
     text::{CONTROL_MESSAGE, MAX_BODY_STRING_CHARS, Text},
     user::{ClerkUserId, Email},
@@ -18,7 +18,7 @@ use store::{
 };
 
 use crate::{
-    App, AppError, Ctx,
+    App, AppError, Ctx, RequestMeta,
     audit::{AuditRecord, record},
     events,
     users::{cascade_deletion, cascade_details, now},
@@ -210,7 +210,8 @@ fn millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
 }
 
 impl App {
-    /// Processes a verified Clerk event delivered as `svix_id`.
+    /// Processes a verified Clerk event delivered as `svix_id`, with the delivering
+    /// request's `meta`.
     ///
     /// # Errors
     /// `InvalidRequest` for a malformed event of a handled type; storage failures (the
@@ -218,10 +219,12 @@ impl App {
     #[tracing::instrument(name = "app clerk.clerk_webhook", skip_all)]
     pub async fn clerk_webhook(
         &self,
-        ctx: &Ctx,
+        meta: RequestMeta,
         svix_id: &str,
         event: ClerkEvent,
     ) -> Result<WebhookOutcome, AppError> {
+        // The caller verified the Svix signature: the actor is Clerk's webhook.
+        let ctx = &Ctx::new(Actor::webhook("clerk"), meta);
         let kind = event.kind.clone();
         let result = self.clerk_webhook_inner(ctx, svix_id, event).await;
         let outcome = match &result {

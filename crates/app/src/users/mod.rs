@@ -26,7 +26,8 @@ use store::{
 };
 
 use crate::{
-    App, AppError, Ctx,
+    App, AppError,
+    access::{AsAdmin, AsOwner},
     audit::{AuditRecord, record},
     events::Event,
 };
@@ -146,10 +147,10 @@ impl App {
     #[tracing::instrument(name = "app users.update_user", skip_all)]
     pub async fn update_user(
         &self,
-        ctx: &Ctx,
-        id: UserId,
+        who: &AsOwner,
         update: ProfileUpdate,
     ) -> Result<User, AppError> {
+        let (ctx, id) = (who.ctx(), who.user());
         let txn = self.db().writer().begin().await?;
         let mut u = users::find_by_id(&txn, id.as_uuid(), Deleted::Exclude)
             .await?
@@ -219,7 +220,8 @@ impl App {
     /// # Errors
     /// `NotFound` when the user is unknown or already deleted; storage failures.
     #[tracing::instrument(name = "app users.delete_user", skip_all)]
-    pub async fn delete_user(&self, ctx: &Ctx, id: UserId) -> Result<(), AppError> {
+    pub async fn delete_user(&self, who: &AsOwner) -> Result<(), AppError> {
+        let (ctx, id) = (who.ctx(), who.user());
         // Revoke at the providers first: network calls stay outside the transaction.
         let revocations = self.revoke_all_grants(id).await?;
         let txn = self.db().writer().begin().await?;
@@ -257,10 +259,11 @@ impl App {
     #[tracing::instrument(name = "app users.restore_user", skip_all)]
     pub async fn restore_user(
         &self,
-        ctx: &Ctx,
+        admin: &AsAdmin,
         id: UserId,
         retention_days: u32,
     ) -> Result<User, AppError> {
+        let ctx = admin.ctx();
         let txn = self.db().writer().begin().await?;
         let mut u = users::find_by_id(&txn, id.as_uuid(), Deleted::Include)
             .await?
@@ -302,6 +305,7 @@ impl App {
     #[tracing::instrument(name = "app users.search_users", skip_all)]
     pub async fn search_users(
         &self,
+        _admin: &AsAdmin,
         q: Option<&str>,
         include_deleted: bool,
         limit: u64,
@@ -325,16 +329,19 @@ impl App {
     }
 
     /// Everything held about a user: profile, preferences and their history, integrations
-    /// (without secrets) and the audit entries about them, as `view` may see them.
+    /// (without secrets) and the audit entries about them, as the caller may see them.
+    /// `user` is the user `who` is over, as the caller read it.
     ///
     /// # Errors
-    /// Storage failures.
+    /// `Forbidden` when `user` is not the one `who` is over; storage failures.
     #[tracing::instrument(name = "app users.export_user", skip_all)]
-    pub async fn export_user(
-        &self,
-        user: User,
-        view: &crate::audit::query::AuditView,
-    ) -> Result<UserExport, AppError> {
+    pub async fn export_user(&self, who: &AsOwner, user: User) -> Result<UserExport, AppError> {
+        if user.id != who.user().as_uuid() {
+            return Err(AppError::Forbidden(
+                "you may export only your own user".to_owned(),
+            ));
+        }
+        let view = crate::audit::query::AuditView::of(who, &user.clerk_user_id);
         let conn = self.db().reader();
         let rows = users::export_rows(conn, user.id).await?;
         let mut audit = Vec::new();

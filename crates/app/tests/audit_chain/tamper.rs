@@ -4,7 +4,7 @@
 //! anchor existed — which must keep verifying.
 
 use chrono::Utc;
-use domain::audit::{Actor, AuditAction};
+use domain::audit::AuditAction;
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
 use sea_orm_migration::MigratorTrait;
 use store::{TransactionTrait, entities::audit_log, migration::Migrator};
@@ -258,15 +258,13 @@ async fn purge_records_its_pseudonymizations_and_verifies(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     let (admin, _) = common::user_with_integration(&app, "user_admin", "google").await;
     let (bob, _) = common::user_with_integration(&app, "user_bob", "google").await;
-    let by_admin = app::Ctx {
-        actor: Actor::user("user_admin"),
-        meta: app::RequestMeta {
-            ip: Some("192.0.2.7".into()),
-            user_agent: Some("Firefox".into()),
-            request_id: Some("req-1".into()),
-        },
+    let meta = app::RequestMeta {
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("Firefox".into()),
+        request_id: Some("req-1".into()),
     };
-    record_as(&app, &by_admin, bob).await; // 1: names both
+    let by_admin = common::owner(&app, "user_admin", meta).await;
+    record_as(&app, by_admin.ctx(), bob).await; // 1: names both
     record_as(&app, &app::Ctx::system("test"), bob).await; // 2: names bob
     record_as(&app, &app::Ctx::system("test"), admin).await; // 3: names the admin
     let ctx = app::Ctx::system("purge_users");

@@ -43,3 +43,48 @@ pub async fn user_with_integration(app: &app::App, clerk: &str, provider: &str) 
         .await;
     (user_id, integration_id)
 }
+
+/// A caller as authentication makes one: a verified session of `clerk` (with the admin
+/// claim when `admin`), whose user is inserted first when missing.
+pub async fn session(
+    app: &app::App,
+    clerk: &str,
+    admin: bool,
+    meta: app::RequestMeta,
+) -> app::access::Caller {
+    let clerk_user_id = domain::user::ClerkUserId::parse(clerk).expect("a Clerk id");
+    let key = app::users::UserKey::Clerk(clerk_user_id.clone());
+    let known = app
+        .find_user(&key, store::users::Deleted::Include)
+        .await
+        .expect("lookup");
+    if known.is_none() {
+        fixtures::user(clerk).insert(app.db().writer()).await;
+    }
+    let claims = app::users::session::SessionClaims {
+        clerk_user_id,
+        admin,
+    };
+    match app.session_user(claims, meta).await.expect("session") {
+        app::users::session::SessionUser::Live { caller, .. } => caller,
+        other => panic!("{clerk} is not a live user: {other:?}"),
+    }
+}
+
+/// The right to act for the user `clerk` as that user's own session.
+pub async fn owner(app: &app::App, clerk: &str, meta: app::RequestMeta) -> app::access::AsOwner {
+    let user = session(app, clerk, false, meta.clone()).await;
+    let id = user.user().expect("a live user");
+    user.as_owner(id, clerk, meta).expect("its own user")
+}
+
+/// [`owner`] of the user with the service id `id`.
+pub async fn owner_by_id(app: &app::App, id: Uuid) -> app::access::AsOwner {
+    let key = app::users::UserKey::Id(domain::UserId::from_uuid(id));
+    let user = app
+        .find_user(&key, store::users::Deleted::Include)
+        .await
+        .expect("lookup")
+        .expect("the user exists");
+    owner(app, &user.clerk_user_id, app::RequestMeta::default()).await
+}

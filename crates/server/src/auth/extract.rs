@@ -1,21 +1,25 @@
 //! Extractors that turn what the authenticate middleware recorded into rights:
 //! [`Authenticated`] (any caller), [`Admin`], and [`Service<P>`] (a service key holding
-//! permission `P`). Missing or invalid credentials answer 401 `unauthorized` with a
+//! permission `P`). The rights are the app's capabilities ([`app::access`]), minted here
+//! from the [`Caller`] that authentication proved, with the request's meta. Missing or invalid credentials answer 401 `unauthorized` with a
 //! `WWW-Authenticate: Bearer` header; a caller without the right answers 403 `forbidden`.
 //! Other extractors (e.g. `OwnedUser`) start from [`require_principal`].
 
-use std::marker::PhantomData;
-
-use app::Ctx;
+use app::access::{AsAdmin, AsService, Caller};
 use axum::{
     extract::FromRequestParts,
     http::{HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
-use domain::{ErrorCode, permission::Permission};
+use domain::ErrorCode;
+
+pub use app::access::{
+    AdminPerm, AuditRead, IntegrationsRead, PreferencesRead, RequiredPermission, TokensRead,
+    TokensRefresh, UsersRead,
+};
 
 use super::{AuthFailure, Principal, Refused, ServicePrincipal};
-use crate::http::error::ApiError;
+use crate::http::{error::ApiError, meta::request_meta};
 
 /// Why an auth extractor refused: a 401 (with `WWW-Authenticate`) or a 403.
 #[derive(Debug)]
@@ -70,6 +74,19 @@ pub fn require_principal(parts: &Parts) -> Result<Principal, AuthRejection> {
     ))
 }
 
+/// The caller as the app's authentication proved it, or a 401 as [`require_principal`].
+///
+/// # Errors
+/// As [`require_principal`].
+pub fn require_caller(parts: &Parts) -> Result<Caller, AuthRejection> {
+    // The middleware records both or neither; the principal's absence says why.
+    let principal = require_principal(parts)?;
+    parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
+        tracing::error!(?principal, "a principal without the app's caller");
+        AuthRejection(ApiError::new(ErrorCode::Unauthorized).detail("authentication required"))
+    })
+}
+
 /// Any authenticated caller: a user or a service key.
 #[derive(Clone, Debug)]
 pub struct Authenticated(pub Principal);
@@ -88,8 +105,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Authenticated {
 pub struct Admin {
     /// The caller.
     pub principal: Principal,
-    /// The caller's use-case context.
-    pub ctx: Ctx,
+    /// The right, for the use case.
+    pub admin: AsAdmin,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Admin {
@@ -97,49 +114,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Admin {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let principal = require_principal(parts)?;
-        if !principal.is_admin() {
-            return Err(AuthRejection::forbidden("this route is for admins"));
-        }
-        let ctx = super::owned_user::ctx_of(&principal, parts);
-        Ok(Self { principal, ctx })
+        let admin = require_caller(parts)?
+            .as_admin(request_meta(parts))
+            .ok_or_else(|| AuthRejection::forbidden("this route is for admins"))?;
+        Ok(Self { principal, admin })
     }
 }
-
-/// A permission a route needs from a service key (a zero-sized marker type).
-pub trait RequiredPermission: Send + Sync + 'static {
-    /// The permission.
-    const PERMISSION: Permission;
-}
-
-macro_rules! permission_markers {
-    ($($(#[$doc:meta])* $name:ident => $perm:ident),* $(,)?) => {
-        $(
-            $(#[$doc])*
-            #[derive(Clone, Copy, Debug)]
-            pub struct $name;
-            impl RequiredPermission for $name {
-                const PERMISSION: Permission = Permission::$perm;
-            }
-        )*
-    };
-}
-
-permission_markers!(
-    /// `tokens:read`
-    TokensRead => TokensRead,
-    /// `tokens:refresh`
-    TokensRefresh => TokensRefresh,
-    /// `users:read`
-    UsersRead => UsersRead,
-    /// `preferences:read`
-    PreferencesRead => PreferencesRead,
-    /// `integrations:read`
-    IntegrationsRead => IntegrationsRead,
-    /// `audit:read`
-    AuditRead => AuditRead,
-    /// `admin`
-    AdminPerm => Admin,
-);
 
 /// A service key holding permission `P` (or `admin`). Users get 403: these routes are for
 /// back-end services.
@@ -147,28 +127,28 @@ permission_markers!(
 pub struct Service<P> {
     /// The key's holder.
     pub key: ServicePrincipal,
-    permission: PhantomData<fn() -> P>,
+    /// The right, for the use case.
+    pub service: AsService<P>,
 }
 
 impl<P: RequiredPermission, S: Send + Sync> FromRequestParts<S> for Service<P> {
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        match require_principal(parts)? {
-            Principal::User(_) => Err(AuthRejection::forbidden(
+        let Principal::Service(key) = require_principal(parts)? else {
+            return Err(AuthRejection::forbidden(
                 "this route is for service keys, not user sessions",
-            )),
-            p @ Principal::Service(_) if !p.has_permission(P::PERMISSION) => {
-                Err(AuthRejection::forbidden(format!(
+            ));
+        };
+        let service = require_caller(parts)?
+            .as_service::<P>(request_meta(parts))
+            .ok_or_else(|| {
+                AuthRejection::forbidden(format!(
                     "the service key lacks the permission {}",
                     P::PERMISSION.as_str()
-                )))
-            }
-            Principal::Service(key) => Ok(Self {
-                key,
-                permission: PhantomData,
-            }),
-        }
+                ))
+            })?;
+        Ok(Self { key, service })
     }
 }
 

@@ -216,11 +216,7 @@ impl JwtVerifier {
             .ok_or(AuthFailure("token has no sid"))?;
         let admin = claim_at(claims, &self.admin_claim).and_then(Value::as_str) == Some("admin");
         Ok((
-            UserPrincipal {
-                clerk_user_id,
-                session_id: Arc::from(sid),
-                admin,
-            },
+            UserPrincipal::new(clerk_user_id, Arc::from(sid), admin),
             exp,
         ))
     }

@@ -10,7 +10,11 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use app::{service_keys::KeyCheck, users::session::SessionUser};
+use app::{
+    access::Caller,
+    service_keys::KeyCheck,
+    users::session::{SessionClaims, SessionUser},
+};
 use axum::{
     extract::{Request, State},
     http::{HeaderMap, HeaderValue, header},
@@ -91,8 +95,9 @@ fn credential(headers: &HeaderMap) -> Option<Credential<'_>> {
 
 /// What authenticating a request came to.
 enum Outcome {
-    /// A caller, and for a user the live row it speaks for.
-    Principal(Principal, Option<LiveUser>),
+    /// A caller (as the server describes it, and as the app's proof of authentication),
+    /// and for a user the live row it speaks for.
+    Principal(Principal, Caller, Option<LiveUser>),
     /// Invalid credentials: 401 in the extractors.
     Failure(AuthFailure),
     /// Valid credentials without authority: this error in the extractors.
@@ -128,8 +133,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     };
     let ext = req.extensions_mut();
     match outcome {
-        Outcome::Principal(p, live) => {
+        Outcome::Principal(p, caller, live) => {
             ext.insert(p);
+            ext.insert(caller);
             if let Some(live) = live {
                 ext.insert(live);
             }
@@ -175,18 +181,21 @@ async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
 /// A verified session becomes a principal only while its user is live (the one place:
 /// `App::session_user`).
 async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome {
-    // The sign-up race may create the user here: its audit entry names the session's user.
-    let ctx = app::Ctx {
-        actor: domain::audit::Actor::user(user.clerk_user_id.as_str()),
-        meta: app::RequestMeta {
-            ip: Some(ip.to_string()),
-            ..app::RequestMeta::default()
-        },
+    // The sign-up race may create the user here: its audit entry carries the IP.
+    let meta = app::RequestMeta {
+        ip: Some(ip.to_string()),
+        ..app::RequestMeta::default()
     };
-    match state.app().session_user(&ctx, &user.clerk_user_id).await {
-        Ok(SessionUser::Live(row)) => {
-            Outcome::Principal(Principal::User(user), Some(LiveUser(Arc::from(row))))
-        }
+    let claims = SessionClaims {
+        clerk_user_id: user.clerk_user_id().clone(),
+        admin: user.admin(),
+    };
+    match state.app().session_user(claims, meta).await {
+        Ok(SessionUser::Live { caller, user: row }) => Outcome::Principal(
+            Principal::User(user),
+            caller,
+            Some(LiveUser(Arc::from(row))),
+        ),
         Ok(SessionUser::Deleted) => {
             state.auth_failures().failed(ip, FailureKind::NoLiveUser);
             Outcome::Refused(
@@ -197,12 +206,8 @@ async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome
         // No user yet (the webhook has not arrived, and Clerk, when asked, knows none): the
         // session may name only its own `me`, which is 404 (API.md), and holds no admin
         // power: authority needs a live user.
-        Ok(SessionUser::Unknown) => {
-            let user = UserPrincipal {
-                admin: false,
-                ..user
-            };
-            Outcome::Principal(Principal::User(user), None)
+        Ok(SessionUser::Unknown(caller)) => {
+            Outcome::Principal(Principal::User(user.without_admin()), caller, None)
         }
         Err(e) => Outcome::Refused(ApiError::from(e)),
     }
@@ -224,12 +229,8 @@ async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
     };
     match found {
         Ok(Some(k)) => Outcome::Principal(
-            Principal::Service(ServicePrincipal {
-                key_id: k.id,
-                name: k.name.clone(),
-                permissions: k.permissions.clone(),
-                limits: k.limits.clone(),
-            }),
+            Principal::Service(ServicePrincipal::from(&*k)),
+            Caller::from(k),
             None,
         ),
         Ok(None) => {

@@ -1,8 +1,12 @@
-//! Extractors for the `/users/{user_ref}` routes: who calls (the [`Principal`] the
+//! Extractors for the `/users/{user_ref}` routes: who calls (the [`Caller`] the
 //! authenticate middleware put into the request) and which user the path names, with the
-//! owner-or-admin rule applied before the user's existence is revealed.
+//! owner-or-admin rule applied before the user's existence is revealed; each mints the
+//! capability its routes' use cases take ([`AsOwner`], [`AsAdmin`], [`AsService`]).
 
-use app::{Ctx, users::UserKey};
+use app::{
+    access::{AsAdmin, AsOwner, AsService, Caller},
+    users::UserKey,
+};
 use axum::{
     extract::{FromRequestParts, RawPathParams},
     http::{Method, request::Parts},
@@ -11,29 +15,16 @@ use domain::{ErrorCode, user::UserRef};
 use serde::Deserialize;
 use store::users::{Deleted, User};
 
-use std::marker::PhantomData;
-
 use super::{
-    LiveUser, Principal, ServicePrincipal,
-    extract::{Admin, AuthRejection, RequiredPermission, Service, require_principal},
+    LiveUser, ServicePrincipal,
+    extract::{Admin, AuthRejection, RequiredPermission, Service, require_caller},
 };
 use crate::http::{AppState, error::ApiError, meta::request_meta};
 
-/// The caller, or 401 when the request carries no valid credentials.
-///
-/// # Errors
-/// 401 `unauthorized`.
-pub fn principal(parts: &Parts) -> Result<Principal, ApiError> {
-    require_principal(parts).map_err(AuthRejection::into_api_error)
-}
-
-/// The use-case context of a request made by `p`.
-#[must_use]
-pub fn ctx_of(p: &Principal, parts: &Parts) -> Ctx {
-    Ctx {
-        actor: p.actor(),
-        meta: request_meta(parts),
-    }
+/// The caller as authentication proved it, or 401 when the request carries no valid
+/// credentials.
+fn caller(parts: &Parts) -> Result<Caller, ApiError> {
+    require_caller(parts).map_err(AuthRejection::into_api_error)
 }
 
 /// The user named by `{user_ref}`, which the caller owns or the caller is an admin. A
@@ -43,10 +34,8 @@ pub fn ctx_of(p: &Principal, parts: &Parts) -> Ctx {
 pub struct OwnedUser {
     /// The user the path names.
     pub user: User,
-    /// The caller.
-    pub principal: Principal,
-    /// The caller's use-case context (actor and request meta).
-    pub ctx: Ctx,
+    /// The right to act for the user, for the use case (actor and request meta).
+    pub owner: AsOwner,
 }
 
 /// The user named by `{user_ref}`, deleted or not, for admin-only routes (restore).
@@ -54,8 +43,8 @@ pub struct OwnedUser {
 pub struct AdminTarget {
     /// The user the path names (possibly soft-deleted).
     pub user: User,
-    /// The caller's use-case context.
-    pub ctx: Ctx,
+    /// The right, for the use case.
+    pub admin: AsAdmin,
 }
 
 #[derive(Deserialize)]
@@ -86,12 +75,8 @@ async fn path_ref(parts: &mut Parts, state: &AppState) -> Result<UserRef, ApiErr
         .map_err(|m| ApiError::new(ErrorCode::InvalidRequest).detail(format!("user_ref {m}")))
 }
 
-fn key_of(r: UserRef, p: &Principal) -> Result<UserKey, ApiError> {
-    let caller = match p {
-        Principal::User(u) => Some(&u.clerk_user_id),
-        Principal::Service(_) => None,
-    };
-    UserKey::from_ref(r, caller).ok_or_else(|| {
+fn key_of(r: UserRef, caller: &Caller) -> Result<UserKey, ApiError> {
+    UserKey::from_ref(r, caller.clerk_user_id()).ok_or_else(|| {
         ApiError::new(ErrorCode::InvalidRequest)
             .detail("`me` names the caller of a user session token; use the user's id")
     })
@@ -100,23 +85,23 @@ fn key_of(r: UserRef, p: &Principal) -> Result<UserKey, ApiError> {
 /// Checks a non-admin caller owns `key`, without revealing whether `key` exists.
 async fn check_owner(
     state: &AppState,
-    p: &Principal,
+    caller: &Caller,
     live: Option<&LiveUser>,
     key: &UserKey,
 ) -> Result<(), ApiError> {
-    if p.is_admin() {
+    if caller.is_admin() {
         return Ok(());
     }
-    let Principal::User(me) = p else {
+    let Some(me) = caller.clerk_user_id() else {
         return Err(ApiError::new(ErrorCode::Forbidden)
             .detail("a service key needs the admin permission for user routes"));
     };
     let owns = match (key, live) {
-        (UserKey::Clerk(c), _) => *c == me.clerk_user_id,
+        (UserKey::Clerk(c), _) => c == me,
         (UserKey::Id(id), Some(LiveUser(own))) => own.id == id.as_uuid(),
         (UserKey::Id(id), None) => state
             .app()
-            .find_user(&UserKey::Clerk(me.clerk_user_id.clone()), Deleted::Include)
+            .find_user(&UserKey::Clerk(me.clone()), Deleted::Include)
             .await?
             .is_some_and(|own| own.id == id.as_uuid()),
     };
@@ -140,11 +125,11 @@ impl FromRequestParts<AppState> for OwnedUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let principal = principal(parts)?;
+        let caller = caller(parts)?;
         let live = parts.extensions.get::<LiveUser>().cloned();
-        let key = key_of(path_ref(parts, state).await?, &principal)?;
-        check_owner(state, &principal, live.as_ref(), &key).await?;
-        let include_deleted = principal.is_admin()
+        let key = key_of(path_ref(parts, state).await?, &caller)?;
+        check_owner(state, &caller, live.as_ref(), &key).await?;
+        let include_deleted = caller.is_admin()
             && parts.method == Method::GET
             && serde_urlencoded::from_str::<IncludeDeleted>(parts.uri.query().unwrap_or_default())
                 .is_ok_and(|q| q.include_deleted);
@@ -169,12 +154,14 @@ impl FromRequestParts<AppState> for OwnedUser {
                 .await?
                 .ok_or_else(not_found)?,
         };
-        let ctx = ctx_of(&principal, parts);
-        Ok(Self {
-            user,
-            principal,
-            ctx,
-        })
+        let owner = caller
+            .as_owner(
+                app::users::id_of(&user),
+                &user.clerk_user_id,
+                request_meta(parts),
+            )
+            .ok_or_else(forbidden)?;
+        Ok(Self { user, owner })
     }
 }
 
@@ -185,16 +172,17 @@ impl FromRequestParts<AppState> for AdminTarget {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Admin { principal, ctx } = Admin::from_request_parts(parts, state)
+        let Admin { admin, .. } = Admin::from_request_parts(parts, state)
             .await
             .map_err(AuthRejection::into_api_error)?;
-        let key = key_of(path_ref(parts, state).await?, &principal)?;
+        let caller = caller(parts)?;
+        let key = key_of(path_ref(parts, state).await?, &caller)?;
         let user = state
             .app()
             .find_user(&key, Deleted::Include)
             .await?
             .ok_or_else(not_found)?;
-        Ok(Self { user, ctx })
+        Ok(Self { user, admin })
     }
 }
 
@@ -207,9 +195,8 @@ pub struct ServiceTarget<P> {
     pub user: User,
     /// The calling key.
     pub key: ServicePrincipal,
-    /// The caller's use-case context.
-    pub ctx: Ctx,
-    permission: PhantomData<fn() -> P>,
+    /// The right, for the use case.
+    pub service: AsService<P>,
 }
 
 impl<P: RequiredPermission> FromRequestParts<AppState> for ServiceTarget<P> {
@@ -219,22 +206,16 @@ impl<P: RequiredPermission> FromRequestParts<AppState> for ServiceTarget<P> {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Service { key, .. } = Service::<P>::from_request_parts(parts, state)
+        let Service { key, service } = Service::<P>::from_request_parts(parts, state)
             .await
             .map_err(AuthRejection::into_api_error)?;
-        let principal = Principal::Service(key.clone());
-        let user_key = key_of(path_ref(parts, state).await?, &principal)?;
+        let caller = caller(parts)?;
+        let user_key = key_of(path_ref(parts, state).await?, &caller)?;
         let user = state
             .app()
             .find_user(&user_key, Deleted::Exclude)
             .await?
             .ok_or_else(not_found)?;
-        let ctx = ctx_of(&principal, parts);
-        Ok(Self {
-            user,
-            key,
-            ctx,
-            permission: PhantomData,
-        })
+        Ok(Self { user, key, service })
     }
 }

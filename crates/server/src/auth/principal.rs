@@ -2,11 +2,14 @@
 
 use std::sync::Arc;
 
-use domain::{ServiceKeyId, audit::Actor, permission::Permission, user::ClerkUserId};
+use app::service_keys::VerifiedServiceKey;
+use domain::{ServiceKeyId, permission::Permission, user::ClerkUserId};
 
 use crate::http::error::ApiError;
 
-/// An authenticated caller.
+/// An authenticated caller, as the server describes it (rate limiting, logs). Its rights
+/// are the capabilities the extractors mint from the [`app::access::Caller`] that
+/// authentication recorded beside it.
 #[derive(Clone, Debug)]
 pub enum Principal {
     /// An end user with a verified Clerk session token.
@@ -18,25 +21,99 @@ pub enum Principal {
 /// An end user.
 #[derive(Clone, Debug)]
 pub struct UserPrincipal {
+    clerk_user_id: ClerkUserId,
+    session_id: Arc<str>,
+    admin: bool,
+}
+
+impl UserPrincipal {
+    /// The claims of a verified session token.
+    pub(crate) fn new(clerk_user_id: ClerkUserId, session_id: Arc<str>, admin: bool) -> Self {
+        Self {
+            clerk_user_id,
+            session_id,
+            admin,
+        }
+    }
+
+    /// The same session without its admin claim (no live user: authority needs one).
+    pub(crate) fn without_admin(self) -> Self {
+        Self {
+            admin: false,
+            ..self
+        }
+    }
+
     /// `sub` of the session token.
-    pub clerk_user_id: ClerkUserId,
+    #[must_use]
+    pub fn clerk_user_id(&self) -> &ClerkUserId {
+        &self.clerk_user_id
+    }
+
     /// `sid` of the session token.
-    pub session_id: Arc<str>,
-    /// The claim at `ADMIN_ROLE_CLAIM` equals `admin`.
-    pub admin: bool,
+    #[must_use]
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The claim at `ADMIN_ROLE_CLAIM` equals `admin` (and the user is live).
+    #[must_use]
+    pub fn admin(&self) -> bool {
+        self.admin
+    }
 }
 
 /// A service key holder.
 #[derive(Clone, Debug)]
 pub struct ServicePrincipal {
+    key_id: ServiceKeyId,
+    name: Arc<str>,
+    permissions: Arc<[Permission]>,
+}
+
+impl ServicePrincipal {
+    /// The holder of a verified key.
+    pub(crate) fn new(
+        key_id: ServiceKeyId,
+        name: Arc<str>,
+        permissions: Arc<[Permission]>,
+    ) -> Self {
+        Self {
+            key_id,
+            name,
+            permissions,
+        }
+    }
+
     /// The key's id.
-    pub key_id: ServiceKeyId,
+    #[must_use]
+    pub fn key_id(&self) -> ServiceKeyId {
+        self.key_id
+    }
+
     /// The key's name (the audit `actor_id`).
-    pub name: Arc<str>,
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The key's name, shared.
+    #[must_use]
+    pub fn shared_name(&self) -> Arc<str> {
+        self.name.clone()
+    }
+
     /// What the key may do.
-    pub permissions: Arc<[Permission]>,
-    /// The providers and scope ceiling of the tokens it may get.
-    pub limits: app::service_keys::KeyLimits,
+    #[must_use]
+    pub fn permissions(&self) -> &[Permission] {
+        &self.permissions
+    }
+}
+
+impl From<&VerifiedServiceKey> for ServicePrincipal {
+    fn from(k: &VerifiedServiceKey) -> Self {
+        Self::new(k.id(), k.shared_name(), Arc::from(k.permissions()))
+    }
 }
 
 /// Credentials were sent but are not valid; kept so extractors can say why (401).
@@ -55,35 +132,6 @@ pub struct Refused(pub ApiError);
 pub struct LiveUser(pub Arc<store::users::User>);
 
 impl Principal {
-    /// Admin: a user with the admin claim, or a service key with `admin`.
-    #[must_use]
-    pub fn is_admin(&self) -> bool {
-        match self {
-            Self::User(u) => u.admin,
-            Self::Service(s) => s.permissions.contains(&Permission::Admin),
-        }
-    }
-
-    /// True when a service key holds `p` (or `admin`); users hold no service permission.
-    #[must_use]
-    pub fn has_permission(&self, p: Permission) -> bool {
-        match self {
-            Self::User(_) => false,
-            Self::Service(s) => {
-                s.permissions.contains(&p) || s.permissions.contains(&Permission::Admin)
-            }
-        }
-    }
-
-    /// The audit actor.
-    #[must_use]
-    pub fn actor(&self) -> Actor {
-        match self {
-            Self::User(u) => Actor::user(u.clerk_user_id.as_str()),
-            Self::Service(s) => Actor::service(&*s.name),
-        }
-    }
-
     /// The rate-limit key: a user's Clerk id or a service key's name.
     #[must_use]
     pub fn rate_limit_key(&self) -> &str {

@@ -8,27 +8,32 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use app::access::AsAuditReader;
 use axum::{extract::FromRequestParts, http::request::Parts};
-use domain::{ErrorCode, permission::Permission};
+use domain::ErrorCode;
 
-use super::{AppState, error::ApiError, extract::Query};
-use crate::auth::owned_user::{OwnedUser, principal};
+use super::{AppState, error::ApiError, extract::Query, meta::request_meta};
+use crate::auth::{
+    extract::{AuthRejection, require_caller},
+    owned_user::OwnedUser,
+};
 
 /// A caller allowed to read the whole audit log: an admin, or a service key with
 /// `audit:read`.
-pub struct AuditReader;
+pub struct AuditReader(AsAuditReader);
 
 impl FromRequestParts<AppState> for AuditReader {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
-        let p = principal(parts)?;
-        if p.is_admin() || p.has_permission(Permission::AuditRead) {
-            Ok(Self)
-        } else {
-            Err(ApiError::new(ErrorCode::Forbidden)
-                .detail("reading the audit log needs an admin or the audit:read permission"))
-        }
+        require_caller(parts)
+            .map_err(AuthRejection::into_api_error)?
+            .as_audit_reader(request_meta(parts))
+            .map(Self)
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::Forbidden)
+                    .detail("reading the audit log needs an admin or the audit:read permission")
+            })
     }
 }
 
@@ -167,7 +172,7 @@ fn page(p: app::audit::query::AuditPage) -> Json<AuditPage> {
     responses((status = 200, body = AuditPage), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 422, description = "Bad filter value or limit", body = super::error::Problem)))]
 pub async fn list(
     State(state): State<AppState>,
-    _reader: AuditReader,
+    AuditReader(reader): AuditReader,
     Query(p): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let q = app::audit::query::AuditQuery {
@@ -180,7 +185,7 @@ pub async fn list(
         limit: p.limit,
         cursor: p.cursor,
     };
-    Ok(page(state.app().list_audit(q).await?))
+    Ok(page(state.app().list_audit(&reader, q).await?))
 }
 
 /// Counts by action or by day (admin or `audit:read`).
@@ -189,7 +194,7 @@ pub async fn list(
     responses((status = 200, body = Stats), (status = 401, body = super::error::Problem), (status = 403, body = super::error::Problem), (status = 422, body = super::error::Problem)))]
 pub async fn stats(
     State(state): State<AppState>,
-    _reader: AuditReader,
+    AuditReader(reader): AuditReader,
     Query(p): Query<StatsParams>,
 ) -> Result<Json<Stats>, ApiError> {
     let group_by = match p.group_by.as_str() {
@@ -201,7 +206,10 @@ pub async fn stats(
             );
         }
     };
-    let rows = state.app().audit_stats(group_by, p.from, p.to).await?;
+    let rows = state
+        .app()
+        .audit_stats(&reader, group_by, p.from, p.to)
+        .await?;
     Ok(Json(Stats {
         items: rows
             .into_iter()
@@ -220,21 +228,10 @@ pub async fn user_audit(
     owned: OwnedUser,
     Query(p): Query<PageParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    let view = audit_view(&owned);
     Ok(page(
         state
             .app()
-            .user_audit(owned.user.id, &view, p.limit, p.cursor)
+            .user_audit(&owned.owner, &owned.user.clerk_user_id, p.limit, p.cursor)
             .await?,
     ))
-}
-
-/// An admin sees every field; the owner not other actors' addresses and user agents.
-#[must_use]
-pub fn audit_view(owned: &OwnedUser) -> app::audit::query::AuditView {
-    if owned.principal.is_admin() {
-        app::audit::query::AuditView::Full
-    } else {
-        app::audit::query::AuditView::Owner(owned.user.clerk_user_id.clone())
-    }
 }

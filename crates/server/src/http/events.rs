@@ -82,14 +82,14 @@ pub struct DeliveryList {
     ))]
 pub async fn list_deliveries(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin { admin, .. }: Admin,
     Query(p): Query<DeliveryParams>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     let limit = LIMIT.check(p.limit)?;
     let before = p.cursor.as_deref().map(app::page::cursor_id).transpose()?;
     let rows = state
         .app()
-        .event_deliveries(p.status.as_deref(), before, limit)
+        .event_deliveries(&admin, p.status.as_deref(), before, limit)
         .await?;
     let next_cursor = (rows.len() as u64 == limit)
         .then(|| rows.last().map(|d| d.id.to_string()))
@@ -133,10 +133,10 @@ pub struct RetriedDelivery {
     ))]
 pub async fn retry_delivery(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin { admin, .. }: Admin,
     Path(id): Path<i64>,
 ) -> Result<(StatusCode, Json<RetriedDelivery>), ApiError> {
-    state.app().retry_event_delivery(id).await?;
+    state.app().retry_event_delivery(&admin, id).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(RetriedDelivery {

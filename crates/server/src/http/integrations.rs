@@ -119,8 +119,7 @@ pub async fn list_integrations(
     State(state): State<AppState>,
     owned: OwnedUser,
 ) -> Result<Json<IntegrationList>, ApiError> {
-    let id = app::users::id_of(&owned.user);
-    let items = state.app().list_integrations(id).await?;
+    let items = state.app().list_integrations(&owned.owner).await?;
     Ok(Json(IntegrationList {
         items: items.into_iter().map(Into::into).collect(),
     }))
@@ -145,11 +144,10 @@ pub async fn authorize(
     OptionalJson(body): OptionalJson<AuthorizeBody>,
 ) -> Result<Json<AuthorizeAnswer>, ApiError> {
     let provider = provider_name(&provider)?;
-    let id = app::users::id_of(&owned.user);
     let start = state
         .app()
         .authorize_integration(
-            id,
+            &owned.owner,
             provider.as_str(),
             body.redirect_uri.as_ref().map(Text::as_str),
             body.scopes.map(Scopes::into_strings),
@@ -179,12 +177,10 @@ pub async fn complete(
     Body(body): Body<CompleteBody>,
 ) -> Result<Json<IntegrationResource>, ApiError> {
     let provider = provider_name(&provider)?;
-    let id = app::users::id_of(&owned.user);
     let integration = state
         .app()
         .complete_integration(
-            &owned.ctx,
-            id,
+            &owned.owner,
             provider.as_str(),
             body.code.as_str(),
             body.state.as_str(),
@@ -208,10 +204,9 @@ pub async fn disconnect(
     Path((_, provider)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let provider = provider_name(&provider)?;
-    let id = app::users::id_of(&owned.user);
     state
         .app()
-        .disconnect_integration(&owned.ctx, id, provider.as_str())
+        .disconnect_integration(&owned.owner, provider.as_str())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -232,10 +227,9 @@ pub async fn refresh(
     Path((_, provider)): Path<(String, String)>,
 ) -> Result<Json<IntegrationResource>, ApiError> {
     let provider = provider_name(&provider)?;
-    let id = app::users::id_of(&owned.user);
     let integration = state
         .app()
-        .refresh_integration(&owned.ctx, id, provider.as_str())
+        .refresh_integration(&owned.owner, provider.as_str())
         .await?;
     Ok(Json(integration.into()))
 }
@@ -255,11 +249,10 @@ pub async fn diagnostics(
     Path((_, provider)): Path<(String, String)>,
 ) -> Result<Json<app::tokens::diagnostics::Diagnostics>, ApiError> {
     let provider = provider_name(&provider)?;
-    let id = app::users::id_of(&owned.user);
     Ok(Json(
         state
             .app()
-            .integration_diagnostics(id, provider.as_str())
+            .integration_diagnostics(&owned.owner, provider.as_str())
             .await?,
     ))
 }

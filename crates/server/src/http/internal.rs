@@ -4,7 +4,6 @@
 //! not cache a token longer than 5 minutes: the service refreshes ahead of expiry.
 
 use app::{
-    Ctx,
     tokens::{IssuedToken, handout::TokenAsk, stats::IntegrationStats},
     users::UserKey,
 };
@@ -25,11 +24,9 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::Json as Body,
-    meta::Meta,
     user_json::UserResource,
 };
 use crate::auth::{
-    Principal,
     extract::{IntegrationsRead, Service, TokensRead, TokensRefresh, UsersRead},
     owned_user::ServiceTarget,
 };
@@ -119,13 +116,6 @@ fn user_key(raw: &str) -> Result<UserKey, ApiError> {
     })
 }
 
-fn ctx(key: &crate::auth::ServicePrincipal, meta: app::RequestMeta) -> Ctx {
-    Ctx {
-        actor: Principal::Service(key.clone()).actor(),
-        meta,
-    }
-}
-
 /// A valid access token for the user's provider, refreshed first when it expires within
 /// `min_validity_seconds`.
 #[utoipa::path(post, path = "/internal/tokens/get", tag = "internal",
@@ -140,7 +130,6 @@ fn ctx(key: &crate::auth::ServicePrincipal, meta: app::RequestMeta) -> Ctx {
 pub async fn get_token(
     State(state): State<AppState>,
     caller: Service<TokensRead>,
-    Meta(meta): Meta,
     Body(body): Body<TokenGetBody>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
     let min = body.min_validity_seconds.unwrap_or(300);
@@ -157,12 +146,8 @@ pub async fn get_token(
         scopes: body.scopes.into_strings(),
         min_validity: chrono::Duration::seconds(i64::from(min)),
         force: false,
-        limits: caller.key.limits.clone(),
     };
-    let token = state
-        .app()
-        .get_token_for(&ctx(&caller.key, meta), &key, ask)
-        .await?;
+    let token = state.app().get_token(&caller.service, &key, ask).await?;
     Ok(Json(token.into()))
 }
 
@@ -179,7 +164,6 @@ pub async fn get_token(
 pub async fn refresh_token(
     State(state): State<AppState>,
     caller: Service<TokensRefresh>,
-    Meta(meta): Meta,
     Body(body): Body<TokenRefreshBody>,
 ) -> Result<Json<TokenAnswer>, ApiError> {
     let key = user_key(body.user_id.as_str())?;
@@ -188,11 +172,10 @@ pub async fn refresh_token(
         scopes: Vec::new(),
         min_validity: chrono::Duration::zero(),
         force: true,
-        limits: caller.key.limits.clone(),
     };
     let token = state
         .app()
-        .get_token_for(&ctx(&caller.key, meta), &key, ask)
+        .refresh_token(&caller.service, &key, ask)
         .await?;
     Ok(Json(token.into()))
 }
@@ -215,7 +198,7 @@ pub async fn internal_user(target: ServiceTarget<UsersRead>) -> Json<UserResourc
     responses((status = 200, description = "Counts", body = StatsAnswer)))]
 pub async fn integration_stats(
     State(state): State<AppState>,
-    _caller: Service<IntegrationsRead>,
+    caller: Service<IntegrationsRead>,
 ) -> Result<Json<IntegrationStats>, ApiError> {
-    Ok(Json(state.app().integration_stats().await?))
+    Ok(Json(state.app().integration_stats(&caller.service).await?))
 }

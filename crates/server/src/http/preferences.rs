@@ -72,8 +72,9 @@ pub async fn get_preferences(
     Query(q): Query<IncludeQuery>,
 ) -> Result<Response, ApiError> {
     let sources = q.sources()?;
-    let id = app::users::id_of(&owned.user);
-    Ok(tagged(state.app().preferences(id, sources).await?))
+    Ok(tagged(
+        state.app().preferences(&owned.owner, sources).await?,
+    ))
 }
 
 /// Partial update with merge semantics: only the keys sent change.
@@ -93,10 +94,9 @@ pub async fn put_preferences(
     Body(partial): Body<Value>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.version()?;
-    let id = app::users::id_of(&owned.user);
     let doc = state
         .app()
-        .put_preferences(&owned.ctx, id, partial, expected)
+        .put_preferences(&owned.owner, partial, expected)
         .await?;
     Ok(tagged(doc))
 }
@@ -118,10 +118,9 @@ pub async fn patch_preferences(
     Body(patch): Body<Value>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.version()?;
-    let id = app::users::id_of(&owned.user);
     let doc = state
         .app()
-        .patch_preferences(&owned.ctx, id, patch, expected)
+        .patch_preferences(&owned.owner, patch, expected)
         .await?;
     Ok(tagged(doc))
 }
@@ -143,10 +142,9 @@ pub async fn reset_preferences(
 ) -> Result<Response, ApiError> {
     let category = q.category()?;
     let expected = if_match.version()?;
-    let id = app::users::id_of(&owned.user);
     let doc = state
         .app()
-        .reset_preferences(&owned.ctx, id, category, expected)
+        .reset_preferences(&owned.owner, category, expected)
         .await?;
     Ok(tagged(doc))
 }
@@ -164,10 +162,9 @@ pub async fn preference_history(
     Query(q): Query<HistoryQuery>,
 ) -> Result<Json<HistoryBody>, ApiError> {
     let limit = q.limit()?;
-    let id = app::users::id_of(&owned.user);
     let page = state
         .app()
-        .preference_history(id, q.cursor.as_deref(), limit)
+        .preference_history(&owned.owner, q.cursor.as_deref(), limit)
         .await?;
     Ok(Json(page.into()))
 }
@@ -190,10 +187,9 @@ pub async fn rollback_preferences(
 ) -> Result<Response, ApiError> {
     let expected = if_match.version()?;
     let version = body.version()?;
-    let id = app::users::id_of(&owned.user);
     let doc = state
         .app()
-        .rollback_preferences(&owned.ctx, id, version, expected)
+        .rollback_preferences(&owned.owner, version, expected)
         .await?;
     Ok(tagged(doc))
 }
@@ -206,8 +202,7 @@ pub async fn export_preferences(
     State(state): State<AppState>,
     owned: OwnedUser,
 ) -> Result<Json<PreferencesExport>, ApiError> {
-    let id = app::users::id_of(&owned.user);
-    Ok(Json(state.app().export_preferences(id).await?))
+    Ok(Json(state.app().export_preferences(&owned.owner).await?))
 }
 
 /// Replaces the user's choices with an exported document; older schema versions migrate.
@@ -227,10 +222,9 @@ pub async fn import_preferences(
     Body(document): Body<Value>,
 ) -> Result<Response, ApiError> {
     let expected = if_match.version()?;
-    let id = app::users::id_of(&owned.user);
     let doc = state
         .app()
-        .import_preferences(&owned.ctx, id, &document, expected)
+        .import_preferences(&owned.owner, &document, expected)
         .await?;
     Ok(tagged(doc))
 }
@@ -249,5 +243,7 @@ pub async fn internal_preferences(
     target: ServiceTarget<PreferencesRead>,
 ) -> Result<Response, ApiError> {
     let id = app::users::id_of(&target.user);
-    Ok(tagged(state.app().preferences(id, false).await?))
+    Ok(tagged(
+        state.app().service_preferences(&target.service, id).await?,
+    ))
 }

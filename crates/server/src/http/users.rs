@@ -53,8 +53,7 @@ async fn update(
     body: UpdateUser,
 ) -> Result<Json<UserResource>, ApiError> {
     let update = RawProfileUpdate::from(body).validate()?;
-    let id = app::users::id_of(&owned.user);
-    let user = state.app().update_user(&owned.ctx, id, update).await?;
+    let user = state.app().update_user(&owned.owner, update).await?;
     Ok(Json(user.into()))
 }
 
@@ -107,8 +106,7 @@ pub async fn delete_user(
     State(state): State<AppState>,
     owned: OwnedUser,
 ) -> Result<StatusCode, ApiError> {
-    let id = app::users::id_of(&owned.user);
-    state.app().delete_user(&owned.ctx, id).await?;
+    state.app().delete_user(&owned.owner).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -127,7 +125,7 @@ pub async fn restore_user(
 ) -> Result<Json<UserResource>, ApiError> {
     let id = app::users::id_of(&target.user);
     let days = state.config().user_retention_days;
-    let user = state.app().restore_user(&target.ctx, id, days).await?;
+    let user = state.app().restore_user(&target.admin, id, days).await?;
     Ok(Json(user.into()))
 }
 
@@ -141,13 +139,14 @@ pub async fn restore_user(
     ))]
 pub async fn search_users(
     State(state): State<AppState>,
-    _admin: Admin,
+    Admin { admin, .. }: Admin,
     Query(q): Query<SearchQuery>,
 ) -> Result<Json<UserList>, ApiError> {
     let limit = LIMIT.check(q.limit)?;
     let page = state
         .app()
         .search_users(
+            &admin,
             q.q.as_deref(),
             q.include_deleted,
             limit,
@@ -172,7 +171,6 @@ pub async fn export_user(
     State(state): State<AppState>,
     owned: OwnedUser,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let view = super::audit::audit_view(&owned);
-    let export = state.app().export_user(owned.user, &view).await?;
+    let export = state.app().export_user(&owned.owner, owned.user).await?;
     Ok(Json(export_document(export)))
 }

@@ -2,17 +2,14 @@
 //! Svix scheme (the `standardwebhooks` crate; ±5 min) against every configured secret
 //! before anything parses it; then each `svix-id` is processed once.
 
-use app::{
-    Ctx,
-    users::clerk::{ClerkEvent, WebhookOutcome},
-};
+use app::users::clerk::{ClerkEvent, WebhookOutcome};
 use axum::{
     Json,
     body::Bytes,
     extract::{State, rejection::BytesRejection},
     http::{HeaderMap, HeaderName, StatusCode},
 };
-use domain::{ErrorCode, audit::Actor};
+use domain::ErrorCode;
 use secrecy::ExposeSecret;
 use serde::Serialize;
 use standardwebhooks::Webhook;
@@ -135,11 +132,7 @@ pub async fn clerk_webhook(
     // Clerk's metadata is free-form and never stored: the use case checks the fields it
     // reads (no control characters, bounded), naming them as `data.<field>`.
     let event: ClerkEvent = parse_json_unchecked(&body)?;
-    let ctx = Ctx {
-        actor: Actor::webhook("clerk"),
-        meta,
-    };
-    let outcome: WebhookOutcome = state.app().clerk_webhook(&ctx, &svix_id, event).await?;
+    let outcome: WebhookOutcome = state.app().clerk_webhook(meta, &svix_id, event).await?;
     Ok(Json(WebhookAnswer {
         status: outcome.as_str(),
     }))

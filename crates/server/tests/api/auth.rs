@@ -39,15 +39,15 @@ pub fn probe_routes() -> Router<AppState> {
         )
         .route(
             "/test/tokens",
-            get(|s: Service<TokensRead>| async move { s.key.name.to_string() }),
+            get(|s: Service<TokensRead>| async move { s.key.name().to_string() }),
         )
 }
 
 fn describe(p: &Principal) -> Value {
     match p {
-        Principal::User(u) => json!({"kind": "user", "sub": u.clerk_user_id.as_str(),
-            "sid": &*u.session_id, "admin": u.admin}),
-        Principal::Service(s) => json!({"kind": "service", "name": &*s.name}),
+        Principal::User(u) => json!({"kind": "user", "sub": u.clerk_user_id().as_str(),
+            "sid": u.session_id(), "admin": u.admin()}),
+        Principal::Service(s) => json!({"kind": "service", "name": s.name()}),
     }
 }
 

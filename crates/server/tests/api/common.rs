@@ -111,6 +111,47 @@ impl TestApp {
             .to_owned()
     }
 
+    /// The right to act for the live user `clerk`, as that user's own session mints it.
+    pub async fn owner(&self, clerk: &str) -> app::access::AsOwner {
+        let claims = app::users::session::SessionClaims {
+            clerk_user_id: domain::user::ClerkUserId::parse(clerk).expect("a Clerk id"),
+            admin: false,
+        };
+        let app::users::session::SessionUser::Live { caller, user } = self
+            .state
+            .app()
+            .session_user(claims, app::RequestMeta::default())
+            .await
+            .expect("session")
+        else {
+            panic!("{clerk} is not a live user");
+        };
+        caller
+            .as_owner(
+                app::users::id_of(&user),
+                &user.clerk_user_id,
+                app::RequestMeta::default(),
+            )
+            .expect("its own user")
+    }
+
+    /// The admin right of a new service key with `admin`, as verifying the key mints it.
+    pub async fn admin_key_holder(&self) -> app::access::AsAdmin {
+        static KEYS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let key = self.service_key(&format!("ops{n}"), &["admin"]).await;
+        let verified = self
+            .state
+            .app()
+            .verify_service_key(&key)
+            .await
+            .expect("lookup")
+            .expect("verified");
+        app::access::Caller::from(verified)
+            .as_admin(app::RequestMeta::default())
+            .expect("an admin key")
+    }
+
     /// Sends the shutdown signal and waits for the server to finish draining.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         if let Some(tx) = self.shutdown.take() {

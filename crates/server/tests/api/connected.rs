@@ -3,6 +3,7 @@
 //! token tests make on a connected integration. Shared by every test that needs a real
 //! sealed token (tokens, races, leases, events, replicas, the CLI's key rotation).
 
+use sea_orm::{EntityTrait, sea_query::Expr};
 use serde_json::{Value, json};
 
 use crate::{
@@ -127,4 +128,26 @@ pub fn spawn_token_call(
         .header("x-api-key", key)
         .json(&json!({"user_id": clerk, "provider": provider}));
     tokio::spawn(async move { request.send().await.expect("request") })
+}
+
+/// Moves the stored expiry to `seconds` from now (negative: expired).
+pub async fn expire_in(app: &TestApp, seconds: i64) {
+    set_time(
+        app,
+        store::entities::integrations::Column::ExpiresAt,
+        seconds,
+    )
+    .await;
+}
+
+/// Sets a time column of every integration to `seconds` from now (negative: in the past).
+pub async fn set_time(app: &TestApp, column: store::entities::integrations::Column, seconds: i64) {
+    store::entities::integrations::Entity::update_many()
+        .col_expr(
+            column,
+            Expr::value(chrono::Utc::now() + chrono::Duration::seconds(seconds)),
+        )
+        .exec(app.state.app().db().writer())
+        .await
+        .expect("update");
 }

@@ -241,7 +241,7 @@ async fn changes_arrive_signed_in_order(backend: Backend) {
     let delivered = app
         .state
         .app()
-        .event_deliveries(Some("delivered"), None, 100)
+        .event_deliveries(&app.admin_key_holder().await, Some("delivered"), None, 100)
         .await
         .expect("deliveries");
     assert_eq!(delivered.len(), 10);
@@ -277,7 +277,7 @@ async fn a_failed_delivery_is_retried_with_the_same_id(backend: Backend) {
     let pending = app
         .state
         .app()
-        .event_deliveries(Some("pending"), None, 10)
+        .event_deliveries(&app.admin_key_holder().await, Some("pending"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(pending.len(), 1);
@@ -311,7 +311,7 @@ async fn a_failed_delivery_is_retried_with_the_same_id(backend: Backend) {
     let delivered = app
         .state
         .app()
-        .event_deliveries(Some("delivered"), None, 10)
+        .event_deliveries(&app.admin_key_holder().await, Some("delivered"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(delivered[0].attempts, 2);
@@ -353,7 +353,7 @@ async fn a_delivery_ends_failed_after_the_last_attempt(backend: Backend) {
     let failed = app
         .state
         .app()
-        .event_deliveries(Some("failed"), None, 10)
+        .event_deliveries(&app.admin_key_holder().await, Some("failed"), None, 10)
         .await
         .expect("deliveries");
     assert_eq!(failed.len(), 1);

@@ -110,8 +110,7 @@ async fn metrics_use_route_templates_and_never_ids(backend: Backend) {
     app.state
         .app()
         .patch_preferences(
-            &app::Ctx::system("test"),
-            domain::UserId::from_uuid(id),
+            &app.owner(clerk).await,
             json!({"ui": {"theme": "dark"}}),
             None,
         )

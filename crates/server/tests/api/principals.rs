@@ -33,10 +33,7 @@ async fn authority_ends_with_the_account(backend: Backend) {
     // The admin's own account is soft-deleted: the same, still valid, token is powerless.
     app.state
         .app()
-        .delete_user(
-            &app::Ctx::system("test"),
-            domain::UserId::from_uuid(admin_id),
-        )
+        .delete_user(&app.owner("user_root").await)
         .await
         .expect("deleted");
     for path in [
@@ -80,7 +77,7 @@ async fn authority_ends_with_the_account(backend: Backend) {
     app.state
         .app()
         .restore_user(
-            &app::Ctx::system("test"),
+            &app.admin_key_holder().await,
             domain::UserId::from_uuid(admin_id),
             30,
         )

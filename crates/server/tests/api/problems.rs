@@ -1,23 +1,34 @@
 //! The problem documents clients see, pinned as snapshots (`tests/api/snapshots`): a changed
 //! body is a reviewed diff (`cargo insta review`), never a silent one. Both engines must give
 //! the same document, so both compare with the same snapshot. The request id and the
-//! timestamp are the only fields that differ between runs; they are checked for shape and
-//! replaced before comparing.
+//! timestamp are the only fields that differ between runs (and a 429's wait); they are
+//! checked for shape and replaced before comparing.
 
-use reqwest::{RequestBuilder, header};
+use axum::http::StatusCode;
+use reqwest::{RequestBuilder, Response, header};
 use serde_json::{Value, json};
 use testkit::both_backends;
 
 use crate::{
     common::{Backend, spawn_app_with},
+    connected::{connected, expire_in, set_time},
     webhooks::{SECRET_A, whsec},
 };
 
-both_backends!(problem_documents_are_pinned);
+both_backends!(
+    problem_documents_are_pinned,
+    state_and_capacity_problems_are_pinned,
+    token_problems_are_pinned,
+    an_internal_failure_is_pinned
+);
 
 /// Status, media type and body of one answer, the request id and timestamp replaced.
 async fn problem(request: RequestBuilder) -> Value {
-    let res = request.send().await.expect("request");
+    problem_of(request.send().await.expect("request")).await
+}
+
+/// [`problem`] of an answer already received.
+async fn problem_of(res: Response) -> Value {
     let status = res.status().as_u16();
     let media = res.headers()[header::CONTENT_TYPE]
         .to_str()
@@ -96,4 +107,122 @@ async fn problem_documents_are_pinned(backend: Backend) {
     for (name, request) in cases {
         insta::assert_json_snapshot!(name, problem(request).await);
     }
+}
+
+/// A conflict with the stored state, a dependency that is not set up, and a client over
+/// its rate limit.
+async fn state_and_capacity_problems_are_pinned(backend: Backend) {
+    // No CLERK_WEBHOOK_SECRET: the webhook route cannot verify anything.
+    let app = spawn_app_with(backend, &[("RATE_LIMIT_ANONYMOUS_PER_MINUTE", "2")]).await;
+    app.insert_user("user_root").await;
+    app.insert_user("user_live").await;
+    let admin = app.user_token("user_root", true);
+    let c = &app.client;
+    insta::assert_json_snapshot!(
+        "conflict",
+        problem(
+            c.post(app.url("/users/user_live/restore"))
+                .bearer_auth(&admin)
+        )
+        .await
+    );
+    insta::assert_json_snapshot!(
+        "service_unavailable",
+        problem(c.post(app.url("/webhooks/clerk")).body("{}")).await
+    );
+    // Anonymous requests until the limit answers (the webhook call above counted too).
+    let mut limited = None;
+    for _ in 0..5 {
+        let res = c
+            .get(app.url("/openapi.json"))
+            .send()
+            .await
+            .expect("request");
+        if res.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(res);
+            break;
+        }
+    }
+    let mut doc = problem_of(limited.expect("a 429 within 5 requests")).await;
+    // The wait depends on when the window started: checked for shape, then replaced.
+    let detail = doc["body"]["detail"].as_str().expect("a detail").to_owned();
+    let (head, wait) = detail.split_once("retry in ").expect("the wait is named");
+    let seconds = wait.strip_suffix(" s").expect("in seconds");
+    assert!(
+        seconds.parse::<u64>().is_ok_and(|s| (1..=60).contains(&s)),
+        "{detail}"
+    );
+    doc["body"]["detail"] = json!(format!("{head}retry in [seconds] s"));
+    insta::assert_json_snapshot!("rate_limited", doc);
+}
+
+/// What a service sees when the token cannot be had: scopes it lacks, a failing provider,
+/// a grant the provider revoked.
+async fn token_problems_are_pinned(backend: Backend) {
+    let (app, fake, key) = connected(backend, "user_pinned", "google").await;
+    let get = |body: Value| {
+        app.client
+            .post(app.url("/internal/tokens/get"))
+            .header("x-api-key", &key)
+            .json(&body)
+    };
+    let ask = json!({"user_id": "user_pinned", "provider": "google"});
+    insta::assert_json_snapshot!(
+        "insufficient_scope",
+        problem(get(json!({"user_id": "user_pinned", "provider": "google",
+            "scopes": ["email", "https://mail.test/read"]})))
+        .await
+    );
+    // Expired, the last attempt long ago, the provider down: 502.
+    let attempted = store::entities::integrations::Column::LastRefreshAttemptAt;
+    expire_in(&app, -5).await;
+    set_time(&app, attempted, -60).await;
+    fake.inner
+        .lock()
+        .expect("lock")
+        .fail_next
+        .push((StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"));
+    insta::assert_json_snapshot!("provider_error", problem(get(ask.clone())).await);
+    // The provider refuses the refresh token: the user must reconnect.
+    set_time(&app, attempted, -60).await;
+    fake.inner
+        .lock()
+        .expect("lock")
+        .fail_next
+        .push((StatusCode::BAD_REQUEST, "invalid_grant"));
+    insta::assert_json_snapshot!("reauthorization_required", problem(get(ask)).await);
+}
+
+/// A stored access token that no longer opens (its ciphertext was altered at rest): the
+/// service cannot hand it out and says only that it failed, never why.
+async fn an_internal_failure_is_pinned(backend: Backend) {
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+    use store::entities::integration_tokens as tokens;
+
+    let (app, _fake, key) = connected(backend, "user_tampered", "google").await;
+    let writer = app.state.app().db().writer();
+    let access = tokens::Entity::find()
+        .filter(tokens::Column::Kind.eq("access"))
+        .one(writer)
+        .await
+        .expect("query")
+        .expect("the access token row");
+    let mut altered = access.ciphertext.clone();
+    let last = altered.last_mut().expect("a ciphertext");
+    *last ^= 0x01;
+    tokens::Entity::update_many()
+        .col_expr(tokens::Column::Ciphertext, Expr::value(altered))
+        .filter(tokens::Column::Kind.eq("access"))
+        .exec(writer)
+        .await
+        .expect("update");
+    let res = app
+        .client
+        .post(app.url("/internal/tokens/get"))
+        .header("x-api-key", &key)
+        .json(&json!({"user_id": "user_tampered", "provider": "google"}))
+        .send()
+        .await
+        .expect("request");
+    insta::assert_json_snapshot!("internal_error", problem_of(res).await);
 }

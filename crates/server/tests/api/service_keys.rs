@@ -155,12 +155,8 @@ async fn debug_output_holds_no_key_material(backend: Backend) {
         .await
         .expect("lookup")
         .expect("verified");
-    let principal = server::auth::Principal::Service(server::auth::ServicePrincipal {
-        key_id: verified.id,
-        name: verified.name.clone(),
-        permissions: verified.permissions.clone(),
-        limits: verified.limits.clone(),
-    });
+    let principal =
+        server::auth::Principal::Service(server::auth::ServicePrincipal::from(&*verified));
     for shown in [
         format!("{created:?}"),
         format!("{verified:?}"),

@@ -3,13 +3,13 @@
 //! replicas), rotated and omitted refresh tokens, `invalid_grant`, a failing provider.
 
 use axum::http::StatusCode;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde_json::{Value, json};
 use testkit::both_backends;
 
 use crate::{
     common::{Backend, TestApp, assert_problem},
-    connected::{audit_actions, connect, connected},
+    connected::{audit_actions, connect, connected, expire_in, set_time},
     fake_provider::FakeProvider,
 };
 
@@ -32,28 +32,6 @@ async fn get(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
         .send()
         .await
         .expect("request")
-}
-
-/// Moves the stored expiry to `seconds` from now (negative: expired).
-async fn expire_in(app: &TestApp, seconds: i64) {
-    set_time(
-        app,
-        store::entities::integrations::Column::ExpiresAt,
-        seconds,
-    )
-    .await;
-}
-
-/// Sets a time column of every integration to `seconds` from now (negative: in the past).
-async fn set_time(app: &TestApp, column: store::entities::integrations::Column, seconds: i64) {
-    store::entities::integrations::Entity::update_many()
-        .col_expr(
-            column,
-            Expr::value(chrono::Utc::now() + chrono::Duration::seconds(seconds)),
-        )
-        .exec(app.state.app().db().writer())
-        .await
-        .expect("update");
 }
 
 async fn integration(app: &TestApp) -> store::entities::integrations::Model {

@@ -17,6 +17,7 @@ mod m20261202_000010_service_key_epoch;
 mod m20261202_000020_work_list_indexes;
 mod m20261202_000030_service_key_limits;
 mod m20261202_000031_service_key_previous_hash_index;
+mod m20261202_000040_scale_indexes;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000020_work_list_indexes::Migration),
             Box::new(m20261202_000030_service_key_limits::Migration),
             Box::new(m20261202_000031_service_key_previous_hash_index::Migration),
+            Box::new(m20261202_000040_scale_indexes::Migration),
         ]
     }
 }

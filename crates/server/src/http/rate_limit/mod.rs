@@ -69,8 +69,8 @@ impl Subject {
     #[must_use]
     pub fn of(principal: &Principal) -> Self {
         match principal {
-            Principal::User(u) => Self::User(Arc::from(u.clerk_user_id.as_str())),
-            Principal::Service(s) => Self::Service(s.name.clone()),
+            Principal::User(u) => Self::User(Arc::from(u.clerk_user_id().as_str())),
+            Principal::Service(s) => Self::Service(s.shared_name()),
         }
     }
 

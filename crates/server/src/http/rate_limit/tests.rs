@@ -149,21 +149,20 @@ fn seconds_round_up() {
 async fn fake_auth(mut req: Request, next: Next) -> axum::response::Response {
     let h = req.headers();
     let principal = if let Some(u) = h.get("x-test-user").and_then(|v| v.to_str().ok()) {
-        Some(Principal::User(UserPrincipal {
-            clerk_user_id: ClerkUserId::parse(u).expect("user id"),
-            session_id: Arc::from("sess_1"),
-            admin: false,
-        }))
+        Some(Principal::User(UserPrincipal::new(
+            ClerkUserId::parse(u).expect("user id"),
+            Arc::from("sess_1"),
+            false,
+        )))
     } else {
         h.get("x-test-service")
             .and_then(|v| v.to_str().ok())
             .map(|s| {
-                Principal::Service(ServicePrincipal {
-                    key_id: domain::ServiceKeyId::new(),
-                    name: Arc::from(s),
-                    permissions: Arc::from([]),
-                    limits: app::service_keys::KeyLimits::default(),
-                })
+                Principal::Service(ServicePrincipal::new(
+                    domain::ServiceKeyId::new(),
+                    Arc::from(s),
+                    Arc::from([]),
+                ))
             })
     };
     if let Some(p) = principal {

@@ -66,10 +66,11 @@ async fn the_worker_loop_delivers_prunes_and_stops(backend: Backend) {
         .await
         .expect("the loop stops when told")
         .expect("join");
+    let admin = app.admin_key_holder().await;
     let delivered = || async {
         app.state
             .app()
-            .event_deliveries(Some("delivered"), None, 10)
+            .event_deliveries(&admin, Some("delivered"), None, 10)
             .await
             .expect("deliveries")
             .len()
