@@ -48,6 +48,7 @@ pub async fn run(db: &Db, users: Option<usize>) -> anyhow::Result<()> {
 }
 
 /// Runs `query` [`RUNS`] times and prints the median time and how many rows it returned.
+#[allow(clippy::print_stdout, reason = "the timings are this command's output")]
 async fn report<T, F, Fut>(name: &str, query: F) -> anyhow::Result<()>
 where
     F: Fn() -> Fut,

@@ -2678,7 +2678,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description No `tokens:read`, or the token lacks scopes (`insufficient_scope` with `missing_scopes`) */
+            /** @description No `tokens:read`; the provider or scopes are outside the key's limits (`forbidden`); or the token lacks scopes (`insufficient_scope` with `missing_scopes`) */
             403: {
                 headers: {
                     [name: string]: unknown;
@@ -2954,7 +2954,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Forbidden */
+            /** @description No `tokens:refresh`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
             403: {
                 headers: {
                     [name: string]: unknown;

@@ -101,6 +101,9 @@ pub enum AuditAction {
     ServiceKeyCreated,
     #[serde(rename = "service_key.revoked")]
     ServiceKeyRevoked,
+    /// A service key got a new secret; the old one works until the grace period ends.
+    #[serde(rename = "service_key.rotated")]
+    ServiceKeyRotated,
     /// The purge replaced the personal fields of earlier entries (which, and digests of
     /// their fields before and after): what lets `audit verify` tell it from tampering.
     #[serde(rename = "audit.pseudonymized")]
@@ -109,7 +112,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::UserDeleted,
@@ -127,6 +130,7 @@ impl AuditAction {
         Self::KeysRotated,
         Self::ServiceKeyCreated,
         Self::ServiceKeyRevoked,
+        Self::ServiceKeyRotated,
         Self::AuditPseudonymized,
     ];
 
@@ -151,6 +155,7 @@ impl AuditAction {
             Self::KeysRotated => "keys.rotated",
             Self::ServiceKeyCreated => "service_key.created",
             Self::ServiceKeyRevoked => "service_key.revoked",
+            Self::ServiceKeyRotated => "service_key.rotated",
             Self::AuditPseudonymized => "audit.pseudonymized",
         }
     }

@@ -2,6 +2,7 @@
 //! one error-code table. Nothing here does IO or knows another crate of ours.
 #![forbid(unsafe_code)]
 
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod ids;

@@ -44,7 +44,7 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
-    /// Create, list and revoke service keys.
+    /// Create, list, rotate and revoke service keys.
     #[command(subcommand)]
     ServiceKey(ServiceKeyCommand),
     /// Local development helpers (refused in production and when Clerk is configured).
@@ -64,13 +64,33 @@ pub enum ServiceKeyCommand {
         /// integrations:read, audit:read, admin.
         #[arg(long, value_delimiter = ',', required = true)]
         permissions: Vec<String>,
+        /// Comma-separated providers the key may get tokens for (default: every one).
+        #[arg(long, value_delimiter = ',')]
+        providers: Vec<String>,
+        /// Comma-separated scope ceiling: tokens handed to the key carry no other scope
+        /// (default: no ceiling).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 90d, 12h, 30m (default: never expires).
+        #[arg(long)]
+        expires_in: Option<domain::duration::Span>,
     },
-    /// List keys: name, prefix, permissions, created, last used, revoked.
+    /// List keys: name, prefix, permissions, limits, created, last use, expiry, status,
+    /// the end of a rotation's grace, revoked.
     List,
     /// Revoke a key by name (exits non-zero when there is none).
     Revoke {
         /// The key's name.
         name: String,
+    },
+    /// Give a key a new secret and print it (once); the old secret keeps working until
+    /// the grace period ends.
+    Rotate {
+        /// The key's name.
+        name: String,
+        /// How long the old secret keeps working, e.g. 24h, 30m, 0s (at once).
+        #[arg(long, default_value = "24h")]
+        grace: domain::duration::Span,
     },
 }
 

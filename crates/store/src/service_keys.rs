@@ -33,6 +33,24 @@ pub struct NewServiceKey {
     /// Permission wire names.
     pub permissions: Vec<String>,
     pub created_at: DateTime<Utc>,
+    /// Provider names the key is limited to; `None`: every provider.
+    pub providers: Option<Vec<String>>,
+    /// The scope ceiling; `None`: none.
+    pub scope_ceiling: Option<Vec<String>>,
+    /// When the key stops verifying; `None`: never.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A rotation: the new secret's hash and prefix, and until when the current one (which
+/// becomes the previous one) still verifies.
+#[derive(Clone, Debug)]
+pub struct Rotation {
+    pub id: Uuid,
+    /// The hash the key has now (the rotation applies only if it still has it).
+    pub current_hash: String,
+    pub new_hash: String,
+    pub new_prefix: String,
+    pub previous_valid_until: DateTime<Utc>,
 }
 
 /// Inserts a key.
@@ -53,6 +71,11 @@ pub async fn create<C: ConnectionTrait>(
         created_at: Set(key.created_at),
         last_used_at: Set(None),
         revoked_at: Set(None),
+        providers: Set(key.providers.map(serde_json::Value::from)),
+        scope_ceiling: Set(key.scope_ceiling.map(serde_json::Value::from)),
+        expires_at: Set(key.expires_at),
+        previous_key_hash: Set(None),
+        previous_valid_until: Set(None),
     };
     match service_keys::Entity::insert(row).exec(conn).await {
         Ok(_) => {}
@@ -71,7 +94,8 @@ pub async fn create<C: ConnectionTrait>(
         .ok_or(StoreError::Conflict("service key vanished after insert"))
 }
 
-/// The key with this hash, unless it is revoked.
+/// The key whose current or previous secret has this hash, unless it is revoked. Whether
+/// it is expired, or its previous secret past its grace, is the caller's to judge.
 ///
 /// # Errors
 /// When the database fails.
@@ -80,10 +104,22 @@ pub async fn find_active_by_hash<C: ConnectionTrait>(
     conn: &C,
     key_hash: &str,
 ) -> Result<Option<ServiceKeyRow>, StoreError> {
-    let q = service_keys::Entity::find()
-        .filter(service_keys::Column::KeyHash.eq(key_hash))
-        .filter(service_keys::Column::RevokedAt.is_null());
-    Ok(unique(q, conn).await?)
+    use sea_orm::{QueryTrait, sea_query::UnionType};
+    // One statement, two unique-index probes: as `key_hash = $1 OR previous_key_hash =
+    // $1`, Postgres chose to scan the whole table (the plan test).
+    let by = |column: service_keys::Column| {
+        service_keys::Entity::find()
+            .filter(column.eq(key_hash))
+            .filter(service_keys::Column::RevokedAt.is_null())
+            .into_query()
+    };
+    let mut q = by(service_keys::Column::KeyHash);
+    q.union(UnionType::All, by(service_keys::Column::PreviousKeyHash));
+    let stmt = conn.get_database_backend().build(&q);
+    Ok(service_keys::Entity::find()
+        .from_raw_sql(stmt)
+        .one(conn)
+        .await?)
 }
 
 /// The key with this name (revoked or not).
@@ -139,6 +175,39 @@ pub async fn revoke_by_name<C: ConnectionTrait>(
         bump_revocation_epoch(conn).await?;
     }
     Ok(Some(row))
+}
+
+/// Gives the key a new secret: the current hash becomes the previous one, valid until
+/// `previous_valid_until` (a secret rotated out earlier stops verifying now), and the
+/// revocation epoch moves, since cached copies of the old secret must learn its new end.
+/// Call it inside a transaction. Applies only while the key is live and still has
+/// `current_hash`, so two racing rotations cannot both win; returns whether it applied.
+///
+/// # Errors
+/// When the database fails.
+#[tracing::instrument(name = "db service_keys.rotate", skip_all)]
+pub async fn rotate<C: ConnectionTrait>(conn: &C, r: Rotation) -> Result<bool, StoreError> {
+    let res = service_keys::Entity::update_many()
+        .col_expr(service_keys::Column::KeyHash, Expr::value(r.new_hash))
+        .col_expr(service_keys::Column::KeyPrefix, Expr::value(r.new_prefix))
+        .col_expr(
+            service_keys::Column::PreviousKeyHash,
+            Expr::value(r.current_hash.clone()),
+        )
+        .col_expr(
+            service_keys::Column::PreviousValidUntil,
+            Expr::value(r.previous_valid_until),
+        )
+        .filter(service_keys::Column::Id.eq(r.id))
+        .filter(service_keys::Column::KeyHash.eq(r.current_hash))
+        .filter(service_keys::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(false);
+    }
+    bump_revocation_epoch(conn).await?;
+    Ok(true)
 }
 
 /// The revocation epoch: a counter that moves whenever a key stops being valid. Processes

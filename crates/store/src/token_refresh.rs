@@ -294,7 +294,7 @@ async fn work_list<C: ConnectionTrait>(
                 .await?,
         );
     }
-    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    rows.sort_by_key(|r| (r.0, r.1));
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows.into_iter().map(|(_, _, user, p)| (user, p)).collect())
 }

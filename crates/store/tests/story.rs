@@ -181,6 +181,11 @@ async fn whole_data_model_story(backend: Backend) {
         created_at: Set(now),
         last_used_at: Set(None),
         revoked_at: Set(None),
+        providers: Set(None),
+        scope_ceiling: Set(None),
+        expires_at: Set(None),
+        previous_key_hash: Set(None),
+        previous_valid_until: Set(None),
     };
     service_keys::Entity::insert(key("mailer", "h1"))
         .exec(w)

@@ -17,6 +17,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use chrono::{DateTime, Utc};
+
 use crate::{AppError, service_keys::VerifiedServiceKey};
 
 /// Longest time a confirmed epoch is trusted without asking the database again. The
@@ -99,12 +101,19 @@ impl KeyCache {
         Ok(epoch)
     }
 
-    /// The cached key with this hash, if it was loaded under `epoch`.
-    pub(crate) fn get(&self, hash: &[u8; 32], epoch: i64) -> Option<Arc<VerifiedServiceKey>> {
+    /// The cached key with this hash, if it was loaded under `epoch` and still verifies at
+    /// `now` (expiry and rotation grace are in the entry, so they need no query; a rotation
+    /// elsewhere moves the epoch, which makes this process re-read the old secret's end).
+    pub(crate) fn get(
+        &self,
+        hash: &[u8; 32],
+        epoch: i64,
+        now: DateTime<Utc>,
+    ) -> Option<Arc<VerifiedServiceKey>> {
         self.0
             .keys
             .get(hash)
-            .filter(|e| e.epoch == epoch)
+            .filter(|e| e.epoch == epoch && e.key.is_valid_at(now))
             .map(|e| e.key)
     }
 

@@ -10,21 +10,32 @@
 //! token-fetch hot path does not query the database per request; a revocation in any
 //! process reaches every cache within `EPOCH_CHECK_INTERVAL` through the revocation epoch.
 //!
+//! A key may be limited to providers and a scope ceiling (`limits`), may expire, and may be
+//! rotated (`rotate`): the previous secret's hash is kept with the time it stops verifying.
+//! An expired key, or a previous secret past its grace, is refused like an unknown key;
+//! each cached key carries the time it stops verifying, and a rotation moves the
+//! revocation epoch so every process re-reads the old secret's new end.
+//!
 //! Verification comes in two steps so the server can refuse a flood of unknown keys before
 //! it costs a query: [`App::check_service_key_cached`] (no query beyond the epoch check)
 //! and [`App::look_up_service_key`] (the database lookup of a cache miss).
 
 pub mod cache;
+pub mod limits;
+mod rotate;
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use domain::{ServiceKeyId, ValidationErrors, audit::AuditAction, permission::Permission};
+use domain::{
+    ServiceKeyId, ValidationErrors, audit::AuditAction, duration::Span, permission::Permission,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use store::TransactionTrait;
 use subtle::ConstantTimeEq;
 
+pub use self::{limits::KeyLimits, rotate::RotatedServiceKey};
 use crate::{
     App, AppError, Ctx,
     audit::{AuditRecord, record},
@@ -67,6 +78,64 @@ pub struct ServiceKeyInfo {
     pub created_at: DateTime<Utc>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Providers and scope ceiling (none: unlimited).
+    pub limits: KeyLimits,
+    /// When the key stops verifying (none: never).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// After a rotation: when the previous secret stops verifying.
+    pub previous_valid_until: Option<DateTime<Utc>>,
+}
+
+/// Where a key stands at a given time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyStatus {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyStatus {
+    /// `active`, `expired` or `revoked`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl ServiceKeyInfo {
+    /// Revoked, expired (at `now`) or active.
+    #[must_use]
+    pub fn status(&self, now: DateTime<Utc>) -> KeyStatus {
+        if self.revoked_at.is_some() {
+            KeyStatus::Revoked
+        } else if self.expires_at.is_some_and(|t| t <= now) {
+            KeyStatus::Expired
+        } else {
+            KeyStatus::Active
+        }
+    }
+
+    /// When the previous secret stops verifying, while it still does at `now`.
+    #[must_use]
+    pub fn grace_until(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.previous_valid_until.filter(|t| *t > now)
+    }
+}
+
+/// What a new key may reach and for how long, beyond its permissions. Empty lists mean no
+/// limit; `expires_in: None` means no expiry.
+#[derive(Clone, Debug, Default)]
+pub struct KeyOptions {
+    /// Provider names the key may get tokens for.
+    pub providers: Vec<String>,
+    /// The scopes a token handed to the key may carry.
+    pub scopes: Vec<String>,
+    /// The key's lifetime from its creation.
+    pub expires_in: Option<Span>,
 }
 
 /// A created key: its description and the plaintext, shown once.
@@ -83,15 +152,30 @@ pub struct VerifiedServiceKey {
     id: ServiceKeyId,
     name: Arc<str>,
     permissions: Arc<[Permission]>,
+    /// Providers and scope ceiling of the tokens it may get.
+    limits: KeyLimits,
+    /// When the presented secret stops verifying: the key's expiry, or for a rotated-out
+    /// secret the end of its grace, whichever comes first (none: never).
+    valid_until: Option<DateTime<Utc>>,
 }
 
 impl VerifiedServiceKey {
+    /// An unlimited key that never expires (unit tests of the capabilities).
+    #[cfg(test)]
     pub(crate) fn new(id: ServiceKeyId, name: &str, permissions: Vec<Permission>) -> Self {
         Self {
             id,
             name: Arc::from(name),
             permissions: permissions.into(),
+            limits: KeyLimits::default(),
+            valid_until: None,
         }
+    }
+
+    /// Still verifies at `now`.
+    #[must_use]
+    pub fn is_valid_at(&self, now: DateTime<Utc>) -> bool {
+        self.valid_until.is_none_or(|t| now < t)
     }
 
     /// The key's id.
@@ -116,6 +200,18 @@ impl VerifiedServiceKey {
     #[must_use]
     pub fn permissions(&self) -> &[Permission] {
         &self.permissions
+    }
+
+    /// Providers and scope ceiling of the tokens it may get.
+    #[must_use]
+    pub fn limits(&self) -> &KeyLimits {
+        &self.limits
+    }
+
+    /// When the presented secret stops verifying (none: never).
+    #[must_use]
+    pub fn valid_until(&self) -> Option<DateTime<Utc>> {
+        self.valid_until
     }
 
     /// True when the key holds `p` or `admin`.
@@ -191,6 +287,27 @@ pub fn parse_permissions<S: AsRef<str>>(names: &[S]) -> Result<Vec<Permission>, 
     Ok(out)
 }
 
+/// A new secret: the key, its stored hash and the prefix shown in listings.
+fn new_secret() -> Result<(String, String, String), AppError> {
+    let key = format!("{KEY_PREFIX}{}", crate::random::token::<32>()?);
+    let hash = to_hex(&hash_key(&key));
+    let prefix = key[..SHOWN_PREFIX_LEN].to_owned();
+    Ok((key, hash, prefix))
+}
+
+/// `now + lifetime`; a lifetime must be more than zero.
+fn expiry(now: DateTime<Utc>, lifetime: Span) -> Result<DateTime<Utc>, AppError> {
+    if lifetime.is_zero() {
+        return Err(ValidationErrors::single("expires_in", "must be more than zero").into());
+    }
+    Ok(now + span(lifetime))
+}
+
+/// A span as a chrono duration (spans are capped at about 100 years, so this fits).
+fn span(s: Span) -> chrono::Duration {
+    chrono::Duration::seconds(i64::try_from(s.as_secs()).unwrap_or(i64::MAX / 1_000))
+}
+
 fn hash_key(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
 }
@@ -247,10 +364,20 @@ fn permissions_of(value: &serde_json::Value) -> Vec<Permission> {
         .unwrap_or_default()
 }
 
+fn limits_of(row: &store::service_keys::ServiceKeyRow) -> KeyLimits {
+    KeyLimits {
+        providers: limits::from_json(row.providers.as_ref()).map(Into::into),
+        scopes: limits::from_json(row.scope_ceiling.as_ref()).map(Into::into),
+    }
+}
+
 fn info_of(row: store::service_keys::ServiceKeyRow) -> ServiceKeyInfo {
     ServiceKeyInfo {
         id: ServiceKeyId::from_uuid(row.id),
         permissions: permissions_of(&row.permissions),
+        limits: limits_of(&row),
+        expires_at: row.expires_at,
+        previous_valid_until: row.previous_valid_until,
         name: row.name,
         prefix: row.key_prefix,
         created_at: row.created_at,
@@ -260,22 +387,44 @@ fn info_of(row: store::service_keys::ServiceKeyRow) -> ServiceKeyInfo {
 }
 
 impl App {
-    /// Creates a key. The plaintext is in the answer and nowhere else.
+    /// Creates an unlimited key that never expires. The plaintext is in the answer and
+    /// nowhere else.
     ///
     /// # Errors
     /// Validation of the name and permissions; conflict when the name is taken.
-    #[tracing::instrument(name = "app service_keys.create_service_key", skip_all)]
     pub async fn create_service_key<S: AsRef<str>>(
         &self,
         ctx: &Ctx,
         name: &str,
         permissions: &[S],
     ) -> Result<CreatedServiceKey, AppError> {
+        self.create_limited_service_key(ctx, name, permissions, KeyOptions::default())
+            .await
+    }
+
+    /// Creates a key with limits and an expiry. The plaintext is in the answer and nowhere
+    /// else.
+    ///
+    /// # Errors
+    /// Validation of the name, permissions, providers (known to the catalog), scopes and
+    /// lifetime (more than zero); conflict when the name is taken.
+    #[tracing::instrument(name = "app service_keys.create_service_key", skip_all)]
+    pub async fn create_limited_service_key<S: AsRef<str>>(
+        &self,
+        ctx: &Ctx,
+        name: &str,
+        permissions: &[S],
+        options: KeyOptions,
+    ) -> Result<CreatedServiceKey, AppError> {
         validate_name(name)?;
         let permissions = parse_permissions(permissions)?;
-        let key = format!("{KEY_PREFIX}{}", crate::random::token::<32>()?);
+        let providers =
+            limits::parse_providers(&options.providers, |p| self.catalog().get(p).is_some())?;
+        let scopes = limits::parse_scopes(&options.scopes)?;
+        let now = Utc::now();
+        let expires_at = options.expires_in.map(|d| expiry(now, d)).transpose()?;
+        let (key, hash, prefix) = new_secret()?;
         let names: Vec<String> = permissions.iter().map(|p| p.as_str().to_owned()).collect();
-        let prefix = key[..SHOWN_PREFIX_LEN].to_owned();
 
         let txn = self.db().writer().begin().await?;
         if store::service_keys::find_by_name(&txn, name)
@@ -291,10 +440,13 @@ impl App {
             store::service_keys::NewServiceKey {
                 id: ServiceKeyId::new().as_uuid(),
                 name: name.to_owned(),
-                key_hash: to_hex(&hash_key(&key)),
+                key_hash: hash,
                 key_prefix: prefix.clone(),
                 permissions: names.clone(),
-                created_at: Utc::now(),
+                created_at: now,
+                providers: providers.clone(),
+                scope_ceiling: scopes.clone(),
+                expires_at,
             },
         )
         .await
@@ -309,7 +461,10 @@ impl App {
             ctx,
             AuditRecord::new(AuditAction::ServiceKeyCreated, None)
                 .resource("service_key", name)
-                .details(json!({ "permissions": names, "prefix": prefix })),
+                .details(json!({
+                    "permissions": names, "prefix": prefix, "providers": providers,
+                    "scopes": scopes, "expires_at": expires_at,
+                })),
         )
         .await?;
         txn.commit().await?;
@@ -360,12 +515,22 @@ impl App {
             .await?;
         }
         txn.commit().await?;
-        if let Some(hash) = from_hex(&row.key_hash) {
-            self.service_key_cache().invalidate(&hash);
-        }
+        self.forget_secrets_of(&row);
         let mut info = info_of(row);
         info.revoked_at.get_or_insert(now);
         Ok(info)
+    }
+
+    /// Drops this process's cached copies of both secrets of `row` (the other processes
+    /// learn of the change through the epoch).
+    fn forget_secrets_of(&self, row: &store::service_keys::ServiceKeyRow) {
+        let hashes = [
+            Some(row.key_hash.as_str()),
+            row.previous_key_hash.as_deref(),
+        ];
+        for hash in hashes.into_iter().flatten().filter_map(from_hex) {
+            self.service_key_cache().invalidate(&hash);
+        }
     }
 
     /// Verifies a presented key: `None` when it is malformed, unknown or revoked. Both
@@ -400,7 +565,7 @@ impl App {
         // Read before the key row (on a miss): a copy cached under this epoch is dropped by
         // any revocation that commits after the row was read.
         let epoch = cache.current_epoch(self.db().current()).await?;
-        Ok(match cache.get(&hash, epoch) {
+        Ok(match cache.get(&hash, epoch, Utc::now()) {
             Some(hit) => KeyCheck::Known(hit),
             None => KeyCheck::NeedsLookup(PendingLookup { hash, epoch }),
         })
@@ -427,17 +592,10 @@ impl App {
         else {
             return Ok(None);
         };
-        // The lookup matched on the hash; compare again in constant time so no code path
-        // depends on a variable-time comparison of secret-derived bytes.
-        let stored = from_hex(&row.key_hash).unwrap_or([0u8; 32]);
-        if !bool::from(stored.ct_eq(&computed)) {
+        let Some(verified) = verified_of(&row, &computed, Utc::now()) else {
             return Ok(None);
-        }
-        let verified = Arc::new(VerifiedServiceKey::new(
-            ServiceKeyId::from_uuid(row.id),
-            &row.name,
-            permissions_of(&row.permissions),
-        ));
+        };
+        let verified = Arc::new(verified);
         self.service_key_cache()
             .insert(computed, verified.clone(), epoch);
         // Only on a cache miss, and the store skips it when written within the interval.
@@ -453,6 +611,38 @@ impl App {
         }
         Ok(Some(verified))
     }
+}
+
+/// The key `row` verifies as for a secret hashing to `computed` at `now`: the current
+/// secret while the key has not expired, the previous one also only within its grace.
+fn verified_of(
+    row: &store::service_keys::ServiceKeyRow,
+    computed: &[u8; 32],
+    now: DateTime<Utc>,
+) -> Option<VerifiedServiceKey> {
+    // The lookup matched on a hash; compare again in constant time so no code path
+    // depends on a variable-time comparison of secret-derived bytes.
+    let matches = |hex: Option<&str>| {
+        let stored = hex.and_then(from_hex).unwrap_or([0u8; 32]);
+        bool::from(stored.ct_eq(computed))
+    };
+    let valid_until = if matches(Some(&row.key_hash)) {
+        row.expires_at
+    } else if matches(row.previous_key_hash.as_deref()) {
+        // A previous secret without an end would verify forever: refuse it instead.
+        let grace = row.previous_valid_until?;
+        Some(row.expires_at.map_or(grace, |e| e.min(grace)))
+    } else {
+        return None;
+    };
+    let verified = VerifiedServiceKey {
+        id: ServiceKeyId::from_uuid(row.id),
+        name: Arc::from(row.name.as_str()),
+        permissions: permissions_of(&row.permissions).into(),
+        limits: limits_of(row),
+        valid_until,
+    };
+    verified.is_valid_at(now).then_some(verified)
 }
 
 #[cfg(test)]

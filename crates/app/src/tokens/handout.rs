@@ -8,11 +8,17 @@
 //! in ONE statement (`store::token_lookup`) instead of three: this is the busiest route.
 //! Only when that read finds nothing do the narrow lookups run, to tell an unknown user
 //! (404, nothing audited, as before) from a missing integration (404, audited).
+//!
+//! A service key's limits (`service_keys::limits`) are checked here: the provider and the
+//! requested scopes before anything is read, the scopes the token carries (for a request
+//! naming none) once the integration is read. A refusal is 403 `forbidden`, audited as a
+//! `token.accessed` entry with outcome `denied` whenever the user exists.
 
 use chrono::Duration;
 use domain::{UserId, audit::AuditAction};
 use serde_json::json;
 use store::{
+    integrations::Integration,
     token_lookup::{self, UserBy},
     users::Deleted,
 };
@@ -22,7 +28,8 @@ use crate::{
     App, AppError, Ctx,
     access::{AsService, TokensRead, TokensRefresh},
     audit::AuditRecord,
-    tokens::{IssuedToken, TokenRequest, usable},
+    service_keys::KeyLimits,
+    tokens::{IssuedToken, TokenRequest, scopes_of, usable},
     users::{UserKey, id_of},
 };
 
@@ -50,23 +57,20 @@ impl TokenAsk {
     }
 }
 
-impl App {
-    /// A valid access token for the user's provider, refreshed first when needed. Every
-    /// token handed out is audited (`token.accessed`).
-    ///
-    /// # Errors
-    /// `NotFound` (no integration, or not connected), `InsufficientScope`,
-    /// `ReauthorizationRequired`, `Provider` (the provider is failing and the token has
-    /// expired), storage.
-    pub(crate) async fn get_valid_token(
-        &self,
-        ctx: &Ctx,
-        req: &TokenRequest,
-    ) -> Result<IssuedToken, AppError> {
-        let result = self.valid_token(ctx, req).await;
-        self.audited(ctx, req, result).await
+/// The integration, unless the token it holds is beyond the key's ceiling: a request that
+/// names no scopes takes the token as it is, so what it carries must lie within.
+fn within_limits(
+    limits: &KeyLimits,
+    req: &TokenRequest,
+    integration: Integration,
+) -> Result<Integration, AppError> {
+    if req.scopes.is_empty() {
+        limits.check_granted(&scopes_of(&integration))?;
     }
+    Ok(integration)
+}
 
+impl App {
     /// `result` once its audit entry has committed; a token whose entry could not be
     /// written is withheld (`Unavailable`). A refusal keeps its own error.
     async fn audited(
@@ -89,6 +93,8 @@ impl App {
     ) -> Result<(), AppError> {
         let outcome = match result {
             Ok(_) => "success",
+            // Outside the calling key's limits: a policy decision, not a failure.
+            Err(AppError::Forbidden(_)) => "denied",
             Err(_) => "failure",
         };
         // Bounded labels: a provider outside the catalog and user sessions are collapsed.
@@ -123,7 +129,8 @@ impl App {
     /// `ask.min_validity`, audited like [`App::get_valid_token`].
     ///
     /// # Errors
-    /// `NotFound` for an unknown or deleted user (not audited: there is no one to audit
+    /// `Forbidden` outside the key's limits (audited when the user exists); `NotFound` for
+    /// an unknown or deleted user (not audited: there is no one to audit
     /// about), otherwise as [`App::get_valid_token`].
     pub async fn get_token(
         &self,
@@ -135,7 +142,8 @@ impl App {
             force: false,
             ..ask
         };
-        self.token_for(service.ctx(), key, ask).await
+        self.token_for(service.ctx(), service.key().limits(), key, ask)
+            .await
     }
 
     /// For a service key with `tokens:refresh`: [`Self::get_token`], refreshed now
@@ -150,15 +158,22 @@ impl App {
         ask: TokenAsk,
     ) -> Result<IssuedToken, AppError> {
         let ask = TokenAsk { force: true, ..ask };
-        self.token_for(service.ctx(), key, ask).await
+        self.token_for(service.ctx(), service.key().limits(), key, ask)
+            .await
     }
 
+    /// The hand-out within the calling key's limits: `Forbidden` outside them (audited
+    /// when the user exists).
     async fn token_for(
         &self,
         ctx: &Ctx,
+        limits: &KeyLimits,
         key: &UserKey,
         ask: TokenAsk,
     ) -> Result<IssuedToken, AppError> {
+        if let Err(denied) = limits.check_request(&ask.provider, &ask.scopes) {
+            return self.refuse(ctx, key, ask, denied).await;
+        }
         let by = match key {
             UserKey::Id(id) => UserBy::Id(id.as_uuid()),
             UserKey::Clerk(c) => UserBy::Clerk(c.as_str()),
@@ -177,10 +192,17 @@ impl App {
                 .find_user(key, Deleted::Exclude)
                 .await?
                 .ok_or(AppError::NotFound("user"))?;
-            return self.get_valid_token(ctx, &ask.for_user(id_of(&user))).await;
+            let req = ask.for_user(id_of(&user));
+            let integration = self.connected(req.user, &req.provider).await;
+            let result = match integration.and_then(|i| within_limits(limits, &req, i)) {
+                Ok(i) => self.valid_token_of(ctx, &req, i, None).await,
+                Err(e) => Err(e),
+            };
+            return self.audited(ctx, &req, result).await;
         };
         let req = ask.for_user(integration.user_id);
-        let result = match usable(integration, &req.provider) {
+        let usable = usable(integration, &req.provider);
+        let result = match usable.and_then(|i| within_limits(limits, &req, i)) {
             Ok(i) => {
                 let sealed = access.map(|(_, ciphertext)| ciphertext);
                 self.valid_token_of(ctx, &req, i, sealed).await
@@ -188,5 +210,22 @@ impl App {
             Err(e) => Err(e),
         };
         self.audited(ctx, &req, result).await
+    }
+
+    /// A request outside the key's limits: refused before any token is read, audited
+    /// about the user when there is one (an unknown user gets the same 403, so a key
+    /// cannot probe for users beyond its limits).
+    async fn refuse(
+        &self,
+        ctx: &Ctx,
+        key: &UserKey,
+        ask: TokenAsk,
+        denied: AppError,
+    ) -> Result<IssuedToken, AppError> {
+        let Some(user) = self.find_user(key, Deleted::Exclude).await? else {
+            return Err(denied);
+        };
+        let req = ask.for_user(id_of(&user));
+        self.audited(ctx, &req, Err(denied)).await
     }
 }

@@ -1,8 +1,11 @@
-//! The auth commands of the CLI: `service-key create|list|revoke`, `dev token` and
+//! The auth commands of the CLI: `service-key create|list|revoke|rotate`, `dev token` and
 //! `dev user create`. They read the same configuration as `serve`.
 
 use anyhow::Context as _;
-use app::Ctx;
+use app::{
+    Ctx,
+    service_keys::{KeyOptions, ServiceKeyInfo},
+};
 
 use super::dev::DevSigningKey;
 use crate::{
@@ -17,48 +20,112 @@ const MAX_DEV_TTL_SECONDS: u64 = 30 * 24 * 3600;
 /// Runs a `service-key` subcommand.
 ///
 /// # Errors
-/// Invalid input, an unknown name on revoke, or a database failure.
+/// Invalid input, an unknown name on revoke or rotate, or a database failure.
 #[allow(clippy::print_stdout)] // The listing and the new key are the command's output.
 pub async fn service_key(config: &Config, cmd: ServiceKeyCommand) -> anyhow::Result<()> {
     let app = open_migrated_app(config).await?;
     let ctx = Ctx::system("cli");
     let result = match cmd {
-        ServiceKeyCommand::Create { name, permissions } => app
-            .create_service_key(&ctx, &name, &permissions)
-            .await
-            .map(|created| {
-                println!("{}", created.key.expose_secret());
-                eprintln!(
-                    "Created service key {:?} ({}) with permissions {}.\nStore it now: it cannot be shown again.",
-                    created.info.name,
-                    created.info.prefix,
-                    perms(&created.info.permissions)
-                );
-            }),
-        ServiceKeyCommand::List => app.list_service_keys().await.map(|keys| {
-            println!(
-                "{:<24} {:<14} {:<40} {:<20} {:<20} REVOKED",
-                "NAME", "PREFIX", "PERMISSIONS", "CREATED", "LAST USED"
-            );
-            for k in keys {
-                println!(
-                    "{:<24} {:<14} {:<40} {:<20} {:<20} {}",
-                    k.name,
-                    k.prefix,
-                    perms(&k.permissions),
-                    time(Some(k.created_at)),
-                    time(k.last_used_at),
-                    time(k.revoked_at),
-                );
-            }
-        }),
+        ServiceKeyCommand::Create {
+            name,
+            permissions,
+            providers,
+            scopes,
+            expires_in,
+        } => {
+            let options = KeyOptions {
+                providers,
+                scopes,
+                expires_in,
+            };
+            app.create_limited_service_key(&ctx, &name, &permissions, options)
+                .await
+                .map(|created| {
+                    println!("{}", created.key.expose_secret());
+                    eprintln!(
+                        "Created service key {:?} ({}) with permissions {}{}.\nStore it now: it cannot be shown again.",
+                        created.info.name,
+                        created.info.prefix,
+                        perms(&created.info.permissions),
+                        limits_note(&created.info),
+                    );
+                })
+        }
+        ServiceKeyCommand::List => app.list_service_keys().await.map(|keys| print_keys(&keys)),
         ServiceKeyCommand::Revoke { name } => app
             .revoke_service_key(&ctx, &name)
             .await
             .map(|k| eprintln!("Revoked service key {:?} ({}).", k.name, k.prefix)),
+        ServiceKeyCommand::Rotate { name, grace } => app
+            .rotate_service_key(&ctx, &name, grace)
+            .await
+            .map(|rotated| {
+                println!("{}", rotated.key.expose_secret());
+                eprintln!(
+                    "Rotated service key {:?}: new secret {}; the old one works until {}.\nStore it now: it cannot be shown again.",
+                    rotated.info.name,
+                    rotated.info.prefix,
+                    time(Some(rotated.old_valid_until)),
+                );
+            }),
     };
     app.shutdown().await;
     result.map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// The listing: one line per key, `-` for none. STATUS is `active`, `expired` or
+/// `revoked`; GRACE UNTIL is when a rotated-out secret stops working.
+#[allow(clippy::print_stdout)] // The listing is the command's output.
+fn print_keys(keys: &[ServiceKeyInfo]) {
+    let now = chrono::Utc::now();
+    println!(
+        "{:<24} {:<14} {:<40} {:<20} {:<40} {:<20} {:<20} {:<20} {:<8} {:<20} REVOKED",
+        "NAME",
+        "PREFIX",
+        "PERMISSIONS",
+        "PROVIDERS",
+        "SCOPES",
+        "CREATED",
+        "LAST USED",
+        "EXPIRES",
+        "STATUS",
+        "GRACE UNTIL"
+    );
+    for k in keys {
+        println!(
+            "{:<24} {:<14} {:<40} {:<20} {:<40} {:<20} {:<20} {:<20} {:<8} {:<20} {}",
+            k.name,
+            k.prefix,
+            perms(&k.permissions),
+            list(k.limits.providers.as_deref()),
+            list(k.limits.scopes.as_deref()),
+            time(Some(k.created_at)),
+            time(k.last_used_at),
+            time(k.expires_at),
+            k.status(now).as_str(),
+            time(k.grace_until(now)),
+            time(k.revoked_at),
+        );
+    }
+}
+
+/// `, limited to …, expiring …` for a new key with limits or an expiry.
+fn limits_note(k: &ServiceKeyInfo) -> String {
+    let mut note = String::new();
+    if let Some(p) = k.limits.providers.as_deref() {
+        note.push_str(&format!(", providers {}", list(Some(p))));
+    }
+    if let Some(s) = k.limits.scopes.as_deref() {
+        note.push_str(&format!(", scope ceiling {}", list(Some(s))));
+    }
+    if k.expires_at.is_some() {
+        note.push_str(&format!(", expiring {}", time(k.expires_at)));
+    }
+    note
+}
+
+fn list(items: Option<&[String]>) -> String {
+    items.map_or_else(|| "-".to_owned(), |i| i.join(","))
 }
 
 /// The app of a CLI command that writes: migrated first when configured, as `serve` is.

@@ -122,7 +122,7 @@ fn user_key(raw: &str) -> Result<UserKey, ApiError> {
     request_body = TokenGetBody, security(("service_key" = [])),
     responses(
         (status = 200, description = "The token", body = TokenAnswer),
-        (status = 403, description = "No `tokens:read`, or the token lacks scopes (`insufficient_scope` with `missing_scopes`)", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "No `tokens:read`; the provider or scopes are outside the key's limits (`forbidden`); or the token lacks scopes (`insufficient_scope` with `missing_scopes`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`: the user must reconnect", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing and the token has expired", body = Problem, content_type = "application/problem+json"),
@@ -156,6 +156,7 @@ pub async fn get_token(
     request_body = TokenRefreshBody, security(("service_key" = [])),
     responses(
         (status = 200, description = "The refreshed token", body = TokenAnswer),
+        (status = 403, description = "No `tokens:refresh`, or the provider or the token's scopes are outside the key's limits (`forbidden`)", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing", body = Problem, content_type = "application/problem+json"),

@@ -32,6 +32,7 @@ mod refresh_lease;
 mod refresh_races;
 mod replica;
 mod security;
+mod service_key_limits;
 mod service_keys;
 mod shutdown;
 mod signup;

@@ -15,6 +15,8 @@ mod m20261125_000004_refresh_not_before;
 mod m20261202_000001_audit_archive_anchor;
 mod m20261202_000010_service_key_epoch;
 mod m20261202_000020_work_list_indexes;
+mod m20261202_000030_service_key_limits;
+mod m20261202_000031_service_key_previous_hash_index;
 mod m20261202_000040_scale_indexes;
 
 /// Every migration of the service, oldest first.
@@ -31,6 +33,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000001_audit_archive_anchor::Migration),
             Box::new(m20261202_000010_service_key_epoch::Migration),
             Box::new(m20261202_000020_work_list_indexes::Migration),
+            Box::new(m20261202_000030_service_key_limits::Migration),
+            Box::new(m20261202_000031_service_key_previous_hash_index::Migration),
             Box::new(m20261202_000040_scale_indexes::Migration),
         ]
     }

@@ -181,6 +181,12 @@ pub(super) fn key_row(i: usize, now: DateTime<Utc>) -> service_keys::Model {
         last_used_at: None,
         // Revoked keys stay in the table.
         revoked_at: i.is_multiple_of(3).then_some(now),
+        providers: None,
+        scope_ceiling: None,
+        expires_at: None,
+        // Some keys were rotated: their previous hash is indexed too.
+        previous_key_hash: i.is_multiple_of(5).then(|| key_hash(i + SERVICE_KEYS)),
+        previous_valid_until: i.is_multiple_of(5).then_some(now),
     }
 }
 
