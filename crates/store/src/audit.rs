@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
@@ -60,36 +60,9 @@ pub async fn append<C: ConnectionTrait>(
     )
     .await?
     .ok_or(StoreError::Conflict("audit chain head missing"))?;
-    let mut last_id = head.last_id;
-    let mut last_hash = head.last_hash;
-    let mut ids = Vec::with_capacity(entries.len());
-    let mut rows = Vec::with_capacity(entries.len());
-    for e in entries {
-        let id = last_id + 1;
-        let h = hash(id, &last_hash, &e);
-        rows.push(audit_log::ActiveModel {
-            id: Set(id),
-            occurred_at: Set(e.occurred_at),
-            actor_type: Set(e.actor_type),
-            actor_id: Set(e.actor_id),
-            action: Set(e.action),
-            user_id: Set(e.user_id),
-            resource_type: Set(e.resource_type),
-            resource_id: Set(e.resource_id),
-            outcome: Set(e.outcome),
-            ip: Set(e.ip),
-            user_agent: Set(e.user_agent),
-            request_id: Set(e.request_id),
-            details: Set(e.details),
-            prev_hash: Set(last_hash),
-            hash: Set(h.clone()),
-            pii_digest: Set(e.pii_digest),
-            pseudonymized_at: Set(None),
-        });
-        ids.push(id);
-        last_id = id;
-        last_hash = h;
-    }
+    let (rows, (last_id, last_hash)) = chain((head.last_id, head.last_hash), entries, hash);
+    let ids = rows.iter().map(|r| r.id).collect();
+    let rows = rows.into_iter().map(|r| r.into_active_model().reset_all());
     audit_log::Entity::insert_many(rows).exec(conn).await?;
     audit_chain_head::Entity::update(audit_chain_head::ActiveModel {
         id: Set(1),
@@ -99,6 +72,43 @@ pub async fn append<C: ConnectionTrait>(
     .exec(conn)
     .await?;
     Ok(ids)
+}
+
+/// Chains `entries` onto `head` (the id and hash of the newest entry): the rows to write,
+/// and the new head. Shared by [`append`] and the bulk loader (`crate::bulk`).
+pub(crate) fn chain(
+    head: (i64, String),
+    entries: Vec<NewAuditEntry>,
+    hash: impl Fn(i64, &str, &NewAuditEntry) -> String,
+) -> (Vec<audit_log::Model>, (i64, String)) {
+    let (mut last_id, mut last_hash) = head;
+    let mut rows = Vec::with_capacity(entries.len());
+    for e in entries {
+        let id = last_id + 1;
+        let h = hash(id, &last_hash, &e);
+        rows.push(audit_log::Model {
+            id,
+            occurred_at: e.occurred_at,
+            actor_type: e.actor_type,
+            actor_id: e.actor_id,
+            action: e.action,
+            user_id: e.user_id,
+            resource_type: e.resource_type,
+            resource_id: e.resource_id,
+            outcome: e.outcome,
+            ip: e.ip,
+            user_agent: e.user_agent,
+            request_id: e.request_id,
+            details: e.details,
+            prev_hash: last_hash,
+            hash: h.clone(),
+            pii_digest: e.pii_digest,
+            pseudonymized_at: None,
+        });
+        last_id = id;
+        last_hash = h;
+    }
+    (rows, (last_id, last_hash))
 }
 
 /// The chain head: the id and hash of the newest entry (0 and the genesis hash when empty).

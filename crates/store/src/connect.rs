@@ -1,6 +1,14 @@
 //! Opening the database: pools for SQLite (WAL, foreign keys, one writer) and Postgres.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, SqlxPostgresConnector, SqlxSqliteConnector};
 use sqlx::{
@@ -75,7 +83,14 @@ pub struct Db {
     backend: Backend,
     /// True when the reader is the writer's pool (Postgres without a replica).
     shared_pool: bool,
+    /// Set while the replica is known to be unreachable: reads that may lag go to the
+    /// primary meanwhile, instead of each waiting out the acquire timeout (see
+    /// [`Db::replica_failed`]).
+    replica_down: Arc<AtomicBool>,
 }
+
+/// How often a replica marked down is tried again.
+const REPLICA_PROBE_EVERY: Duration = Duration::from_secs(2);
 
 impl Db {
     /// Opens the pools. A SQLite file (and its folder) is created when missing.
@@ -114,6 +129,7 @@ impl Db {
                     reader: timed(SqlxSqliteConnector::from_sqlx_sqlite_pool(reader)),
                     backend,
                     shared_pool: false,
+                    replica_down: Arc::default(),
                 })
             }
             Backend::Postgres => {
@@ -133,6 +149,7 @@ impl Db {
                     writer,
                     reader,
                     backend,
+                    replica_down: Arc::default(),
                 })
             }
         }
@@ -146,10 +163,38 @@ impl Db {
 
     /// The connection for read-only queries that MAY LAG (a replica when one is configured,
     /// or SQLite's reader pool): listings and profile reads, never a read before a write,
-    /// after a lock, or deciding access. Those use [`Db::current`].
+    /// after a lock, or deciding access. Those use [`Db::current`]. While the replica is
+    /// marked down, the primary.
     #[must_use]
     pub fn reader(&self) -> &DatabaseConnection {
-        &self.reader
+        if self.replica_down.load(Ordering::Relaxed) {
+            &self.writer
+        } else {
+            &self.reader
+        }
+    }
+
+    /// Reports that a read on [`Db::reader`] failed with `err`. When the replica is
+    /// unreachable (`err` is an availability failure and a replica is configured), it is
+    /// marked down: [`Db::reader`] serves the primary until a probe every 2 s finds the
+    /// replica answering again. Returns true when the caller should retry on the primary.
+    /// Without this, every read that may lag would wait out the acquire timeout while the
+    /// replica is gone.
+    pub fn replica_failed(&self, err: &StoreError) -> bool {
+        if !self.has_replica() || !err.is_unavailable() {
+            return false;
+        }
+        if !self.replica_down.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                error = %err,
+                "the read replica does not answer: reads go to the primary until it does"
+            );
+            tokio::spawn(probe_replica(
+                self.reader.clone(),
+                Arc::clone(&self.replica_down),
+            ));
+        }
+        true
     }
 
     /// The connection for reads that must see every committed write: a read before a
@@ -217,13 +262,16 @@ impl Db {
         if !self.has_replica() {
             return None;
         }
-        Some(
-            self.reader
-                .execute_unprepared("SELECT 1")
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from),
-        )
+        let answer = self
+            .reader
+            .execute_unprepared("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from);
+        if let Err(e) = &answer {
+            self.replica_failed(e);
+        }
+        Some(answer)
     }
 
     /// The size of each pool now, sampled when metrics are scraped: `primary` for Postgres
@@ -255,6 +303,22 @@ impl Db {
         // The reader is a pool of its own on SQLite and with a Postgres replica.
         if !self.shared_pool {
             let _ = self.reader.close().await;
+        }
+    }
+}
+
+/// Tries the replica every [`REPLICA_PROBE_EVERY`] until it answers (then clears `down`)
+/// or its pool is closed (shutdown).
+async fn probe_replica(replica: DatabaseConnection, down: Arc<AtomicBool>) {
+    loop {
+        tokio::time::sleep(REPLICA_PROBE_EVERY).await;
+        if replica.get_postgres_connection_pool().is_closed() {
+            return;
+        }
+        if replica.execute_unprepared("SELECT 1").await.is_ok() {
+            tracing::info!("the read replica answers again: reads that may lag go to it");
+            down.store(false, Ordering::Release);
+            return;
         }
     }
 }

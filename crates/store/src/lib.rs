@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod bulk;
 pub mod ciphertexts;
 mod connect;
 pub mod entities;

@@ -68,7 +68,9 @@ impl Standby {
     pub async fn catch_up(&self) {
         let primary = std::env::var("TEST_DATABASE_URL").expect("TEST_DATABASE_URL");
         let mut p = PgConnection::connect(&primary).await.expect("primary");
-        let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        // The insert LSN, not the write LSN: with synchronous_commit off a commit may not be
+        // written yet, and the replica must catch up to it all the same.
+        let lsn: String = sqlx::query_scalar("SELECT pg_current_wal_insert_lsn()::text")
             .fetch_one(&mut p)
             .await
             .expect("primary LSN");

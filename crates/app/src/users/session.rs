@@ -7,6 +7,13 @@
 //! [`App::session_user`] is the one place that decides. It also runs the sign-up race
 //! (API.md "Authentication"): a valid session whose `sub` is not known yet is fetched from
 //! Clerk and created (`crate::signup`) before the answer is `Unknown`.
+//!
+//! With a read replica (`DATABASE_READ_URL`), a read-only request of a user who holds no
+//! admin power may be answered from the replica ([`SessionRead::MayLag`]): it changes
+//! nothing and shows the user only their own data, as fresh as the replica is. Anything
+//! else decides on the primary: writes (the user must be live now), admins (a deleted
+//! admin must lose every power at once), and any doubt the replica leaves (no such user
+//! there yet, deleted there, or the replica failing).
 
 use domain::{audit::Actor, user::ClerkUserId};
 use store::users::{self, Deleted, User};
@@ -22,6 +29,16 @@ pub struct SessionClaims {
     pub admin: bool,
 }
 
+/// Where a session's user may be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionRead {
+    /// On the primary: the request may write or the answer must be current.
+    Current,
+    /// On the replica when there is one: a read-only request (GET, HEAD). Admins are
+    /// still read on the primary.
+    MayLag,
+}
+
 /// What the service knows of a session's `sub`.
 #[derive(Clone, Debug)]
 pub enum SessionUser {
@@ -29,7 +46,8 @@ pub enum SessionUser {
     Live {
         /// The authenticated caller (the user, with the admin claim).
         caller: Caller,
-        /// The user's row, read on the primary.
+        /// The user's record, read on the primary (or, for [`SessionRead::MayLag`], on
+        /// the replica).
         user: Box<User>,
     },
     /// The user is soft-deleted: the session carries no authority.
@@ -41,8 +59,9 @@ pub enum SessionUser {
 
 impl App {
     /// The user a verified session speaks for. Read from the primary (a replica could
-    /// still show a user deleted a moment ago as live). `meta` is the request's, for the
-    /// audit entry of a sign-up made here.
+    /// still show a user deleted a moment ago as live) unless `read` allows the replica
+    /// and the session holds no admin claim. `meta` is the request's, for the audit entry
+    /// of a sign-up made here.
     ///
     /// # Errors
     /// When the database fails; `Unavailable` when Clerk must be asked and cannot be.
@@ -51,7 +70,13 @@ impl App {
         &self,
         claims: SessionClaims,
         meta: RequestMeta,
+        read: SessionRead,
     ) -> Result<SessionUser, AppError> {
+        if read == SessionRead::MayLag && !claims.admin {
+            if let Some(user) = self.live_on_replica(&claims).await {
+                return Ok(Self::live(claims, user));
+            }
+        }
         let sub = &claims.clerk_user_id;
         let found =
             users::find_by_clerk_id(self.db().current(), sub.as_str(), Deleted::Include).await?;
@@ -66,11 +91,34 @@ impl App {
             }
         };
         Ok(match live {
-            Some(u) => SessionUser::Live {
-                caller: Caller::session(claims.clerk_user_id, Some(id_of(&u)), claims.admin),
-                user: Box::new(u),
-            },
+            Some(u) => Self::live(claims, u),
             None => SessionUser::Unknown(Caller::session(claims.clerk_user_id, None, false)),
         })
+    }
+
+    /// The session's user as the replica has it, when it shows them live. `None` sends the
+    /// caller to the primary: no replica, not there (yet), deleted there (maybe restored
+    /// since), or the replica failing (then marked down, see `store::Db::replica_failed`).
+    async fn live_on_replica(&self, claims: &SessionClaims) -> Option<User> {
+        let db = self.db();
+        if !db.has_replica() {
+            return None;
+        }
+        let sub = claims.clerk_user_id.as_str();
+        match users::find_by_clerk_id(db.reader(), sub, Deleted::Include).await {
+            Ok(found) => found.filter(|u| u.deleted_at.is_none()),
+            Err(e) => {
+                db.replica_failed(&e);
+                tracing::debug!(error = %e, "session user not read on the replica");
+                None
+            }
+        }
+    }
+
+    fn live(claims: SessionClaims, user: User) -> SessionUser {
+        SessionUser::Live {
+            caller: Caller::session(claims.clerk_user_id, Some(id_of(&user)), claims.admin),
+            user: Box::new(user),
+        }
     }
 }

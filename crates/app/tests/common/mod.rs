@@ -65,7 +65,11 @@ pub async fn session(
         clerk_user_id,
         admin,
     };
-    match app.session_user(claims, meta).await.expect("session") {
+    match app
+        .session_user(claims, meta, app::users::session::SessionRead::Current)
+        .await
+        .expect("session")
+    {
         app::users::session::SessionUser::Live { caller, .. } => caller,
         other => panic!("{clerk} is not a live user: {other:?}"),
     }

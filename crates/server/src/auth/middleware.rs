@@ -13,7 +13,7 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 use app::{
     access::Caller,
     service_keys::KeyCheck,
-    users::session::{SessionClaims, SessionUser},
+    users::session::{SessionClaims, SessionRead, SessionUser},
 };
 use axum::{
     extract::{Request, State},
@@ -126,7 +126,12 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                     "a write authenticated by the session cookie needs an Origin header naming an allowed front end (CORS_ALLOWED_ORIGINS)",
                 ))
             } else {
-                session(&state, token, ip).await
+                let read = if req.method().is_safe() {
+                    SessionRead::MayLag
+                } else {
+                    SessionRead::Current
+                };
+                session(&state, token, ip, read).await
             }
         }
         Credential::ServiceKey(key) => service(&state, key, ip).await,
@@ -158,7 +163,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
 
 /// A session token: the verified-token cache, else the failure gate and a signature check;
 /// then the live user it speaks for.
-async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
+async fn session(state: &AppState, token: &str, ip: IpAddr, read: SessionRead) -> Outcome {
     let verifier = state.auth().jwt();
     let verified = match verifier.cached(token) {
         Some(answer) => answer,
@@ -170,7 +175,7 @@ async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
         }
     };
     match verified {
-        Ok(user) => live_user(state, user, ip).await,
+        Ok(user) => live_user(state, user, ip, read).await,
         Err(failure) => {
             state.auth_failures().failed(ip, FailureKind::SessionToken);
             Outcome::Failure(failure)
@@ -180,7 +185,12 @@ async fn session(state: &AppState, token: &str, ip: IpAddr) -> Outcome {
 
 /// A verified session becomes a principal only while its user is live (the one place:
 /// `App::session_user`).
-async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome {
+async fn live_user(
+    state: &AppState,
+    user: UserPrincipal,
+    ip: IpAddr,
+    read: SessionRead,
+) -> Outcome {
     // The sign-up race may create the user here: its audit entry carries the IP.
     let meta = app::RequestMeta {
         ip: Some(ip.to_string()),
@@ -190,7 +200,7 @@ async fn live_user(state: &AppState, user: UserPrincipal, ip: IpAddr) -> Outcome
         clerk_user_id: user.clerk_user_id().clone(),
         admin: user.admin(),
     };
-    match state.app().session_user(claims, meta).await {
+    match state.app().session_user(claims, meta, read).await {
         Ok(SessionUser::Live { caller, user: row }) => Outcome::Principal(
             Principal::User(user),
             caller,

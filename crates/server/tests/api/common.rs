@@ -124,7 +124,11 @@ impl TestApp {
         let app::users::session::SessionUser::Live { caller, user } = self
             .state
             .app()
-            .session_user(claims, app::RequestMeta::default())
+            .session_user(
+                claims,
+                app::RequestMeta::default(),
+                app::users::session::SessionRead::Current,
+            )
             .await
             .expect("session")
         else {

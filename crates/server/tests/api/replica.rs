@@ -82,6 +82,22 @@ mod postgres {
     async fn a_replica_that_is_down_does_not_fail_readiness() {
         super::a_replica_that_is_down_does_not_fail_readiness().await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_users_own_read_is_served_by_the_replica() {
+        super::a_users_own_read_is_served_by_the_replica().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_admin_deleted_while_the_replica_lags_is_refused() {
+        super::an_admin_deleted_while_the_replica_lags_is_refused().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_user_not_yet_on_the_replica_is_read_on_the_primary() {
+        super::a_user_not_yet_on_the_replica_is_read_on_the_primary().await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_replica_that_goes_down_sends_reads_to_the_primary_until_it_is_back() {
+        super::a_replica_that_goes_down_sends_reads_to_the_primary_until_it_is_back().await;
+    }
 }
 
 async fn a_revoked_key_is_refused_while_the_replica_lags() {
@@ -269,4 +285,146 @@ fn a_replica_url_with_sqlite_is_refused_at_start() {
         2,
         "DATABASE_READ_URL: a read replica needs a Postgres DATABASE_URL",
     );
+}
+
+async fn me(app: &TestApp, clerk: &str, admin: bool) -> reqwest::Response {
+    app.client
+        .get(app.url("/users/me"))
+        .bearer_auth(app.user_token(clerk, admin))
+        .send()
+        .await
+        .expect("request")
+}
+
+async fn rename(app: &TestApp, clerk: &str, first_name: &str) {
+    let res = app
+        .client
+        .patch(app.url("/users/me"))
+        .bearer_auth(app.user_token(clerk, false))
+        .json(&json!({ "first_name": first_name }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200, "rename");
+}
+
+async fn first_name(res: reqwest::Response) -> Value {
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    body["first_name"].clone()
+}
+
+const NAMED: &str = "SELECT count(*) FROM users WHERE first_name = $1";
+
+/// A GET of the user's own profile is a read that may lag: with replay paused, the
+/// replica answers it (the rename is not there yet), while the write went to the primary.
+async fn a_users_own_read_is_served_by_the_replica() {
+    let (app, _fake, standby, replica_url, _key) = replica_app("user_rep5").await;
+    rename(&app, "user_rep5", "Before").await;
+    standby.catch_up().await;
+    let _paused = standby.pause().await;
+    rename(&app, "user_rep5", "After").await;
+    assert_eq!(standby.count(&replica_url, NAMED, "After").await, 0, "lags");
+    assert_eq!(
+        first_name(me(&app, "user_rep5", false).await).await,
+        "Before"
+    );
+}
+
+/// An admin's session is always decided on the primary: deleted there, refused at once,
+/// though the lagging replica still shows the admin live.
+async fn an_admin_deleted_while_the_replica_lags_is_refused() {
+    let (app, _fake, standby, replica_url, _key) = replica_app("user_rep6").await;
+    app.insert_user("user_adminrep6").await;
+    standby.catch_up().await;
+    let _paused = standby.pause().await;
+    let res = app
+        .client
+        .delete(app.url("/users/me"))
+        .bearer_auth(app.user_token("user_adminrep6", true))
+        .send()
+        .await
+        .expect("request");
+    let status = res.status();
+    assert_eq!(status, 204, "{}", res.text().await.unwrap_or_default());
+    let live = "SELECT count(*) FROM users WHERE clerk_user_id = $1 AND deleted_at IS NULL";
+    assert_eq!(
+        standby.count(&replica_url, live, "user_adminrep6").await,
+        1,
+        "lags"
+    );
+    let res = app
+        .client
+        .get(app.url("/users"))
+        .bearer_auth(app.user_token("user_adminrep6", true))
+        .send()
+        .await
+        .expect("request");
+    assert_problem(res, 403, "forbidden").await;
+}
+
+/// A user the replica has not received yet is read on the primary, not refused.
+async fn a_user_not_yet_on_the_replica_is_read_on_the_primary() {
+    let (app, _fake, standby, replica_url, _key) = replica_app("user_rep7").await;
+    standby.catch_up().await;
+    let _paused = standby.pause().await;
+    app.insert_user("user_rep7new").await;
+    let known = "SELECT count(*) FROM users WHERE clerk_user_id = $1";
+    assert_eq!(standby.count(&replica_url, known, "user_rep7new").await, 0);
+    let res = me(&app, "user_rep7new", false).await;
+    assert_eq!(res.status(), 200);
+}
+
+/// The acquire timeout of the outage test below (`DATABASE_ACQUIRE_TIMEOUT_MS`).
+const ACQUIRE_MS: u64 = 3000;
+
+/// The replica behind a proxy that refuses connections: the first read that may lag
+/// waits for it, fails, marks it down and is answered by the primary; later reads go
+/// straight to the primary (each well inside the acquire timeout it would otherwise wait
+/// out). Once the proxy forwards again, the probe brings the replica back: a rename made
+/// while replay is paused is then not seen, because the replica answers again.
+async fn a_replica_that_goes_down_sends_reads_to_the_primary_until_it_is_back() {
+    let standby = Standby::from_env();
+    let db = TestDb::new(Backend::Postgres).await;
+    let (proxy, replica_url) = testkit::FaultProxy::for_url(&standby.url_of(&db).await).await;
+    let acquire = ACQUIRE_MS.to_string();
+    let app = spawn_app_on(
+        db,
+        &[
+            ("DATABASE_READ_URL", &replica_url),
+            ("DATABASE_ACQUIRE_TIMEOUT_MS", &acquire),
+        ],
+    )
+    .await;
+    app.insert_user("user_rep8").await;
+    rename(&app, "user_rep8", "Before").await;
+    proxy.refuse();
+    assert_eq!(
+        first_name(me(&app, "user_rep8", false).await).await,
+        "Before"
+    );
+    for round in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(
+            first_name(me(&app, "user_rep8", false).await).await,
+            "Before"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(ACQUIRE_MS),
+            "read {round} waited for the replica that is down: {:?}",
+            started.elapsed()
+        );
+    }
+    proxy.restore();
+    standby.catch_up().await;
+    let _paused = standby.pause().await;
+    rename(&app, "user_rep8", "After").await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while first_name(me(&app, "user_rep8", false).await).await != "Before" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reads never went back to the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
