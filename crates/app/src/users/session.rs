@@ -72,10 +72,11 @@ impl App {
         meta: RequestMeta,
         read: SessionRead,
     ) -> Result<SessionUser, AppError> {
-        if read == SessionRead::MayLag && !claims.admin {
-            if let Some(user) = self.live_on_replica(&claims).await {
-                return Ok(Self::live(claims, user));
-            }
+        if read == SessionRead::MayLag
+            && !claims.admin
+            && let Some(user) = self.live_on_replica(&claims).await
+        {
+            return Ok(Self::live(claims, user));
         }
         let sub = &claims.clerk_user_id;
         let found =
