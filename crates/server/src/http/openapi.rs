@@ -67,6 +67,19 @@ impl Modify for SecuritySchemes {
 /// `openapi_examples`. Runs after the routes are merged (a `modifiers(...)` entry would run
 /// before any path exists).
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    // axum writes a catch-all segment `{*path}`; OpenAPI knows only `{path}`.
+    let catch_all: Vec<String> = doc
+        .paths
+        .paths
+        .keys()
+        .filter(|p| p.contains("{*"))
+        .cloned()
+        .collect();
+    for path in catch_all {
+        if let Some(item) = doc.paths.paths.remove(&path) {
+            doc.paths.paths.insert(path.replace("{*", "{"), item);
+        }
+    }
     for (path, item) in &mut doc.paths.paths {
         let ops = [
             ("GET", &mut item.get),
