@@ -94,9 +94,11 @@ impl ErrorCode {
             Self::ProviderError => ("provider_error", 502, "OAuth provider error"),
             Self::ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
             // The provider proxy: the provider's API gave no answer (refused, reset, DNS)…
-            Self::ProviderUnreachable => {
-                ("provider_unreachable", 502, "The provider's API is unreachable")
-            }
+            Self::ProviderUnreachable => (
+                "provider_unreachable",
+                502,
+                "The provider's API is unreachable",
+            ),
             // …or gave none within the proxy's time limit.
             Self::ProviderTimeout => ("provider_timeout", 504, "The provider's API timed out"),
         }

@@ -59,7 +59,9 @@ impl ProxyBody {
                     first: Some(held.freeze()),
                     rest: body,
                 };
-                return Ok(Self::Streaming(reqwest::Body::wrap(Limited::new(rest, limit))));
+                return Ok(Self::Streaming(reqwest::Body::wrap(Limited::new(
+                    rest, limit,
+                ))));
             }
         }
         Ok(Self::Replayable(held.freeze()))

@@ -75,10 +75,7 @@ mod tests {
     fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(
-                HeaderName::from_static(k),
-                HeaderValue::from_static(v),
-            );
+            m.append(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         m
     }

@@ -37,7 +37,10 @@ use crate::{
     access::{AsService, TokensRead},
     audit::AuditRecord,
     integrations::oauth::catalog::ApiBase,
-    tokens::{IssuedToken, TokenRequest, handout::{Lookup, TokenAsk}},
+    tokens::{
+        IssuedToken, TokenRequest,
+        handout::{Lookup, TokenAsk},
+    },
     users::UserKey,
 };
 
@@ -139,7 +142,10 @@ impl App {
             force: false,
         };
         let limits = service.key().limits();
-        let (req, result) = match self.lookup_within_limits(ctx, limits, &call.user, ask).await? {
+        let (req, result) = match self
+            .lookup_within_limits(ctx, limits, &call.user, ask)
+            .await?
+        {
             Lookup::NoUser(e) => return Err(e),
             Lookup::Found { req, result } => (req, result),
         };

@@ -34,9 +34,8 @@ pub(crate) fn join(base: &ApiBase, path: &str, query: Option<&str>) -> Result<Ur
     }
     let url = Url::parse(&raw).map_err(|_| refused("the path"))?;
     // Whatever the checks above missed, the parsed URL must still be under the base.
-    let same_origin = url.origin() == base.url.origin()
-        && url.username().is_empty()
-        && url.password().is_none();
+    let same_origin =
+        url.origin() == base.url.origin() && url.username().is_empty() && url.password().is_none();
     let under_prefix = url
         .path()
         .strip_prefix(prefix)
@@ -80,7 +79,7 @@ fn allowed_raw(b: u8) -> bool {
 
 /// Bytes a decoded segment may hold: additionally no `/` and no `%` (double encoding).
 fn allowed_decoded(b: u8) -> bool {
-    !(b.is_ascii_control() || matches!(b, b'/' | b'\\' | b'@' | b'%' | b' '))
+    !(b.is_ascii_control() || matches!(b, b'/' | b'\\' | b'@' | b'%'))
 }
 
 /// `%XX` → the byte; anything else as it is (a stray `%` stays and is refused above).
@@ -193,8 +192,12 @@ mod tests {
     #[test]
     fn plain_paths_join_under_the_base() {
         let g = base("https://www.googleapis.com");
-        let u = join(&g, "gmail/v1/users/me/messages", Some("q=is%3Aunread&max=5"))
-            .expect("joined");
+        let u = join(
+            &g,
+            "gmail/v1/users/me/messages",
+            Some("q=is%3Aunread&max=5"),
+        )
+        .expect("joined");
         assert_eq!(
             u.as_str(),
             "https://www.googleapis.com/gmail/v1/users/me/messages?q=is%3Aunread&max=5"
@@ -272,6 +275,8 @@ mod tests {
         let b2 = base("http://localhost:9/api");
         assert!(refuse_private("google", &b2).await.is_err());
         b.configured = true;
-        refuse_private("google", &b).await.expect("configured: trusted");
+        refuse_private("google", &b)
+            .await
+            .expect("configured: trusted");
     }
 }

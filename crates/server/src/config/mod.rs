@@ -243,9 +243,7 @@ impl Config {
             max_attempts: p.number("webhook_max_attempts", 1, 100),
         };
         let proxy = app::proxy::ProxySettings {
-            max_body_bytes: p
-                .number("proxy_max_body_bytes", 1024, u32::MAX)
-                .into(),
+            max_body_bytes: p.number("proxy_max_body_bytes", 1024, u32::MAX).into(),
             timeout: Duration::from_secs(p.number("proxy_timeout_seconds", 1, 3600).into()),
         };
         let rate_limits = RateLimitConfig {

@@ -370,7 +370,11 @@ async fn api(
         return res;
     }
     if !authorized {
-        let mut res = (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_token"}))).into_response();
+        let mut res = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,
             axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
@@ -390,7 +394,10 @@ async fn api(
         .into_response()
     };
     let h = res.headers_mut();
-    h.insert(header::SET_COOKIE, axum::http::HeaderValue::from_static("provider_session=s3cr3t"));
+    h.insert(
+        header::SET_COOKIE,
+        axum::http::HeaderValue::from_static("provider_session=s3cr3t"),
+    );
     h.insert("x-provider", axum::http::HeaderValue::from_static("fake"));
     res
 }

@@ -391,12 +391,18 @@ mod tests {
         let api = |name: &str| c.get(name).and_then(|p| p.api_base.clone());
         let google = api("google").expect("google has an API base");
         assert_eq!(google.url.as_str(), "https://www.googleapis.com/");
-        assert!(!google.configured, "the built-in catalog is not configuration");
+        assert!(
+            !google.configured,
+            "the built-in catalog is not configuration"
+        );
         assert_eq!(
             api("microsoft").expect("microsoft").url.as_str(),
             "https://graph.microsoft.com/"
         );
-        assert!(api("salesforce").is_none(), "each customer has its own instance");
+        assert!(
+            api("salesforce").is_none(),
+            "each customer has its own instance"
+        );
     }
 
     #[test]
