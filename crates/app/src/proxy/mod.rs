@@ -174,7 +174,7 @@ impl App {
         req: &TokenRequest,
         (base, url): (&ApiBase, &Url),
         call: &mut ProxyCall,
-        (token, before): (IssuedToken, store::integrations::Integration),
+        (token, before): (IssuedToken, Box<store::integrations::Integration>),
     ) -> Result<(reqwest::Response, bool), AppError> {
         target::refuse_private(&req.provider, base).await?;
         let first = self.forward(req, url, call, &token.access_token).await?;
@@ -186,7 +186,7 @@ impl App {
         let before = if token.refreshed {
             self.connected(req.user, &req.provider).await?
         } else {
-            before
+            *before
         };
         let forced = TokenRequest {
             min_validity: ChronoDuration::zero(),

@@ -66,7 +66,8 @@ pub(crate) enum Lookup {
     /// The user's request and its outcome: the token with the integration as last read.
     Found {
         req: TokenRequest,
-        result: Result<(IssuedToken, Integration), AppError>,
+        // Boxed: the integration row is large, and most lookups are refusals or hand-outs.
+        result: Result<(IssuedToken, Box<Integration>), AppError>,
     },
 }
 
@@ -262,8 +263,8 @@ impl App {
         req: &TokenRequest,
         integration: Integration,
         access: Option<Vec<u8>>,
-    ) -> Result<(IssuedToken, Integration), AppError> {
-        let before = integration.clone();
+    ) -> Result<(IssuedToken, Box<Integration>), AppError> {
+        let before = Box::new(integration.clone());
         let token = self.valid_token_of(ctx, req, integration, access).await?;
         Ok((token, before))
     }
