@@ -93,14 +93,9 @@ impl ErrorCode {
             Self::InternalError => ("internal_error", 500, "Internal server error"),
             Self::ProviderError => ("provider_error", 502, "OAuth provider error"),
             Self::ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
-            // The provider proxy: the provider's API gave no answer (refused, reset, DNS)…
-            Self::ProviderUnreachable => (
-                "provider_unreachable",
-                502,
-                "The provider's API is unreachable",
-            ),
-            // …or gave none within the proxy's time limit.
-            Self::ProviderTimeout => ("provider_timeout", 504, "The provider's API timed out"),
+            // The provider proxy: the provider's API gave no answer, or none in time.
+            Self::ProviderUnreachable => ("provider_unreachable", 502, "Provider API unreachable"),
+            Self::ProviderTimeout => ("provider_timeout", 504, "Provider API timed out"),
         }
     }
 

@@ -13,7 +13,7 @@ use app::{
 use axum::{
     body::Body,
     extract::{Request, State},
-    http::{HeaderMap, header::HeaderName},
+    http::{HeaderMap, HeaderValue, header, header::HeaderName},
     response::{IntoResponse, Response},
 };
 use domain::user::UserRef;
@@ -87,6 +87,9 @@ pub async fn proxy(
     let answer = state.app().proxy(&caller.service, call).await?;
     let mut res = (answer.status, Body::new(answer.body)).into_response();
     *res.headers_mut() = answer.headers;
+    // The user's data: no shared cache may keep it, whatever the provider allowed.
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     res.extensions_mut().insert(ForwardedAnswer);
     Ok(res)
 }

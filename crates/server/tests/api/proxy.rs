@@ -263,13 +263,14 @@ async fn large_bodies_stream_and_larger_ones_are_refused(backend: Backend) {
     assert!(cut, "an answer past the limit is not passed on whole");
 
     // Past the limit: 413 before any call. (A small limit, so the refused body fits in
-    // the socket buffers and the client reads the answer instead of a reset.)
+    // the socket buffers and the client reads the answer instead of a reset; above the
+    // 256 KiB a body may be held, so the chunked one below streams.)
     let fake = FakeProvider::start().await;
     let app = app_with_env(
         backend,
         &fake,
         &["google"],
-        &[("PROXY_MAX_BODY_BYTES", "65536")],
+        &[("PROXY_MAX_BODY_BYTES", "300000")],
     )
     .await;
     app.insert_user(USER).await;
@@ -281,12 +282,44 @@ async fn large_bodies_stream_and_larger_ones_are_refused(backend: Backend) {
         reqwest::Method::PUT,
         "google/upload/drive/v3/files",
     )
-    .body(vec![0u8; 70_000])
+    .body(vec![0u8; 310_000])
     .send()
     .await
     .expect("request");
     assert_problem(res, 413, "payload_too_large").await;
     assert!(fake.api_calls().is_empty(), "refused before any call");
+    // Without a length it streams until the limit, then is cut off: 413 all the same.
+    let res = call(
+        &app,
+        &key,
+        reqwest::Method::PUT,
+        "google/upload/drive/v3/files",
+    )
+    .body(reqwest::Body::wrap(Chunks(12)))
+    .send()
+    .await
+    .expect("request");
+    assert_problem(res, 413, "payload_too_large").await;
+}
+
+/// A body of `n` chunks of 32 KiB whose length is not declared (sent chunked).
+struct Chunks(usize);
+
+impl http_body::Body for Chunks {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if self.0 == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.0 -= 1;
+        let chunk = bytes::Bytes::from(vec![b'c'; 32 * 1024]);
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
+    }
 }
 
 /// Sends `path` as written (no client-side normalisation) and returns the status.
