@@ -25,7 +25,8 @@ both_backends!(
     calls_are_forwarded_with_the_token_and_without_our_credentials,
     a_provider_401_refreshes_once_and_retries,
     retry_after_passes_through,
-    large_bodies_stream_and_larger_ones_are_refused,
+    large_bodies_stream_both_ways,
+    bodies_past_the_limit_are_refused,
     paths_that_leave_the_api_are_refused_before_any_call,
     keys_users_and_integrations_are_checked,
 );
@@ -128,8 +129,13 @@ async fn calls_are_forwarded_with_the_token_and_without_our_credentials(backend:
     }
     assert!(!text.contains(&key));
 
-    // Audited without the body, the query's values or the token.
-    let entries = audit_actions(&app, &session).await;
+    audited_without_body_query_or_token(&app, &fake, &session).await;
+}
+
+/// The two calls above are audited as `token.proxied`, without the body, the query's
+/// values or the token.
+async fn audited_without_body_query_or_token(app: &TestApp, fake: &FakeProvider, session: &str) {
+    let entries = audit_actions(app, session).await;
     let proxied: Vec<&Value> = entries
         .iter()
         .filter(|(a, _)| a == "token.proxied")
@@ -210,7 +216,7 @@ async fn retry_after_passes_through(backend: Backend) {
     }
 }
 
-async fn large_bodies_stream_and_larger_ones_are_refused(backend: Backend) {
+async fn large_bodies_stream_both_ways(backend: Backend) {
     let fake = FakeProvider::start().await;
     let app = app_with_env(
         backend,
@@ -261,7 +267,9 @@ async fn large_bodies_stream_and_larger_ones_are_refused(backend: Backend) {
         Err(_) => true,
     };
     assert!(cut, "an answer past the limit is not passed on whole");
+}
 
+async fn bodies_past_the_limit_are_refused(backend: Backend) {
     // Past the limit: 413 before any call. (A small limit, so the refused body fits in
     // the socket buffers and the client reads the answer instead of a reset; above the
     // 256 KiB a body may be held, so the chunked one below streams.)

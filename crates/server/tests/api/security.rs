@@ -330,38 +330,7 @@ async fn proxied_tokens_reach_neither_the_caller_nor_the_logs(backend: Backend) 
     .expect("telemetry installs");
     let (app, fake, key) = connected(backend, "user_leak", "google").await;
     let query_secret = format!("qv-{}", hex(b"query secret"));
-    let get = |path: String| {
-        app.client
-            .get(app.url(&path))
-            .header("x-api-key", &key)
-            .header("x-user-id", "user_leak")
-            .send()
-    };
-    let mut answers = String::new();
-    let mut statuses = Vec::new();
-    let plain = format!("/internal/proxy/google/drive/v3/files?key={query_secret}");
-    let res = get(plain.clone()).await.expect("request");
-    statuses.push(res.status().as_u16());
-    answers.push_str(&format!("{:?}", res.headers()));
-    answers.push_str(&res.text().await.expect("body"));
-    fake.revoke_access_tokens();
-    let res = get(plain.clone()).await.expect("request");
-    statuses.push(res.status().as_u16());
-    answers.push_str(&format!("{:?}", res.headers()));
-    answers.push_str(&res.text().await.expect("body"));
-    fake.inner
-        .lock()
-        .expect("lock")
-        .api_fail_next
-        .push((axum::http::StatusCode::SERVICE_UNAVAILABLE, Some(3)));
-    let res = get(plain).await.expect("request");
-    statuses.push(res.status().as_u16());
-    answers.push_str(&res.text().await.expect("body"));
-    let refused = format!("/internal/proxy/google/a%2f..%2fb?token={query_secret}");
-    let res = get(refused).await.expect("request");
-    statuses.push(res.status().as_u16());
-    answers.push_str(&res.text().await.expect("body"));
-    assert_eq!(statuses, [200, 200, 503, 400]);
+    let answers = proxied_calls(&app, &fake, &key, &query_secret).await;
     app.state.app().access_log().flush().await;
 
     let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
@@ -392,4 +361,48 @@ async fn proxied_tokens_reach_neither_the_caller_nor_the_logs(backend: Backend) 
         metric_sum(&metrics, proxied, &[google, r#"status="503""#]),
         1.0
     );
+}
+
+/// A plain proxied call, one whose token the provider refuses (refresh and retry), one the
+/// provider answers 503 and one with a refused path, secrets in every query: their
+/// statuses checked, their answers (headers and bodies) returned as one text.
+async fn proxied_calls(
+    app: &TestApp,
+    fake: &crate::fake_provider::FakeProvider,
+    key: &str,
+    query_secret: &str,
+) -> String {
+    let get = |path: String| {
+        app.client
+            .get(app.url(&path))
+            .header("x-api-key", key)
+            .header("x-user-id", "user_leak")
+            .send()
+    };
+    let plain = format!("/internal/proxy/google/drive/v3/files?key={query_secret}");
+    let refused = format!("/internal/proxy/google/a%2f..%2fb?token={query_secret}");
+    let mut answers = String::new();
+    let mut statuses = Vec::new();
+    for (i, path) in [plain.clone(), plain.clone(), plain, refused]
+        .into_iter()
+        .enumerate()
+    {
+        if i == 1 {
+            fake.revoke_access_tokens();
+        }
+        if i == 2 {
+            let unavailable = (axum::http::StatusCode::SERVICE_UNAVAILABLE, Some(3));
+            fake.inner
+                .lock()
+                .expect("lock")
+                .api_fail_next
+                .push(unavailable);
+        }
+        let res = get(path).await.expect("request");
+        statuses.push(res.status().as_u16());
+        answers.push_str(&format!("{:?}", res.headers()));
+        answers.push_str(&res.text().await.expect("body"));
+    }
+    assert_eq!(statuses, [200, 200, 503, 400]);
+    answers
 }
