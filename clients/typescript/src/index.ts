@@ -42,7 +42,9 @@ export type ProblemType =
   | "rate_limited"
   | "internal_error"
   | "provider_error"
-  | "service_unavailable";
+  | "service_unavailable"
+  | "provider_unreachable"
+  | "provider_timeout";
 
 /**
  * An RFC 9457 problem document, with its `type` narrowed to the known codes. Written out

@@ -178,6 +178,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/internal/proxy/{provider}/{path}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Forwards the request to the provider's API (`{path}` under the catalog's API base URL,
+         *     with the query) with the user's access token as `Authorization: Bearer`. A provider 401
+         *     causes one refresh and one retry; `Retry-After` of a 429 or 503 passes through. The
+         *     caller's credentials and hop-by-hop headers are not forwarded, the provider's cookies
+         *     not returned. Bodies stream, up to `PROXY_MAX_BODY_BYTES`, within `PROXY_TIMEOUT_SECONDS`.
+         */
+        get: operations["proxy_get"];
+        /**
+         * Forwards the request to the provider's API (`{path}` under the catalog's API base URL,
+         *     with the query) with the user's access token as `Authorization: Bearer`. A provider 401
+         *     causes one refresh and one retry; `Retry-After` of a 429 or 503 passes through. The
+         *     caller's credentials and hop-by-hop headers are not forwarded, the provider's cookies
+         *     not returned. Bodies stream, up to `PROXY_MAX_BODY_BYTES`, within `PROXY_TIMEOUT_SECONDS`.
+         */
+        put: operations["proxy_put"];
+        /**
+         * Forwards the request to the provider's API (`{path}` under the catalog's API base URL,
+         *     with the query) with the user's access token as `Authorization: Bearer`. A provider 401
+         *     causes one refresh and one retry; `Retry-After` of a 429 or 503 passes through. The
+         *     caller's credentials and hop-by-hop headers are not forwarded, the provider's cookies
+         *     not returned. Bodies stream, up to `PROXY_MAX_BODY_BYTES`, within `PROXY_TIMEOUT_SECONDS`.
+         */
+        post: operations["proxy_post"];
+        /**
+         * Forwards the request to the provider's API (`{path}` under the catalog's API base URL,
+         *     with the query) with the user's access token as `Authorization: Bearer`. A provider 401
+         *     causes one refresh and one retry; `Retry-After` of a 429 or 503 passes through. The
+         *     caller's credentials and hop-by-hop headers are not forwarded, the provider's cookies
+         *     not returned. Bodies stream, up to `PROXY_MAX_BODY_BYTES`, within `PROXY_TIMEOUT_SECONDS`.
+         */
+        delete: operations["proxy_delete"];
+        options?: never;
+        head?: never;
+        /**
+         * Forwards the request to the provider's API (`{path}` under the catalog's API base URL,
+         *     with the query) with the user's access token as `Authorization: Bearer`. A provider 401
+         *     causes one refresh and one retry; `Retry-After` of a 429 or 503 passes through. The
+         *     caller's credentials and hop-by-hop headers are not forwarded, the provider's cookies
+         *     not returned. Bodies stream, up to `PROXY_MAX_BODY_BYTES`, within `PROXY_TIMEOUT_SECONDS`.
+         */
+        patch: operations["proxy_patch"];
+        trace?: never;
+    };
     "/internal/tokens/get": {
         parameters: {
             query?: never;
@@ -2579,6 +2630,1271 @@ export interface operations {
                      *       "timestamp": "2026-11-25T17:02:57Z",
                      *       "title": "Service unavailable",
                      *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxy_get: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description UUID or Clerk user id of the user whose token is used
+                 * @example user_2abcDEF9
+                 */
+                "X-User-Id": string;
+            };
+            path: {
+                /**
+                 * @description A provider of `GET /providers`
+                 * @example google
+                 */
+                provider: string;
+                /**
+                 * @description The path under the provider's API base URL, with any query string
+                 * @example calendar/v3/users/me/calendarList
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, status, headers and body as it sent them (any status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "primary",
+                     *           "summary": "ada@gmail.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No `X-User-Id`, or a path that would leave the provider's API (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No `tokens:read`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider, user or integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `reauthorization_required`: the user must reconnect */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than `PROXY_MAX_BODY_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_unreachable`: the provider's API gave no answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_timeout`: the provider's API did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 504,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Provider API timed out",
+                     *       "type": "provider_timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxy_put: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description UUID or Clerk user id of the user whose token is used
+                 * @example user_2abcDEF9
+                 */
+                "X-User-Id": string;
+            };
+            path: {
+                /**
+                 * @description A provider of `GET /providers`
+                 * @example google
+                 */
+                provider: string;
+                /**
+                 * @description The path under the provider's API base URL, with any query string
+                 * @example calendar/v3/users/me/calendarList
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, status, headers and body as it sent them (any status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "primary",
+                     *           "summary": "ada@gmail.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No `X-User-Id`, or a path that would leave the provider's API (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No `tokens:read`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider, user or integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `reauthorization_required`: the user must reconnect */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than `PROXY_MAX_BODY_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_unreachable`: the provider's API gave no answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_timeout`: the provider's API did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 504,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Provider API timed out",
+                     *       "type": "provider_timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxy_post: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description UUID or Clerk user id of the user whose token is used
+                 * @example user_2abcDEF9
+                 */
+                "X-User-Id": string;
+            };
+            path: {
+                /**
+                 * @description A provider of `GET /providers`
+                 * @example google
+                 */
+                provider: string;
+                /**
+                 * @description The path under the provider's API base URL, with any query string
+                 * @example calendar/v3/users/me/calendarList
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, status, headers and body as it sent them (any status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "primary",
+                     *           "summary": "ada@gmail.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No `X-User-Id`, or a path that would leave the provider's API (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No `tokens:read`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider, user or integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `reauthorization_required`: the user must reconnect */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than `PROXY_MAX_BODY_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_unreachable`: the provider's API gave no answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_timeout`: the provider's API did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 504,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Provider API timed out",
+                     *       "type": "provider_timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxy_delete: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description UUID or Clerk user id of the user whose token is used
+                 * @example user_2abcDEF9
+                 */
+                "X-User-Id": string;
+            };
+            path: {
+                /**
+                 * @description A provider of `GET /providers`
+                 * @example google
+                 */
+                provider: string;
+                /**
+                 * @description The path under the provider's API base URL, with any query string
+                 * @example calendar/v3/users/me/calendarList
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, status, headers and body as it sent them (any status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "primary",
+                     *           "summary": "ada@gmail.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No `X-User-Id`, or a path that would leave the provider's API (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No `tokens:read`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider, user or integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `reauthorization_required`: the user must reconnect */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than `PROXY_MAX_BODY_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_unreachable`: the provider's API gave no answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_timeout`: the provider's API did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 504,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Provider API timed out",
+                     *       "type": "provider_timeout"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    proxy_patch: {
+        parameters: {
+            query?: never;
+            header: {
+                /**
+                 * @description UUID or Clerk user id of the user whose token is used
+                 * @example user_2abcDEF9
+                 */
+                "X-User-Id": string;
+            };
+            path: {
+                /**
+                 * @description A provider of `GET /providers`
+                 * @example google
+                 */
+                provider: string;
+                /**
+                 * @description The path under the provider's API base URL, with any query string
+                 * @example calendar/v3/users/me/calendarList
+                 */
+                path: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The provider's answer, status, headers and body as it sent them (any status) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "primary",
+                     *           "summary": "ada@gmail.com"
+                     *         }
+                     *       ]
+                     *     }
+                     */
+                    "application/json": Record<string, never>;
+                };
+            };
+            /** @description No `X-User-Id`, or a path that would leave the provider's API (`invalid_request`) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No `tokens:read`, or the provider or the token's scopes are outside the key's limits (`forbidden`) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider, user or integration */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `reauthorization_required`: the user must reconnect */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The request body is larger than `PROXY_MAX_BODY_BYTES` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_unreachable`: the provider's API gave no answer */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 502,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "OAuth provider error",
+                     *       "type": "provider_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `provider_timeout`: the provider's API did not answer in time */
+            504: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 504,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Provider API timed out",
+                     *       "type": "provider_timeout"
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];

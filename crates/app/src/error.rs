@@ -34,6 +34,16 @@ pub enum AppError {
     /// The token lacks scopes the caller needs (listed).
     #[error("the token lacks the scopes {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
+    /// The provider proxy got no answer from the provider's API (refused, reset, not
+    /// resolvable, or a non-public address the configuration did not name).
+    #[error("{0}")]
+    ProviderUnreachable(String),
+    /// The provider's API did not answer within the proxy's time limit.
+    #[error("{0}")]
+    ProviderTimeout(String),
+    /// A body larger than the limit of the route.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A dependency (Clerk's API, the audit log that does not commit, …) cannot do its part
     /// now; the client may retry.
     #[error("{0}")]
@@ -72,6 +82,9 @@ impl AppError {
             Self::Provider(_) => ErrorCode::ProviderError,
             Self::ReauthorizationRequired(_) => ErrorCode::ReauthorizationRequired,
             Self::InsufficientScope(_) => ErrorCode::InsufficientScope,
+            Self::ProviderUnreachable(_) => ErrorCode::ProviderUnreachable,
+            Self::ProviderTimeout(_) => ErrorCode::ProviderTimeout,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Store(e) if e.is_unavailable() => ErrorCode::ServiceUnavailable,
             Self::Store(_) | Self::Internal(_) => ErrorCode::InternalError,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,

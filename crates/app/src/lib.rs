@@ -16,6 +16,7 @@ pub mod operations;
 pub mod outbound;
 pub mod page;
 pub mod preferences;
+pub mod proxy;
 pub mod random;
 pub mod service_keys;
 pub mod tokens;
@@ -53,6 +54,8 @@ pub struct App {
     events: Arc<events::EventSettings>,
     /// Clerk's Backend API for the sign-up race, when configured.
     clerk_api: Option<Arc<users::signup::ClerkApi>>,
+    /// The provider proxy's limits.
+    proxy: proxy::ProxySettings,
 }
 
 impl App {
@@ -77,6 +80,7 @@ impl App {
             refresh_locks: tokens::refresh_locks(),
             events: Arc::new(events::EventSettings::default()),
             clerk_api: None,
+            proxy: proxy::ProxySettings::default(),
         }
     }
 

@@ -20,6 +20,9 @@ pub const SIGN_INS: &str = "user_service_sign_ins_total";
 pub const PREFERENCE_CHANGES: &str = "user_service_preference_changes_total";
 /// Counter: token reads by services, by `provider`, `service` and `outcome`.
 pub const TOKEN_ACCESSES: &str = "user_service_token_accesses_total";
+/// Counter: calls through the provider proxy by `provider` and `status` (the provider's
+/// status code, or the problem type when no answer was forwarded).
+pub const PROXIED_REQUESTS: &str = "user_service_proxied_requests_total";
 /// Counter: OAuth token refreshes by `provider` and `outcome` (`ok`, `error`,
 /// `reauth_required`).
 pub const TOKEN_REFRESHES: &str = "user_service_token_refreshes_total";
@@ -87,6 +90,12 @@ pub fn token_access(provider: &str, service: &str, outcome: &'static str) {
         .increment(1);
 }
 
+/// One call through the provider proxy to `provider` ended with `status`.
+pub fn proxied(provider: &str, status: &str) {
+    counter!(PROXIED_REQUESTS, "provider" => provider.to_owned(), "status" => status.to_owned())
+        .increment(1);
+}
+
 /// A refresh of a `provider` token ended with `outcome` (`ok`, `error`, `reauth_required`).
 pub fn token_refresh(provider: &str, outcome: &'static str) {
     counter!(TOKEN_REFRESHES, "provider" => provider.to_owned(), "outcome" => outcome).increment(1);
@@ -151,6 +160,10 @@ pub fn describe() {
     describe_counter!(
         TOKEN_ACCESSES,
         "Token reads by provider, calling service and outcome"
+    );
+    describe_counter!(
+        PROXIED_REQUESTS,
+        "Calls through the provider proxy by provider and status"
     );
     describe_counter!(
         TOKEN_REFRESHES,

@@ -93,6 +93,10 @@ pub enum AuditAction {
     TokenAccessed,
     #[serde(rename = "token.refreshed")]
     TokenRefreshed,
+    /// A service's request was forwarded to the provider's API with the user's token
+    /// (the provider proxy); never its body, its query values or the token.
+    #[serde(rename = "token.proxied")]
+    TokenProxied,
     #[serde(rename = "token.revoked")]
     TokenRevoked,
     #[serde(rename = "keys.rotated")]
@@ -112,7 +116,7 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action.
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 20] = [
         Self::UserCreated,
         Self::UserUpdated,
         Self::UserDeleted,
@@ -126,6 +130,7 @@ impl AuditAction {
         Self::IntegrationStatusChanged,
         Self::TokenAccessed,
         Self::TokenRefreshed,
+        Self::TokenProxied,
         Self::TokenRevoked,
         Self::KeysRotated,
         Self::ServiceKeyCreated,
@@ -151,6 +156,7 @@ impl AuditAction {
             Self::IntegrationStatusChanged => "integration.status_changed",
             Self::TokenAccessed => "token.accessed",
             Self::TokenRefreshed => "token.refreshed",
+            Self::TokenProxied => "token.proxied",
             Self::TokenRevoked => "token.revoked",
             Self::KeysRotated => "keys.rotated",
             Self::ServiceKeyCreated => "service_key.created",

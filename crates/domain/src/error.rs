@@ -22,11 +22,13 @@ pub enum ErrorCode {
     InternalError,
     ProviderError,
     ServiceUnavailable,
+    ProviderUnreachable,
+    ProviderTimeout,
 }
 
 impl ErrorCode {
     /// Every code, for documentation and for tests that pin the table.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 19] = [
         Self::InvalidRequest,
         Self::Unauthorized,
         Self::InvalidSignature,
@@ -44,6 +46,8 @@ impl ErrorCode {
         Self::InternalError,
         Self::ProviderError,
         Self::ServiceUnavailable,
+        Self::ProviderUnreachable,
+        Self::ProviderTimeout,
     ];
 
     /// The problem `type` value.
@@ -89,6 +93,9 @@ impl ErrorCode {
             Self::InternalError => ("internal_error", 500, "Internal server error"),
             Self::ProviderError => ("provider_error", 502, "OAuth provider error"),
             Self::ServiceUnavailable => ("service_unavailable", 503, "Service unavailable"),
+            // The provider proxy: the provider's API gave no answer, or none in time.
+            Self::ProviderUnreachable => ("provider_unreachable", 502, "Provider API unreachable"),
+            Self::ProviderTimeout => ("provider_timeout", 504, "Provider API timed out"),
         }
     }
 
@@ -129,6 +136,8 @@ mod tests {
             ("internal_error", 500),
             ("provider_error", 502),
             ("service_unavailable", 503),
+            ("provider_unreachable", 502),
+            ("provider_timeout", 504),
         ];
         for (ty, status) in expected {
             let code = ErrorCode::from_type(ty).unwrap_or_else(|| panic!("{ty} missing"));

@@ -131,6 +131,7 @@ fn configure(app: app::App, config: &Config) -> app::App {
             allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
         })
         .with_event_settings(config.events.clone())
+        .with_proxy_settings(config.proxy)
         .with_access_log(config.audit_log)
 }
 

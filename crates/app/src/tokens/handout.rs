@@ -12,7 +12,9 @@
 //! A service key's limits (`service_keys::limits`) are checked here: the provider and the
 //! requested scopes before anything is read, the scopes the token carries (for a request
 //! naming none) once the integration is read. A refusal is 403 `forbidden`, audited as a
-//! `token.accessed` entry with outcome `denied` whenever the user exists.
+//! `token.accessed` entry with outcome `denied` whenever the user exists. The provider
+//! proxy (`crate::proxy`) goes through the same lookup and limit check
+//! ([`App::lookup_within_limits`]) and audits as `token.proxied` instead.
 
 use chrono::Duration;
 use domain::{UserId, audit::AuditAction};
@@ -55,6 +57,18 @@ impl TokenAsk {
             force: self.force,
         }
     }
+}
+
+/// What looking up a service's ask came to.
+pub(crate) enum Lookup {
+    /// The user named does not exist (or is deleted): nothing to audit about.
+    NoUser(AppError),
+    /// The user's request and its outcome: the token with the integration as last read.
+    Found {
+        req: TokenRequest,
+        // Boxed: the integration row is large, and most lookups are refusals or hand-outs.
+        result: Result<(IssuedToken, Box<Integration>), AppError>,
+    },
 }
 
 /// The integration, unless the token it holds is beyond the key's ceiling: a request that
@@ -171,8 +185,37 @@ impl App {
         key: &UserKey,
         ask: TokenAsk,
     ) -> Result<IssuedToken, AppError> {
+        match self.lookup_within_limits(ctx, limits, key, ask).await? {
+            Lookup::NoUser(e) => Err(e),
+            Lookup::Found { req, result } => {
+                self.audited(ctx, &req, result.map(|(token, _)| token))
+                    .await
+            }
+        }
+    }
+
+    /// The token a service's `ask` gets within the key's `limits`, not yet audited (the
+    /// hand-out audits it as `token.accessed`, the provider proxy as `token.proxied`).
+    /// Checks the provider and the requested scopes before anything is read, and the
+    /// scopes the token carries once the integration is read.
+    pub(crate) async fn lookup_within_limits(
+        &self,
+        ctx: &Ctx,
+        limits: &KeyLimits,
+        key: &UserKey,
+        ask: TokenAsk,
+    ) -> Result<Lookup, AppError> {
         if let Err(denied) = limits.check_request(&ask.provider, &ask.scopes) {
-            return self.refuse(ctx, key, ask, denied).await;
+            // An unknown user gets the same 403, so a key cannot probe for users beyond
+            // its limits.
+            let Some(user) = self.find_user(key, Deleted::Exclude).await? else {
+                return Ok(Lookup::NoUser(denied));
+            };
+            let req = ask.for_user(id_of(&user));
+            return Ok(Lookup::Found {
+                req,
+                result: Err(denied),
+            });
         }
         let by = match key {
             UserKey::Id(id) => UserBy::Id(id.as_uuid()),
@@ -188,44 +231,41 @@ impl App {
         )
         .await?;
         let Some((integration, access)) = found else {
-            let user = self
-                .find_user(key, Deleted::Exclude)
-                .await?
-                .ok_or(AppError::NotFound("user"))?;
+            let Some(user) = self.find_user(key, Deleted::Exclude).await? else {
+                return Ok(Lookup::NoUser(AppError::NotFound("user")));
+            };
             let req = ask.for_user(id_of(&user));
             let integration = self.connected(req.user, &req.provider).await;
             let result = match integration.and_then(|i| within_limits(limits, &req, i)) {
-                Ok(i) => self.valid_token_of(ctx, &req, i, None).await,
+                Ok(i) => self.valid_token_with(ctx, &req, i, None).await,
                 Err(e) => Err(e),
             };
-            return self.audited(ctx, &req, result).await;
+            return Ok(Lookup::Found { req, result });
         };
         let req = ask.for_user(integration.user_id);
         let usable = usable(integration, &req.provider);
         let result = match usable.and_then(|i| within_limits(limits, &req, i)) {
             Ok(i) => {
                 let sealed = access.map(|(_, ciphertext)| ciphertext);
-                self.valid_token_of(ctx, &req, i, sealed).await
+                self.valid_token_with(ctx, &req, i, sealed).await
             }
             Err(e) => Err(e),
         };
-        self.audited(ctx, &req, result).await
+        Ok(Lookup::Found { req, result })
     }
 
-    /// A request outside the key's limits: refused before any token is read, audited
-    /// about the user when there is one (an unknown user gets the same 403, so a key
-    /// cannot probe for users beyond its limits).
-    async fn refuse(
+    /// [`Self::valid_token_of`], with the integration as it was read before the call
+    /// (what a later forced refresh compares with, to join a refresh another caller made
+    /// meanwhile instead of making its own).
+    async fn valid_token_with(
         &self,
         ctx: &Ctx,
-        key: &UserKey,
-        ask: TokenAsk,
-        denied: AppError,
-    ) -> Result<IssuedToken, AppError> {
-        let Some(user) = self.find_user(key, Deleted::Exclude).await? else {
-            return Err(denied);
-        };
-        let req = ask.for_user(id_of(&user));
-        self.audited(ctx, &req, Err(denied)).await
+        req: &TokenRequest,
+        integration: Integration,
+        access: Option<Vec<u8>>,
+    ) -> Result<(IssuedToken, Box<Integration>), AppError> {
+        let before = Box::new(integration.clone());
+        let token = self.valid_token_of(ctx, req, integration, access).await?;
+        Ok((token, before))
     }
 }

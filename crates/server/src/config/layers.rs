@@ -113,13 +113,14 @@ impl Layers {
 /// `OAUTH_GOOGLE_CLIENT_ID` → (`google`, `client_id`). The general settings
 /// `OAUTH_REDIRECT_URI` and `OAUTH_ALLOWED_REDIRECT_URIS` are not provider settings.
 fn split_provider_setting(rest: &str) -> Option<(String, String)> {
-    const SETTINGS: [&str; 7] = [
+    const SETTINGS: [&str; 8] = [
         "CLIENT_ID",
         "CLIENT_SECRET",
         "AUTHORIZE_URL",
         "TOKEN_URL",
         "REVOKE_URL",
         "USERINFO_URL",
+        "API_BASE_URL",
         "TENANT",
     ];
     SETTINGS.iter().find_map(|s| {

@@ -57,6 +57,8 @@ pub struct Config {
     pub oauth: OAuthConfig,
     /// Outgoing events.
     pub events: app::events::EventSettings,
+    /// The provider proxy's limits (docs/proxy.md).
+    pub proxy: app::proxy::ProxySettings,
     /// Requests per minute per principal kind.
     pub rate_limits: RateLimitConfig,
     /// Days a soft-deleted user stays restorable.
@@ -240,6 +242,10 @@ impl Config {
             ),
             max_attempts: p.number("webhook_max_attempts", 1, 100),
         };
+        let proxy = app::proxy::ProxySettings {
+            max_body_bytes: p.number("proxy_max_body_bytes", 1024, u32::MAX).into(),
+            timeout: Duration::from_secs(p.number("proxy_timeout_seconds", 1, 3600).into()),
+        };
         let rate_limits = RateLimitConfig {
             user_per_minute: p.number("rate_limit_user_per_minute", 1, 1_000_000),
             service_per_minute: p.number("rate_limit_service_per_minute", 1, 10_000_000),
@@ -323,6 +329,7 @@ impl Config {
             encryption,
             oauth,
             events,
+            proxy,
             rate_limits,
             http,
             log_format,

@@ -143,6 +143,14 @@ fn render_error(res: &mut Response, span: &tracing::Span, path: &str, rid: &str)
     if !(status.is_client_error() || status.is_server_error()) {
         return;
     }
+    // The provider proxy's answer is the provider's own, error statuses included.
+    if res
+        .extensions()
+        .get::<super::proxy::ForwardedAnswer>()
+        .is_some()
+    {
+        return;
+    }
     let err = res.extensions_mut().remove::<Arc<ApiError>>();
     if let Some(cause) = err.as_ref().and_then(|e| e.internal_cause()) {
         tracing::error!(parent: span, request_id = rid, error = cause, "request failed");

@@ -161,7 +161,9 @@ pub(crate) fn code_for_status(status: StatusCode) -> ErrorCode {
         422 => ErrorCode::ValidationError,
         429 => ErrorCode::RateLimited,
         502 => ErrorCode::ProviderError,
-        503 | 504 | 408 => ErrorCode::ServiceUnavailable,
+        // Only the provider proxy answers 504 (its provider gave no answer in time).
+        504 => ErrorCode::ProviderTimeout,
+        503 | 408 => ErrorCode::ServiceUnavailable,
         400..=499 => ErrorCode::InvalidRequest,
         _ => ErrorCode::InternalError,
     }

@@ -18,6 +18,7 @@ mod openapi_examples;
 mod preferences;
 mod preferences_json;
 mod providers;
+pub mod proxy;
 pub mod rate_limit;
 pub(crate) mod user_json;
 mod users;
@@ -198,6 +199,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(providers::router())
         .merge(integrations::router())
         .merge(internal::router())
+        .merge(proxy::router())
         .merge(well_known::router())
         .merge(observability::router())
 }

@@ -67,6 +67,20 @@ impl Modify for SecuritySchemes {
 /// `openapi_examples`. Runs after the routes are merged (a `modifiers(...)` entry would run
 /// before any path exists).
 pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
+    // axum writes a catch-all segment `{*path}`; OpenAPI knows only `{path}`.
+    let catch_all: Vec<String> = doc
+        .paths
+        .paths
+        .keys()
+        .filter(|p| p.contains("{*"))
+        .cloned()
+        .collect();
+    for path in catch_all {
+        if let Some(item) = doc.paths.paths.remove(&path) {
+            doc.paths.paths.insert(path.replace("{*", "{"), item);
+        }
+    }
+    unique_operation_ids(doc);
     for (path, item) in &mut doc.paths.paths {
         let ops = [
             ("GET", &mut item.get),
@@ -79,6 +93,31 @@ pub fn complete(doc: &mut utoipa::openapi::OpenApi) {
             if let Some(op) = op.as_mut() {
                 add_common_responses(path, op);
                 add_examples(method, path, op);
+            }
+        }
+    }
+}
+
+/// One handler serving several methods (the provider proxy) gives each the same
+/// `operationId`; OpenAPI wants them unique, so each becomes `<id>_<method>`.
+fn unique_operation_ids(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        let ops = [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ];
+        let mut ops: Vec<(&str, &mut Operation)> = ops
+            .into_iter()
+            .filter_map(|(m, op)| op.as_mut().map(|op| (m, op)))
+            .collect();
+        let first = ops.first().and_then(|(_, op)| op.operation_id.clone());
+        let shared = ops.len() > 1 && ops.iter().all(|(_, op)| op.operation_id == first);
+        if let (true, Some(id)) = (shared, first) {
+            for (method, op) in &mut ops {
+                op.operation_id = Some(format!("{id}_{method}"));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! A small OAuth 2.0 provider for tests, faked at the HTTP boundary only: it really checks
 //! the client credentials, the redirect URI and PKCE (S256), issues single-use codes,
 //! rotates refresh tokens (a replayed one is `invalid_grant`), revokes (RFC 7009), and
-//! serves user info for live access tokens. Tokens are long and distinctive so tests can
-//! grep for them in storage and logs.
+//! serves user info for live access tokens, and a provider API under `/api/` that takes
+//! only live access tokens and echoes what it received (for the provider proxy). Tokens
+//! are long and distinctive so tests can grep for them in storage and logs.
 
 use std::{
     collections::HashMap,
@@ -15,7 +16,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{any, get, post},
 };
 use base64::Engine as _;
 use serde_json::{Value, json};
@@ -49,6 +50,24 @@ pub struct Inner {
     /// Holds every token answer until the test opens the gate ([`FakeProvider::hold_token_answers`]).
     gate: Option<Gate>,
     counter: usize,
+    /// Every call the API (`/api/…`) received, refused ones included.
+    pub api_calls: Vec<ApiCall>,
+    /// Answer the next API calls with this status (and `Retry-After` seconds) instead.
+    pub api_fail_next: Vec<(StatusCode, Option<u64>)>,
+    /// How long the API takes to answer.
+    pub api_delay: std::time::Duration,
+}
+
+/// One call the fake API received.
+#[derive(Clone, Debug)]
+pub struct ApiCall {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    /// Header names, lower case.
+    pub headers: Vec<String>,
+    /// Whether it carried a live access token.
+    pub authorized: bool,
 }
 
 /// A gate in front of the token endpoint's answers: a request that reaches the fake waits
@@ -96,6 +115,8 @@ impl FakeProvider {
             .route("/token", post(token))
             .route("/revoke", post(revoke))
             .route("/userinfo", get(userinfo))
+            .route("/api/{*rest}", any(api))
+            .layer(axum::extract::DefaultBodyLimit::disable())
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -119,6 +140,17 @@ impl FakeProvider {
         format!("http://{}{path}", self.addr)
     }
 
+    /// The provider stops taking the access tokens issued so far (revoked, or expired
+    /// early at its end); the refresh token stays good.
+    pub fn revoke_access_tokens(&self) {
+        self.inner.lock().expect("lock").access.clear();
+    }
+
+    /// Every API call received so far.
+    pub fn api_calls(&self) -> Vec<ApiCall> {
+        self.inner.lock().expect("lock").api_calls.clone()
+    }
+
     /// Environment that points provider `name` of the catalog at this fake.
     pub fn env(&self, name: &str) -> Vec<(String, String)> {
         let upper = name.to_ascii_uppercase();
@@ -135,6 +167,7 @@ impl FakeProvider {
             (format!("OAUTH_{upper}_TOKEN_URL"), self.url("/token")),
             (format!("OAUTH_{upper}_REVOKE_URL"), self.url("/revoke")),
             (format!("OAUTH_{upper}_USERINFO_URL"), self.url("/userinfo")),
+            (format!("OAUTH_{upper}_API_BASE_URL"), self.url("/api")),
         ]
     }
 
@@ -300,4 +333,76 @@ async fn userinfo(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) ->
     }
     Json(json!({"sub": "acct-42", "email": "someone@provider.test", "name": "Someone"}))
         .into_response()
+}
+
+/// The provider's API: a live access token or 401; `big/<n>` answers n bytes; anything
+/// else echoes the method, path, query, header names and body (length and SHA-256, and
+/// the text when short). Answers carry a cookie and a header of their own.
+async fn api(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let delay = inner.lock().expect("lock").api_delay;
+    tokio::time::sleep(delay).await;
+    let mut inner = inner.lock().expect("lock");
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let authorized = inner.access.iter().any(|t| t == token);
+    inner.api_calls.push(ApiCall {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+        query: uri.query().map(str::to_owned),
+        headers: headers.keys().map(|k| k.as_str().to_owned()).collect(),
+        authorized,
+    });
+    if !inner.api_fail_next.is_empty() {
+        let (status, retry_after) = inner.api_fail_next.remove(0);
+        let mut res = (status, Json(json!({"error": "slow down"}))).into_response();
+        if let Some(secs) = retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, secs.into());
+        }
+        return res;
+    }
+    if !authorized {
+        let mut res = (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "invalid_token"})),
+        )
+            .into_response();
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
+        return res;
+    }
+    let mut res = if let Some(n) = uri.path().strip_prefix("/api/big/") {
+        let n: usize = n.parse().unwrap_or(0);
+        vec![b'x'; n].into_response()
+    } else {
+        let text = std::str::from_utf8(&body).ok().filter(|t| t.len() <= 1024);
+        Json(json!({
+            "method": method.as_str(), "path": uri.path(), "query": uri.query(),
+            "headers": headers.keys().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "body_len": body.len(), "body_sha256": hex(&Sha256::digest(&body)), "body": text,
+        }))
+        .into_response()
+    };
+    let h = res.headers_mut();
+    h.insert(
+        header::SET_COOKIE,
+        axum::http::HeaderValue::from_static("provider_session=s3cr3t"),
+    );
+    h.insert("x-provider", axum::http::HeaderValue::from_static("fake"));
+    res
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

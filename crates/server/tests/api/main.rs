@@ -27,6 +27,7 @@ mod principals;
 mod probe;
 mod problems;
 mod providers;
+mod proxy;
 mod rate_limit;
 mod refresh_lease;
 mod refresh_races;

@@ -11,7 +11,8 @@ use testkit::both_backends;
 
 use crate::{
     common::{Backend, spawn_app_with},
-    connected::{connected, expire_in, set_time},
+    connected::{app_with_env, connect, connected, expire_in, set_time},
+    fake_provider::FakeProvider,
     webhooks::{SECRET_A, whsec},
 };
 
@@ -19,7 +20,8 @@ both_backends!(
     problem_documents_are_pinned,
     state_and_capacity_problems_are_pinned,
     token_problems_are_pinned,
-    an_internal_failure_is_pinned
+    an_internal_failure_is_pinned,
+    proxy_problems_are_pinned
 );
 
 /// Status, media type and body of one answer, the request id and timestamp replaced.
@@ -225,4 +227,39 @@ async fn an_internal_failure_is_pinned(backend: Backend) {
         .await
         .expect("request");
     insta::assert_json_snapshot!("internal_error", problem_of(res).await);
+}
+
+/// What a service sees when the provider's API gives no answer through the proxy: none
+/// at all (nothing listens), or none in time.
+async fn proxy_problems_are_pinned(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    // Port 9 of loopback: nothing listens (the fake's own API is configured first, this
+    // override of the base URL wins).
+    let app = app_with_env(
+        backend,
+        &fake,
+        &["google", "microsoft"],
+        &[
+            ("OAUTH_MICROSOFT_API_BASE_URL", "http://127.0.0.1:9/v1.0"),
+            ("PROXY_TIMEOUT_SECONDS", "1"),
+        ],
+    )
+    .await;
+    app.insert_user("user_pinned").await;
+    let session = app.user_token("user_pinned", false);
+    connect(&app, &fake, &session, "google").await;
+    connect(&app, &fake, &session, "microsoft").await;
+    let key = app.service_key("proxy-pins", &["tokens:read"]).await;
+    let call = |path: &str| {
+        app.client
+            .get(app.url(&format!("/internal/proxy/{path}")))
+            .header("x-api-key", &key)
+            .header("x-user-id", "user_pinned")
+    };
+    insta::assert_json_snapshot!("provider_unreachable", problem(call("microsoft/me")).await);
+    fake.inner.lock().expect("lock").api_delay = std::time::Duration::from_secs(3);
+    insta::assert_json_snapshot!(
+        "provider_timeout",
+        problem(call("google/drive/v3/files")).await
+    );
 }

@@ -1,7 +1,9 @@
 //! Security guarantees of docs/security.md, end to end: a service key revoked by the CLI in
 //! another process stops working in every running process within 2 s; failed
 //! authentications are limited per IP before any lookup; metrics leave the API port in
-//! production, and a scrape does not query the database.
+//! production, and a scrape does not query the database; a token the provider proxy
+//! injects reaches neither the caller nor the logs, and the proxy is counted per provider
+//! and status.
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,8 @@ both_backends!(
     revoked_key_is_refused_everywhere_within_two_seconds,
     failed_authentications_are_limited_before_any_lookup,
     production_serves_metrics_only_on_metrics_addr,
-    scrapes_do_not_query_the_database
+    scrapes_do_not_query_the_database,
+    proxied_tokens_reach_neither_the_caller_nor_the_logs
 );
 
 /// The revocation guarantee of API.md ("effective in every running process within 2 s").
@@ -303,4 +306,103 @@ async fn scrapes_do_not_query_the_database(backend: Backend) {
         (selects_on(&last, "integrations") - selects_on(&first, "integrations")).abs() < 0.5,
         "scrapes within the sample interval ran a query"
     );
+}
+
+/// Every path of the provider proxy that logs (a plain call, a 401 with its refresh and
+/// retry, a provider that answers 503, a refused path), with secrets in the query: the
+/// caller's answers and the log hold no token, key or query value, and the calls are
+/// counted by provider and status.
+async fn proxied_tokens_reach_neither_the_caller_nor_the_logs(backend: Backend) {
+    use server::{config::LogFormat, telemetry};
+
+    use crate::{connected::connected, fake_provider::hex};
+    let logs = crate::traces::Capture::default();
+    let writer = logs.clone();
+    let _telemetry = telemetry::init_with_writer(
+        &telemetry::Settings {
+            log_format: LogFormat::Json,
+            log_dir: None,
+            log_retention_days: 1,
+            otlp_endpoint: None,
+        },
+        move || writer.clone(),
+    )
+    .expect("telemetry installs");
+    let (app, fake, key) = connected(backend, "user_leak", "google").await;
+    let query_secret = format!("qv-{}", hex(b"query secret"));
+    let answers = proxied_calls(&app, &fake, &key, &query_secret).await;
+    app.state.app().access_log().flush().await;
+
+    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf-8 logs");
+    assert!(
+        text.contains("/internal/proxy/"),
+        "the requests were logged"
+    );
+    let mut secrets = fake.inner.lock().expect("lock").issued.clone();
+    assert!(secrets.len() >= 4, "a refresh happened");
+    secrets.push(key.clone());
+    for s in &secrets {
+        assert!(!text.contains(s.as_str()), "a secret reached the logs");
+        assert!(!answers.contains(s.as_str()), "a secret reached the caller");
+    }
+    assert!(
+        !text.contains(&query_secret),
+        "a query value reached the logs"
+    );
+
+    let metrics = scrape(&app).await;
+    let proxied = "user_service_proxied_requests_total";
+    let google = r#"provider="google""#;
+    assert_eq!(
+        metric_sum(&metrics, proxied, &[google, r#"status="200""#]),
+        2.0
+    );
+    assert_eq!(
+        metric_sum(&metrics, proxied, &[google, r#"status="503""#]),
+        1.0
+    );
+}
+
+/// A plain proxied call, one whose token the provider refuses (refresh and retry), one the
+/// provider answers 503 and one with a refused path, secrets in every query: their
+/// statuses checked, their answers (headers and bodies) returned as one text.
+async fn proxied_calls(
+    app: &TestApp,
+    fake: &crate::fake_provider::FakeProvider,
+    key: &str,
+    query_secret: &str,
+) -> String {
+    let get = |path: String| {
+        app.client
+            .get(app.url(&path))
+            .header("x-api-key", key)
+            .header("x-user-id", "user_leak")
+            .send()
+    };
+    let plain = format!("/internal/proxy/google/drive/v3/files?key={query_secret}");
+    let refused = format!("/internal/proxy/google/a%2f..%2fb?token={query_secret}");
+    let mut answers = String::new();
+    let mut statuses = Vec::new();
+    for (i, path) in [plain.clone(), plain.clone(), plain, refused]
+        .into_iter()
+        .enumerate()
+    {
+        if i == 1 {
+            fake.revoke_access_tokens();
+        }
+        if i == 2 {
+            let unavailable = (axum::http::StatusCode::SERVICE_UNAVAILABLE, Some(3));
+            fake.inner
+                .lock()
+                .expect("lock")
+                .api_fail_next
+                .push(unavailable);
+        }
+        let res = get(path).await.expect("request");
+        statuses.push(res.status().as_u16());
+        answers.push_str(&format!("{:?}", res.headers()));
+        answers.push_str(&res.text().await.expect("body"));
+    }
+    assert_eq!(statuses, [200, 200, 503, 400]);
+    answers
 }

@@ -73,6 +73,21 @@ pub struct Provider {
     pub account_email: Option<String>,
     /// Client credentials; `None` when this deployment has not configured the provider.
     pub client: Option<ClientCredentials>,
+    /// Where the provider proxy forwards to; `None` when the provider has no fixed one
+    /// (Salesforce's API lives on each customer's instance: an operator sets it).
+    pub api_base: Option<ApiBase>,
+}
+
+/// A provider's API base URL (`https://www.googleapis.com`), the only origin and path
+/// prefix the provider proxy forwards to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiBase {
+    /// The base, without a trailing slash in its path.
+    pub url: Url,
+    /// Whether this deployment's configuration named it (`OAUTH_<PROVIDER>_API_BASE_URL`
+    /// or the operator's catalog file) rather than the built-in catalog. Only a configured
+    /// base may resolve to a private or loopback address.
+    pub configured: bool,
 }
 
 impl Provider {
@@ -119,6 +134,7 @@ struct Entry {
     account_id: String,
     account_email: Option<String>,
     tenant: Option<String>,
+    api_base_url: Option<String>,
 }
 
 fn refresh() -> RevokeToken {
@@ -148,14 +164,15 @@ impl Catalog {
         settings: &BTreeMap<String, BTreeMap<String, SecretString>>,
     ) -> Result<Self, Vec<String>> {
         let mut errors = Vec::new();
-        let mut entries: BTreeMap<String, Entry> = BTreeMap::new();
-        for (origin, text) in [
-            ("built-in catalog", Some(builtin)),
-            ("OAUTH_PROVIDERS_FILE", extra),
+        // Each entry with whether the operator's file (configuration) wrote it.
+        let mut entries: BTreeMap<String, (Entry, bool)> = BTreeMap::new();
+        for (origin, text, configured) in [
+            ("built-in catalog", Some(builtin), false),
+            ("OAUTH_PROVIDERS_FILE", extra, true),
         ] {
             let Some(text) = text else { continue };
             match toml::from_str::<BTreeMap<String, Entry>>(text) {
-                Ok(map) => entries.extend(map),
+                Ok(map) => entries.extend(map.into_iter().map(|(k, e)| (k, (e, configured)))),
                 Err(e) => errors.push(format!("{origin}: {}", e.message())),
             }
         }
@@ -169,9 +186,9 @@ impl Catalog {
         }
         let empty = BTreeMap::new();
         let mut providers = BTreeMap::new();
-        for (name, entry) in entries {
+        for (name, (entry, from_file)) in entries {
             let set = settings.get(&name).unwrap_or(&empty);
-            match provider(&name, entry, set) {
+            match provider(&name, entry, set, from_file) {
                 Ok(p) => {
                     providers.insert(name, p);
                 }
@@ -215,6 +232,7 @@ fn provider(
     name: &str,
     e: Entry,
     set: &BTreeMap<String, SecretString>,
+    from_file: bool,
 ) -> Result<Provider, Vec<String>> {
     let mut errors = Vec::new();
     let bad_pointers = pointer_errors(name, &e);
@@ -239,6 +257,11 @@ fn provider(
     let token_url = url("token_url", Some(e.token_url));
     let revoke_url = url("revoke_url", e.revoke_url);
     let userinfo_url = url("userinfo_url", e.userinfo_url);
+    let api_configured = from_file || set.contains_key("api_base_url");
+    let api_base = url("api_base_url", e.api_base_url).map(|u| ApiBase {
+        url: without_trailing_slash(u),
+        configured: api_configured,
+    });
     let client = client_credentials(name, set).unwrap_or_else(|e| {
         errors.push(e);
         None
@@ -261,9 +284,20 @@ fn provider(
             account_id: e.account_id,
             account_email: e.account_email,
             client,
+            api_base,
         }),
         _ => Err(errors),
     }
+}
+
+/// `https://host/v1/` → `https://host/v1`: the proxy joins `/{path}` to it. The root
+/// path stays `/` (a URL always has one) and is treated as empty.
+fn without_trailing_slash(mut u: Url) -> Url {
+    let trimmed = u.path().trim_end_matches('/').to_owned();
+    u.set_path(&trimmed);
+    u.set_query(None);
+    u.set_fragment(None);
+    u
 }
 
 /// The variable that sets `setting` of provider `name`: `OAUTH_<NAME>_<SETTING>`.
@@ -354,6 +388,33 @@ mod tests {
             m.token_url.as_str(),
             "https://login.microsoftonline.com/common/oauth2/v2.0/token"
         );
+        let api = |name: &str| c.get(name).and_then(|p| p.api_base.clone());
+        let google = api("google").expect("google has an API base");
+        assert_eq!(google.url.as_str(), "https://www.googleapis.com/");
+        assert!(
+            !google.configured,
+            "the built-in catalog is not configuration"
+        );
+        assert_eq!(
+            api("microsoft").expect("microsoft").url.as_str(),
+            "https://graph.microsoft.com/"
+        );
+        assert!(
+            api("salesforce").is_none(),
+            "each customer has its own instance"
+        );
+    }
+
+    #[test]
+    fn an_api_base_override_is_configuration() {
+        let s = settings(&[("google", "api_base_url", "http://127.0.0.1:9999/api/")]);
+        let c = Catalog::build(BUILTIN, None, &s).unwrap();
+        let g = c.get("google").unwrap().api_base.clone().unwrap();
+        assert_eq!(g.url.as_str(), "http://127.0.0.1:9999/api");
+        assert!(g.configured);
+        let s = settings(&[("google", "api_base_url", "ftp://nope")]);
+        let all = Catalog::build(BUILTIN, None, &s).unwrap_err().join("\n");
+        assert!(all.contains("OAUTH_GOOGLE_API_BASE_URL"), "{all}");
     }
 
     #[test]
