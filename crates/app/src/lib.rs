@@ -18,6 +18,7 @@ pub mod page;
 pub mod preferences;
 pub mod random;
 pub mod service_keys;
+pub mod storage;
 pub mod tokens;
 pub mod users;
 

@@ -271,7 +271,7 @@ pub(crate) async fn backdate_through(app: &app::App, through: i64) {
         if id <= through {
             e.occurred_at = old;
         }
-        let hash = app::audit::stored_hash(&e, &prev);
+        let hash = app::audit::stored_hash(&e.clone().into(), &prev);
         audit_log::Entity::update(audit_log::ActiveModel {
             id: Set(id),
             occurred_at: Set(e.occurred_at),
@@ -436,10 +436,10 @@ async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
         &app::Ctx::system("test"),
         "subject",
         vec![(
-            entry,
+            entry.into(),
             store::audit::Pseudonymized {
                 actor_id: Some("purged:x".to_owned()),
-                user_id: Some(uuid::Uuid::new_v4()),
+                user_id: Some(domain::UserId::new()),
                 resource_id: None,
                 details: serde_json::json!({"pseudonymized": true}),
             },

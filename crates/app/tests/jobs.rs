@@ -457,6 +457,6 @@ async fn two_workers_run_each_tick_exactly_once(backend: Backend) {
     assert!(
         stored
             .iter()
-            .all(|r| r.status == "succeeded" && r.attempts == 1)
+            .all(|r| r.status.as_str() == "succeeded" && r.attempts == 1)
     );
 }

@@ -48,7 +48,7 @@ async fn as_alice(app: &App, u: UserId) -> AsOwner {
 
 async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
     let f = AuditFilter {
-        user_id: Some(u.as_uuid()),
+        user_id: Some(u),
         ..AuditFilter::default()
     };
     let mut entries: Vec<_> = list(app.db().writer(), &f, 100)

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;
+mod status;
 pub mod token_lookup;
 pub mod token_refresh;
 mod unique;

@@ -99,7 +99,7 @@ fn write_archive(path: &Path, entries: &[store::audit::AuditEntry]) -> std::io::
         actor_type: &'a str,
         actor_id: Option<&'a str>,
         action: &'a str,
-        user_id: Option<uuid::Uuid>,
+        user_id: Option<domain::UserId>,
         resource_type: Option<&'a str>,
         resource_id: Option<&'a str>,
         outcome: &'a str,

@@ -109,7 +109,7 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
         actor_type: ctx.actor().kind.as_str().to_owned(),
         actor_id: ctx.actor().id.clone(),
         action: rec.action.as_str().to_owned(),
-        user_id: rec.user_id.map(|u| u.as_uuid()),
+        user_id: rec.user_id,
         resource_type: rec.resource.as_ref().map(|(k, _)| (*k).to_owned()),
         resource_id: rec.resource.map(|(_, id)| id),
         outcome: rec.outcome.to_owned(),
@@ -268,7 +268,7 @@ struct Fields<'a> {
 /// The fields a purge replaces.
 struct Personal<'a> {
     actor_id: Option<&'a str>,
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<UserId>,
     resource_id: Option<&'a str>,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,

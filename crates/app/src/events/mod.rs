@@ -17,7 +17,8 @@ use store::ConnectionTrait;
 use url::Url;
 
 pub use delivery::{DeliveryReport, Dispatcher};
-pub use store::events::{DeliveryView, status as delivery_status};
+pub use domain::event::DeliveryStatus;
+pub use store::events::DeliveryView;
 
 use crate::{App, AppError};
 
@@ -244,12 +245,15 @@ impl App {
         before: Option<i64>,
         limit: u64,
     ) -> Result<Vec<DeliveryView>, AppError> {
-        use store::events::status::{DELIVERED, FAILED, PENDING};
-        if status.is_some_and(|s| ![PENDING, DELIVERED, FAILED].contains(&s)) {
-            return Err(AppError::InvalidRequest(
-                "status must be pending, delivered or failed".to_owned(),
-            ));
-        }
+        let status = match status.map(DeliveryStatus::parse) {
+            None => None,
+            Some(Some(s)) => Some(s),
+            Some(None) => {
+                return Err(AppError::InvalidRequest(
+                    "status must be pending, delivered or failed".to_owned(),
+                ));
+            }
+        };
         Ok(store::events::deliveries(self.db().reader(), status, before, limit).await?)
     }
 

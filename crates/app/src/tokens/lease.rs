@@ -9,9 +9,8 @@
 //! never frees the lease another caller has taken since.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use domain::UserId;
+use domain::{IntegrationId, UserId};
 use store::{DatabaseConnection, integrations::Integration, token_refresh};
-use uuid::Uuid;
 
 use crate::{App, AppError, tokens::LEASE_SECONDS};
 
@@ -27,8 +26,8 @@ pub(crate) enum Leased {
 #[must_use = "a lease not released blocks refreshes of the integration until it expires"]
 pub(crate) struct Lease {
     conn: DatabaseConnection,
-    user: Uuid,
-    integration: Uuid,
+    user: UserId,
+    integration: IntegrationId,
     until: DateTime<Utc>,
     held: bool,
 }
@@ -38,19 +37,18 @@ impl App {
     pub(crate) async fn take_lease(
         &self,
         user: UserId,
-        integration: Uuid,
+        integration: IntegrationId,
     ) -> Result<Option<Lease>, AppError> {
         let now = Utc::now();
         // Milliseconds, which both engines keep exactly: the release matches on this value.
         let until = (now + Duration::seconds(LEASE_SECONDS)).trunc_subsecs(3);
         let conn = self.db().writer();
-        let taken =
-            token_refresh::take_lease(conn, user.as_uuid(), integration, now, until).await?;
+        let taken = token_refresh::take_lease(conn, user, integration, now, until).await?;
         // Built right after the statement, with no await in between: from here on every
         // way out of the caller releases it.
         Ok(taken.then(|| Lease {
             conn: conn.clone(),
-            user: user.as_uuid(),
+            user,
             integration,
             until,
             held: true,
@@ -82,7 +80,12 @@ impl Drop for Lease {
     }
 }
 
-async fn release(conn: &DatabaseConnection, user: Uuid, integration: Uuid, until: DateTime<Utc>) {
+async fn release(
+    conn: &DatabaseConnection,
+    user: UserId,
+    integration: IntegrationId,
+    until: DateTime<Utc>,
+) {
     if let Err(e) = token_refresh::release_lease(conn, user, integration, until).await {
         tracing::warn!(error = %e, "cannot release a refresh lease; it expires by itself");
     }

@@ -185,7 +185,7 @@ impl App {
     ) -> Result<Leased, AppError> {
         let started = Utc::now();
         loop {
-            if let Some(lease) = self.take_lease(req.user, current.id.into()).await? {
+            if let Some(lease) = self.take_lease(req.user, current.id).await? {
                 return Ok(Leased::Taken(lease));
             }
             tokio::time::sleep(LEASE_POLL).await;

@@ -95,7 +95,7 @@ impl App {
             tasks.spawn(async move {
                 let _permit = permit.acquire_owned().await;
                 let req = TokenRequest {
-                    user: UserId::from_uuid(user),
+                    user,
                     provider,
                     scopes: Vec::new(),
                     min_validity: horizon,
@@ -195,8 +195,8 @@ impl App {
         }
         let connected = token_refresh::record_success(
             &txn,
-            user.as_uuid(),
-            integration.id.into(),
+            user,
+            integration.id,
             tokens.expires_at,
             tokens.scopes.as_deref(),
             now,
@@ -264,12 +264,11 @@ impl App {
         if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
-        let (id, s) = (integration.id, status.as_str());
         let connected = token_refresh::record_failure(
             &txn,
-            user.as_uuid(),
-            id.into(),
-            s,
+            user,
+            integration.id,
+            status,
             &message,
             now,
             not_before,

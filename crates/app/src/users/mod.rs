@@ -346,7 +346,7 @@ impl App {
         let rows = users::export_rows(conn, user.id).await?;
         let mut audit = Vec::new();
         let mut filter = AuditFilter {
-            user_id: Some(user.id.into()),
+            user_id: Some(user.id),
             ..AuditFilter::default()
         };
         const PAGE: u64 = 500;

@@ -67,7 +67,7 @@ async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
         .expect("entry");
     let p = store::audit::Pseudonymized {
         actor_id: Some("purged:p".into()),
-        user_id: Some(uuid::Uuid::new_v4()),
+        user_id: Some(domain::UserId::new()),
         resource_id: None,
         details: serde_json::json!({"pseudonymized": true}),
     };
@@ -75,7 +75,7 @@ async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
         w,
         &app::Ctx::system("test"),
         "p",
-        vec![(entry, p)],
+        vec![(entry.into(), p)],
         Utc::now(),
     )
     .await

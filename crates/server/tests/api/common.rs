@@ -34,7 +34,7 @@ impl TestApp {
         id: impl Into<uuid::Uuid>,
     ) -> Vec<(String, String, Option<String>)> {
         let f = store::audit::AuditFilter {
-            user_id: Some(id.into()),
+            user_id: Some(domain::UserId::from_uuid(id.into())),
             ..store::audit::AuditFilter::default()
         };
         let mut v: Vec<_> = store::audit::list(self.state.app().db().writer(), &f, 100)
