@@ -19,10 +19,12 @@ use domain::{
     user::{ClerkUserId, UserRef},
 };
 use serde_json::json;
+/// Whether a lookup sees soft-deleted users.
+pub use store::users::Deleted;
 use store::{
     ConnectionTrait, TransactionTrait,
     audit::{AuditEntry, AuditFilter},
-    users::{self, CredentialCascade, Deleted, ExportRows, SearchCursor, User},
+    users::{self, CredentialCascade, ExportRows, SearchCursor, User},
 };
 
 use crate::{
