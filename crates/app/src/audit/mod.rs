@@ -31,7 +31,7 @@ use domain::{UserId, audit::AuditAction};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use store::{
-    ConnectionTrait,
+    Conn,
     audit::{AuditEntry, NewAuditEntry},
 };
 
@@ -91,11 +91,7 @@ impl AuditRecord {
 /// # Errors
 /// When the database fails: the caller's transaction must then roll back.
 #[tracing::instrument(name = "app audit.record", skip_all)]
-pub async fn record<C: ConnectionTrait>(
-    conn: &C,
-    ctx: &Ctx,
-    rec: AuditRecord,
-) -> Result<i64, AppError> {
+pub async fn record<C: Conn>(conn: &C, ctx: &Ctx, rec: AuditRecord) -> Result<i64, AppError> {
     let ids = store::audit::append(conn, vec![to_entry(ctx, rec, Utc::now())], entry_hash).await?;
     Ok(ids[0])
 }

@@ -13,7 +13,7 @@ use chrono::{SubsecRound, Utc};
 use domain::{UserId, event::EventType};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use store::ConnectionTrait;
+use store::Conn;
 use url::Url;
 
 pub use delivery::{DeliveryReport, Dispatcher};
@@ -193,11 +193,7 @@ impl App {
     ///
     /// # Errors
     /// Storage: the caller's transaction must then roll back.
-    pub(crate) async fn emit<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        event: Event,
-    ) -> Result<(), AppError> {
+    pub(crate) async fn emit<C: Conn>(&self, conn: &C, event: Event) -> Result<(), AppError> {
         let subscribers: Vec<String> = self
             .event_settings()
             .subscribers

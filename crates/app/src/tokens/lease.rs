@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use domain::{IntegrationId, UserId};
-use store::{DatabaseConnection, integrations::Integration, token_refresh};
+use store::{Db, integrations::Integration, token_refresh};
 
 use crate::{App, AppError, tokens::LEASE_SECONDS};
 
@@ -25,7 +25,7 @@ pub(crate) enum Leased {
 /// A held refresh lease; released by [`Lease::release`] or, failing that, on drop.
 #[must_use = "a lease not released blocks refreshes of the integration until it expires"]
 pub(crate) struct Lease {
-    conn: DatabaseConnection,
+    db: Db,
     user: UserId,
     integration: IntegrationId,
     until: DateTime<Utc>,
@@ -42,12 +42,12 @@ impl App {
         let now = Utc::now();
         // Milliseconds, which both engines keep exactly: the release matches on this value.
         let until = (now + Duration::seconds(LEASE_SECONDS)).trunc_subsecs(3);
-        let conn = self.db().writer();
-        let taken = token_refresh::take_lease(conn, user, integration, now, until).await?;
+        let taken =
+            token_refresh::take_lease(self.db().writer(), user, integration, now, until).await?;
         // Built right after the statement, with no await in between: from here on every
         // way out of the caller releases it.
         Ok(taken.then(|| Lease {
-            conn: conn.clone(),
+            db: self.db().clone(),
             user,
             integration,
             until,
@@ -60,7 +60,7 @@ impl Lease {
     /// Gives the lease back now. A failure is logged: the lease then expires by itself.
     pub(crate) async fn release(mut self) {
         self.held = false;
-        release(&self.conn, self.user, self.integration, self.until).await;
+        release(&self.db, self.user, self.integration, self.until).await;
     }
 }
 
@@ -74,19 +74,14 @@ impl Drop for Lease {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (conn, user, integration, until) =
-            (self.conn.clone(), self.user, self.integration, self.until);
-        rt.spawn(async move { release(&conn, user, integration, until).await });
+        let (db, user, integration, until) =
+            (self.db.clone(), self.user, self.integration, self.until);
+        rt.spawn(async move { release(&db, user, integration, until).await });
     }
 }
 
-async fn release(
-    conn: &DatabaseConnection,
-    user: UserId,
-    integration: IntegrationId,
-    until: DateTime<Utc>,
-) {
-    if let Err(e) = token_refresh::release_lease(conn, user, integration, until).await {
+async fn release(db: &Db, user: UserId, integration: IntegrationId, until: DateTime<Utc>) {
+    if let Err(e) = token_refresh::release_lease(db.writer(), user, integration, until).await {
         tracing::warn!(error = %e, "cannot release a refresh lease; it expires by itself");
     }
 }

@@ -222,7 +222,7 @@ impl App {
 
 /// Records a status transition: its audit entry and its `integration.status_changed`
 /// event, in the caller's transaction.
-pub(crate) async fn status_changed<C: store::ConnectionTrait>(
+pub(crate) async fn status_changed<C: store::Conn>(
     app: &App,
     conn: &C,
     ctx: &Ctx,

@@ -17,7 +17,6 @@ use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
 use serde::Serialize;
 use serde_json::json;
 use store::{
-    TransactionTrait,
     integrations::{self as repo, Integration},
     token_refresh, users,
 };
@@ -189,7 +188,7 @@ impl App {
         tokens: TokenSet,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
@@ -260,7 +259,7 @@ impl App {
             } => Duration::from_std(*wait).ok().map(|w| now + w),
             _ => None,
         };
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }

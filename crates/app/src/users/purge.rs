@@ -10,10 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{UserId, audit::AuditAction};
 use serde::Serialize;
 use serde_json::json;
-use store::{
-    TransactionTrait,
-    audit::{AuditEntry, Pseudonymized},
-};
+use store::audit::{AuditEntry, Pseudonymized};
 use uuid::Uuid;
 
 use crate::{App, AppError, Ctx, audit::AuditRecord};
@@ -65,7 +62,7 @@ impl App {
         cutoff: DateTime<Utc>,
         report: &mut PurgeReport,
     ) -> Result<(), AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         // Re-read inside the transaction: a restore since the listing wins.
         let user = store::users::find_by_id(&txn, id, store::users::Deleted::Include).await?;
         let Some(user) = user.filter(|u| u.deleted_at.is_some_and(|d| d < cutoff)) else {
