@@ -215,7 +215,7 @@ fn audit_entry(user: Uuid, i: usize, n: usize, now: chrono::DateTime<Utc>) -> Ne
         actor_type: "user".to_owned(),
         actor_id: Some(format!("user_seed_{i}")),
         action: actions[n % actions.len()].to_owned(),
-        user_id: Some(user),
+        user_id: Some(domain::UserId::from_uuid(user)),
         resource_type: Some("user".to_owned()),
         resource_id: Some(user.to_string()),
         outcome: "success".to_owned(),

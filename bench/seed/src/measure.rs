@@ -21,7 +21,7 @@ pub async fn run(db: &Db, users: Option<usize>) -> anyhow::Result<()> {
         .await?
         .with_context(|| format!("{clerk} is not in this database: seed it first"))?;
     let page = AuditFilter {
-        user_id: Some(user.id.into()),
+        user_id: Some(user.id),
         ..AuditFilter::default()
     };
     report("refresh sweep work list (70 min horizon, 5000)", || {

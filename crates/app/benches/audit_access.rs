@@ -58,7 +58,7 @@ async fn measure(backend: Backend, batched: bool, per_producer: usize) -> f64 {
                         .await
                         .expect("committed");
                 } else {
-                    let txn = app.db().writer().begin().await.expect("begin");
+                    let txn = app.test_db().writer().begin().await.expect("begin");
                     app::audit::record(&txn, &ctx, record())
                         .await
                         .expect("record");

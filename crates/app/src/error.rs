@@ -57,17 +57,6 @@ pub enum AppError {
     Internal(String),
 }
 
-impl From<sea_orm_err::DbErr> for AppError {
-    fn from(e: sea_orm_err::DbErr) -> Self {
-        Self::Store(store::StoreError::Database(e))
-    }
-}
-
-// sea-orm's error type, reached through store so app never names sea-orm in its manifest.
-mod sea_orm_err {
-    pub use store::DbErr;
-}
-
 impl AppError {
     /// The code of the error-code table this error maps to.
     #[must_use]

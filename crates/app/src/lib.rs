@@ -19,6 +19,7 @@ pub mod preferences;
 pub mod proxy;
 pub mod random;
 pub mod service_keys;
+pub mod storage;
 pub mod tokens;
 pub mod users;
 
@@ -36,7 +37,7 @@ pub use audit::{ChainBreak, ChainReport};
 /// Everything a use case needs, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct App {
-    db: Db,
+    db: storage::Database,
     vault: Vault,
     access_log: audit::access_log::AccessLog,
     /// System defaults of preferences (built in, or overridden by configuration).
@@ -69,7 +70,7 @@ impl App {
     pub fn new(db: Db, vault: Vault) -> Self {
         let access_log = audit::access_log::AccessLog::spawn(db.clone(), Default::default());
         Self {
-            db,
+            db: storage::Database(db),
             vault,
             access_log,
             preference_defaults: Arc::new(Preferences::builtin()),
@@ -88,7 +89,7 @@ impl App {
     /// [`App::new`] stops once its handle is dropped here).
     #[must_use]
     pub fn with_access_log(mut self, settings: audit::access_log::AccessLogSettings) -> Self {
-        self.access_log = audit::access_log::AccessLog::spawn(self.db.clone(), settings);
+        self.access_log = audit::access_log::AccessLog::spawn(self.db().clone(), settings);
         self
     }
 
@@ -124,10 +125,29 @@ impl App {
         &self.preference_defaults
     }
 
-    /// The database (for startup, shutdown and the CLI).
+    /// Builds the use cases over `database` (opened by the server) and the token vault;
+    /// see [`App::new`].
     #[must_use]
-    pub fn db(&self) -> &Db {
+    pub fn open(database: storage::Database, vault: Vault) -> Self {
+        Self::new(database.0, vault)
+    }
+
+    /// The database as startup, the CLI and metrics see it: migrations, pools.
+    #[must_use]
+    pub fn storage(&self) -> &storage::Database {
         &self.db
+    }
+
+    /// The database, for the use cases.
+    pub(crate) fn db(&self) -> &Db {
+        &self.db.0
+    }
+
+    /// The database itself, for tests that read or arrange rows directly.
+    #[cfg(feature = "test-support")]
+    #[must_use]
+    pub fn test_db(&self) -> &Db {
+        &self.db.0
     }
 
     /// Verified service keys, shared by every clone of this `App`.

@@ -112,6 +112,15 @@ pub fn set_integrations(provider: &str, status: &'static str, count: u64) {
     gauge!(INTEGRATIONS, "provider" => provider.to_owned(), "status" => status).set(count as f64);
 }
 
+/// Sets the pool gauges of `db` from the size of each pool now.
+pub(crate) fn set_pool_gauges(db: &store::Db) {
+    for p in db.pool_stats() {
+        gauge!(store::metrics::DB_POOL_IN_USE, "pool" => p.pool).set(f64::from(p.in_use()));
+        gauge!(store::metrics::DB_POOL_IDLE, "pool" => p.pool).set(f64::from(p.idle));
+        gauge!(store::metrics::DB_POOL_MAX, "pool" => p.pool).set(f64::from(p.max));
+    }
+}
+
 /// One outgoing HTTP call to `peer` ended with `status` (`None`: no answer).
 pub fn outgoing(peer: &str, status: Option<u16>, started: std::time::Instant) {
     let outcome = match status {

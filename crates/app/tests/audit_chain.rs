@@ -27,7 +27,7 @@ mod tamper;
 
 async fn write(app: &app::App, n: usize) {
     for i in 0..n {
-        let txn = app.db().writer().begin().await.expect("begin");
+        let txn = app.test_db().writer().begin().await.expect("begin");
         app::audit::record(
             &txn,
             &app::Ctx::system("test"),
@@ -76,7 +76,7 @@ async fn modification_is_detected(backend: Backend) {
         outcome: Set("failure".into()),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("tamper");
     assert_broken_at(&app, 3).await;
@@ -86,7 +86,7 @@ async fn deletion_is_detected(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 5).await;
     audit_log::Entity::delete_by_id(2)
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("delete");
     assert_broken_at(&app, 3).await;
@@ -96,7 +96,7 @@ async fn reordering_is_detected(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 5).await;
     // Swap the contents of entries 2 and 3 (ids stay, so only the hashes can tell).
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     let e2 = audit_log::Entity::find_by_id(2)
         .one(w)
         .await
@@ -128,7 +128,7 @@ async fn tail_deletion_is_detected(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 5).await;
     audit_log::Entity::delete_by_id(5)
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("delete");
     assert_broken_at(&app, 5).await;
@@ -169,7 +169,7 @@ async fn batched_access_entries_all_land_and_chain(backend: Backend) {
         .expect("chain verifies");
     assert_eq!(report.entries, 2003, "none lost");
     let stored = store::audit::list(
-        app.db().reader(),
+        app.test_db().reader(),
         &store::audit::AuditFilter {
             action: Some("token.accessed".into()),
             ..Default::default()
@@ -231,7 +231,7 @@ async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
         (after.entries, after.first_id, after.anchored_at_archive),
         (2, Some(5), true)
     );
-    let remaining = store::audit::after(app.db().reader(), 0, 10)
+    let remaining = store::audit::after(app.test_db().reader(), 0, 10)
         .await
         .expect("rows");
     assert_eq!(
@@ -240,7 +240,7 @@ async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
         "anchored at the archive boundary"
     );
     assert_eq!(
-        store::audit::archive_anchor(app.db().reader())
+        store::audit::archive_anchor(app.test_db().reader())
             .await
             .expect("anchor"),
         (4, remaining[0].prev_hash.clone()),
@@ -258,7 +258,7 @@ async fn archive_moves_old_prefix_and_chain_still_verifies(backend: Backend) {
 /// is re-hashed the way the writer would have (archiving must not depend on how they got
 /// old), and the head follows.
 pub(crate) async fn backdate_through(app: &app::App, through: i64) {
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     let old = chrono::Utc::now() - chrono::Duration::days(400);
     let (last, _) = store::audit::head(w).await.expect("head");
     let mut prev = "0".repeat(64);
@@ -271,7 +271,7 @@ pub(crate) async fn backdate_through(app: &app::App, through: i64) {
         if id <= through {
             e.occurred_at = old;
         }
-        let hash = app::audit::stored_hash(&e, &prev);
+        let hash = app::audit::stored_hash(&e.clone().into(), &prev);
         audit_log::Entity::update(audit_log::ActiveModel {
             id: Set(id),
             occurred_at: Set(e.occurred_at),
@@ -299,7 +299,7 @@ pub(crate) async fn backdate_through(app: &app::App, through: i64) {
 async fn listing_pages_and_stats_group(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 7).await;
-    let txn = app.db().writer().begin().await.expect("begin");
+    let txn = app.test_db().writer().begin().await.expect("begin");
     app::audit::record(
         &txn,
         &app::Ctx::system("test"),
@@ -394,7 +394,7 @@ async fn listing_pages_and_stats_group(backend: Backend) {
 async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 4).await;
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     let original = audit_log::Entity::find_by_id(2)
         .one(w)
         .await
@@ -436,10 +436,10 @@ async fn personal_fields_are_chained_and_pseudonymizable(backend: Backend) {
         &app::Ctx::system("test"),
         "subject",
         vec![(
-            entry,
+            entry.into(),
             store::audit::Pseudonymized {
                 actor_id: Some("purged:x".to_owned()),
-                user_id: Some(uuid::Uuid::new_v4()),
+                user_id: Some(domain::UserId::new()),
                 resource_id: None,
                 details: serde_json::json!({"pseudonymized": true}),
             },

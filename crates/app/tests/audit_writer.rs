@@ -51,7 +51,7 @@ async fn hold_chain(db: &Db) -> DatabaseTransaction {
 /// and waits), then `bad` and 20 good entries, which pile up and meet in the next batch.
 /// Returns every stored `token.accessed` entry but the blocker, oldest first.
 async fn bad_then_twenty(app: &app::App, bad: Value) -> Vec<audit_log::Model> {
-    let held = hold_chain(app.db()).await;
+    let held = hold_chain(app.test_db()).await;
     let queue = |details: Value| {
         let app = app.clone();
         tokio::spawn(async move {
@@ -87,7 +87,7 @@ async fn bad_then_twenty(app: &app::App, bad: Value) -> Vec<audit_log::Model> {
     );
     audit_log::Entity::find()
         .order_by_asc(audit_log::Column::Id)
-        .all(app.db().writer())
+        .all(app.test_db().writer())
         .await
         .expect("rows")
         .into_iter()
@@ -162,7 +162,7 @@ async fn refuse_poison(db: &Db) {
 
 async fn an_entry_refused_in_every_escaped_form_is_kept_as_a_stub(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
-    refuse_poison(app.db()).await;
+    refuse_poison(app.test_db()).await;
     let rows = bad_then_twenty(&app, json!({"scopes": ["poison"]})).await;
     let stub = bad_and_twenty(&rows);
     let code = match backend {
@@ -267,7 +267,7 @@ async fn an_outage_is_retried_and_callers_are_refused_within_the_bound(backend: 
         .record(&ctx, access(json!({"i": "after"})))
         .await
         .expect("written after the outage");
-    let rows = store::audit::after(app.db().writer(), 0, 100)
+    let rows = store::audit::after(app.test_db().writer(), 0, 100)
         .await
         .expect("rows");
     let is: Vec<String> = rows.iter().map(|e| e.details["i"].to_string()).collect();
@@ -288,7 +288,7 @@ async fn a_full_queue_refuses_at_once(backend: Backend) {
         queue: 2,
         commit_timeout: Duration::from_secs(600),
     });
-    let held = hold_chain(app.db()).await;
+    let held = hold_chain(app.test_db()).await;
     let ctx = app::Ctx::system("test");
     // The writer takes the first entry and waits on the held chain; two more fill the queue.
     let mut waiting = Vec::new();

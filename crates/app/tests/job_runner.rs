@@ -193,7 +193,8 @@ async fn a_stopped_worker_drains_and_starts_nothing_new(backend: Backend) {
         .expect("join");
     let blocker_run = r.runs("blocker", 1).await.expect("runs").remove(0);
     assert_eq!(
-        blocker_run.status, "succeeded",
+        blocker_run.status.as_str(),
+        "succeeded",
         "the run in progress finished"
     );
     let later = r.runs("permanent", 1).await.expect("runs").remove(0);

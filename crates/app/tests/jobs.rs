@@ -79,21 +79,28 @@ async fn seal_token(app: &app::App, user: Uuid, integration: Uuid) {
         &Binding::new(user, "google", TokenKind::Refresh),
     );
     let v = i32::try_from(app.vault().active_version()).expect("version");
-    store::ciphertexts::put_token(app.db().writer(), user, integration, "refresh", v, sealed)
-        .await
-        .expect("put");
+    store::ciphertexts::put_token(
+        app.test_db().writer(),
+        user,
+        integration,
+        "refresh",
+        v,
+        sealed,
+    )
+    .await
+    .expect("put");
 }
 
 async fn set_deleted_at(app: &app::App, id: Uuid, at: DateTime<Utc>) {
     let mut u: users::ActiveModel = users::Entity::find_by_id(id)
-        .one(app.db().writer())
+        .one(app.test_db().writer())
         .await
         .expect("q")
         .expect("user")
         .into();
     u.deleted_at = Set(Some(at));
     users::Entity::update(u)
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("update");
 }
@@ -102,7 +109,7 @@ async fn tokens_of(app: &app::App, user: Uuid) -> u64 {
     use sea_orm::{ColumnTrait, QueryFilter};
     integration_tokens::Entity::find()
         .filter(integration_tokens::Column::UserId.eq(user))
-        .count(app.db().writer())
+        .count(app.test_db().writer())
         .await
         .expect("count")
 }
@@ -119,7 +126,7 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
         let (user, integration) = user_with_integration(&app, clerk, "google").await;
         seal_token(&app, user, integration).await;
         // An entry by the user (with their IP) and one about them.
-        let txn = app.db().writer().begin().await.expect("begin");
+        let txn = app.test_db().writer().begin().await.expect("begin");
         let meta = app::RequestMeta {
             ip: Some("203.0.113.7".to_owned()),
             user_agent: Some("Browser/1.0".to_owned()),
@@ -154,7 +161,7 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
         assert_eq!(events[0].0, "user.deleted");
     }
     let entries_before = audit_log::Entity::find()
-        .count(app.db().writer())
+        .count(app.test_db().writer())
         .await
         .expect("count");
 
@@ -164,7 +171,7 @@ async fn purge_removes_exactly_users_past_retention_and_their_ciphertexts(backen
     assert_eq!(done[0].outcome, "succeeded", "{done:?}");
 
     let (old, recent, live) = (seeded[0].1, seeded[1].1, seeded[2].1);
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     assert!(
         users::Entity::find_by_id(old)
             .one(w)
@@ -281,7 +288,7 @@ async fn archive_moves_exactly_the_old_entries(backend: Backend) {
             )
         })
         .collect();
-    let txn = app.db().writer().begin().await.expect("begin");
+    let txn = app.test_db().writer().begin().await.expect("begin");
     store::audit::append(&txn, entries, app::audit::entry_hash)
         .await
         .expect("append");
@@ -292,7 +299,7 @@ async fn archive_moves_exactly_the_old_entries(backend: Backend) {
     let done = run(&r, "audit_archive").await;
     assert_eq!(done[0].outcome, "succeeded", "{done:?}");
     let left: Vec<i64> = audit_log::Entity::find()
-        .all(app.db().writer())
+        .all(app.test_db().writer())
         .await
         .expect("entries")
         .iter()
@@ -321,7 +328,7 @@ async fn archive_moves_exactly_the_old_entries(backend: Backend) {
     run(&r, "audit_archive").await;
     assert_eq!(
         audit_log::Entity::find()
-            .count(app.db().writer())
+            .count(app.test_db().writer())
             .await
             .expect("n"),
         2
@@ -341,14 +348,14 @@ async fn usage_analytics_stores_the_previous_days_counts(backend: Backend) {
     }
     for id in &ids[..2] {
         let mut u: users::ActiveModel = users::Entity::find_by_id(*id)
-            .one(app.db().writer())
+            .one(app.test_db().writer())
             .await
             .expect("q")
             .expect("user")
             .into();
         u.last_sign_in_at = Set(Some(now));
         users::Entity::update(u)
-            .exec(app.db().writer())
+            .exec(app.test_db().writer())
             .await
             .expect("sign in");
     }
@@ -457,6 +464,6 @@ async fn two_workers_run_each_tick_exactly_once(backend: Backend) {
     assert!(
         stored
             .iter()
-            .all(|r| r.status == "succeeded" && r.attempts == 1)
+            .all(|r| r.status.as_str() == "succeeded" && r.attempts == 1)
     );
 }

@@ -24,9 +24,16 @@ async fn seal_tokens(app: &app::App, n: usize) -> Vec<(uuid::Uuid, uuid::Uuid, S
             &Binding::new(user, "google", TokenKind::Refresh),
         );
         let v = i32::try_from(app.vault().active_version()).expect("version");
-        store::ciphertexts::put_token(app.db().writer(), user, integration, "refresh", v, sealed)
-            .await
-            .expect("put");
+        store::ciphertexts::put_token(
+            app.test_db().writer(),
+            user,
+            integration,
+            "refresh",
+            v,
+            sealed,
+        )
+        .await
+        .expect("put");
         out.push((user, integration, secret));
     }
     out
@@ -35,7 +42,7 @@ async fn seal_tokens(app: &app::App, n: usize) -> Vec<(uuid::Uuid, uuid::Uuid, S
 async fn assert_readable(app: &app::App, tokens: &[(uuid::Uuid, uuid::Uuid, String)]) {
     for (user, integration, secret) in tokens {
         let (_, ct) =
-            store::ciphertexts::get_token(app.db().reader(), *user, *integration, "refresh")
+            store::ciphertexts::get_token(app.test_db().reader(), *user, *integration, "refresh")
                 .await
                 .expect("q")
                 .expect("row");
@@ -87,7 +94,7 @@ async fn rotation_keeps_every_token_readable(backend: Backend) {
     assert_readable(&v2_only, &tokens).await;
     // Exactly one keys.rotated entry, counts only.
     let entries = store::audit::list(
-        v2_only.db().reader(),
+        v2_only.test_db().reader(),
         &store::audit::AuditFilter {
             action: Some("keys.rotated".into()),
             ..Default::default()

@@ -48,10 +48,10 @@ async fn as_alice(app: &App, u: UserId) -> AsOwner {
 
 async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
     let f = AuditFilter {
-        user_id: Some(u.as_uuid()),
+        user_id: Some(u),
         ..AuditFilter::default()
     };
-    let mut entries: Vec<_> = list(app.db().writer(), &f, 100)
+    let mut entries: Vec<_> = list(app.test_db().writer(), &f, 100)
         .await
         .expect("must succeed")
         .into_iter()
@@ -63,7 +63,7 @@ async fn audit_of(app: &App, u: UserId) -> Vec<(String, Value)> {
 
 async fn put_and_patch_semantics(backend: Backend) {
     let (_t, app) = open(backend).await;
-    let u = user(app.db()).await;
+    let u = user(app.test_db()).await;
     let c = as_alice(&app, u).await;
     let doc = app.preferences(&c, false).await.expect("must succeed");
     assert_eq!((doc.version, doc.updated_at), (0, None));
@@ -156,8 +156,8 @@ async fn put_and_patch_semantics(backend: Backend) {
 
 async fn system_defaults_reach_users_without_an_override(backend: Backend) {
     let (_t, app) = open(backend).await;
-    let plain = user(app.db()).await;
-    let chooser = user(app.db()).await;
+    let plain = user(app.test_db()).await;
+    let chooser = user(app.test_db()).await;
     app.put_preferences(
         &as_alice(&app, chooser).await,
         json!({"ui": {"theme": "light"}}),
@@ -192,7 +192,7 @@ async fn system_defaults_reach_users_without_an_override(backend: Backend) {
 
 async fn two_writers_with_the_same_if_match(backend: Backend) {
     let (_t, app) = open(backend).await;
-    let u = user(app.db()).await;
+    let u = user(app.test_db()).await;
     let c = as_alice(&app, u).await;
     app.put_preferences(&c, json!({"ui": {"theme": "dark"}}), None)
         .await
@@ -241,7 +241,7 @@ async fn two_writers_with_the_same_if_match(backend: Backend) {
 
 async fn history_rollback_and_reset(backend: Backend) {
     let (_t, app) = open(backend).await;
-    let u = user(app.db()).await;
+    let u = user(app.test_db()).await;
     let c = as_alice(&app, u).await;
     app.put_preferences(
         &c,
@@ -327,8 +327,8 @@ async fn history_rollback_and_reset(backend: Backend) {
 
 async fn export_import_round_trip_and_v0(backend: Backend) {
     let (_t, app) = open(backend).await;
-    let alice = user(app.db()).await;
-    let bob = user(app.db()).await;
+    let alice = user(app.test_db()).await;
+    let bob = user(app.test_db()).await;
     let (c, to_bob) = (as_alice(&app, alice).await, as_alice(&app, bob).await);
     let doc = app
         .put_preferences(&c, json!({"ui": {"timezone": "Europe/Berlin"}, "integrations": {"sync_frequency_minutes": 60, "default_calendar_provider": "google"}}), None)

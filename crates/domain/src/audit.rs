@@ -1,6 +1,40 @@
 //! Audit vocabulary (API.md "Audit"): who acted, and what they did.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+use crate::UserId;
+
+/// One stored entry of the hash-chained audit log, as the rest of the code sees it. Built
+/// by `store` from its row. The text fields are kept as stored: the chain hashes exactly
+/// what was written, whichever version of the service wrote it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub occurred_at: DateTime<Utc>,
+    /// An [`ActorType`] name.
+    pub actor_type: String,
+    pub actor_id: Option<String>,
+    /// An [`AuditAction`] name.
+    pub action: String,
+    /// The user the entry is about.
+    pub user_id: Option<UserId>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub outcome: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+    /// Non-secret facts about the action.
+    pub details: serde_json::Value,
+    pub prev_hash: String,
+    pub hash: String,
+    /// SHA-256 over the personal fields, which the chain hash covers so that they can be
+    /// pseudonymized later; `None` for an entry from before the digest existed.
+    pub pii_digest: Option<String>,
+    /// When the personal fields were replaced (purge of the user).
+    pub pseudonymized_at: Option<DateTime<Utc>>,
+}
 
 /// The kind of actor behind an audited change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

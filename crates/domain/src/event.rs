@@ -49,6 +49,39 @@ impl EventType {
     }
 }
 
+/// Where one delivery of an event to one subscriber stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt (or being sent under a claim).
+    Pending,
+    /// The subscriber answered 2xx.
+    Delivered,
+    /// Every attempt failed; kept for inspection.
+    Failed,
+}
+
+impl DeliveryStatus {
+    /// Every status.
+    pub const ALL: [Self; 3] = [Self::Pending, Self::Delivered, Self::Failed];
+
+    /// The stored and wire name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored (or requested) name.
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -61,5 +94,17 @@ mod tests {
             assert!(seen.insert(t.as_str()));
         }
         assert_eq!(EventType::parse("user.restored"), None);
+    }
+
+    #[test]
+    fn delivery_statuses_round_trip() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(DeliveryStatus::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert_eq!(DeliveryStatus::parse("retrying"), None);
     }
 }

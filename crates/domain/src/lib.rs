@@ -7,6 +7,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod integration;
+pub mod job;
 pub mod profile;
 pub mod text;
 pub mod user;

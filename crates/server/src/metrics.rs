@@ -92,12 +92,8 @@ fn enabled() -> bool {
 
 /// The text exposition, with the pool gauges of `db` sampled now.
 #[must_use]
-pub fn render(handle: &PrometheusHandle, db: &store::Db) -> String {
-    for p in db.pool_stats() {
-        gauge!(store::metrics::DB_POOL_IN_USE, "pool" => p.pool).set(f64::from(p.in_use()));
-        gauge!(store::metrics::DB_POOL_IDLE, "pool" => p.pool).set(f64::from(p.idle));
-        gauge!(store::metrics::DB_POOL_MAX, "pool" => p.pool).set(f64::from(p.max));
-    }
+pub fn render(handle: &PrometheusHandle, db: &app::storage::Database) -> String {
+    db.sample_pool_gauges();
     handle.run_upkeep();
     handle.render()
 }

@@ -4,8 +4,8 @@
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
 use anyhow::Context as _;
+use app::storage::{Database, DbOptions};
 use secrecy::ExposeSecret;
-use store::{Db, DbOptions};
 use tokio::net::TcpListener;
 
 use crate::{config::Config, http};
@@ -50,7 +50,7 @@ impl Application {
         let auth = crate::auth::Auth::from_config(&config)
             .await
             .context("setting up authentication")?;
-        let app = configure(app::App::new(db, vault), &config);
+        let app = configure(app::App::open(db, vault), &config);
         let state = http::AppState::new(app, Arc::new(config), auth);
         Ok(Self {
             listener,
@@ -110,7 +110,7 @@ impl Application {
 pub async fn open_app(config: &Config) -> anyhow::Result<app::App> {
     let vault = crate::keyring::load_vault(config)?;
     let db = open_database(config).await?;
-    Ok(configure(app::App::new(db, vault), config))
+    Ok(configure(app::App::open(db, vault), config))
 }
 
 /// Everything configuration says about the use cases, the same for `serve`, `worker` and
@@ -140,14 +140,14 @@ fn configure(app: app::App, config: &Config) -> app::App {
 ///
 /// # Errors
 /// When a migration fails or the schema has diverged from this release.
-async fn prepare_schema(db: &Db, migrate: bool) -> anyhow::Result<()> {
+async fn prepare_schema(db: &Database, migrate: bool) -> anyhow::Result<()> {
     if migrate {
         return db.migrate().await.context("applying database migrations");
     }
     // --no-migrate: serve anyway; `/ready` stays 503 while migrations are pending.
     match db.migration_state().await {
         Ok(state) => {
-            store::migration::state::warn_unknown(&state);
+            Database::warn_unknown(&state);
             if !state.is_current() {
                 tracing::warn!(
                     pending_migrations = %state.pending.join(", "),
@@ -164,12 +164,12 @@ async fn prepare_schema(db: &Db, migrate: bool) -> anyhow::Result<()> {
 ///
 /// # Errors
 /// When the URL is invalid or the database does not answer.
-pub async fn open_database(config: &Config) -> anyhow::Result<Db> {
+pub async fn open_database(config: &Config) -> anyhow::Result<Database> {
     let opts = DbOptions {
         max_connections: config.database.max_connections,
         acquire_timeout: config.database.acquire_timeout,
     };
-    Db::connect(
+    Database::connect(
         config.database.url.expose_secret(),
         config
             .database
@@ -285,7 +285,7 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let app = open_app(&config).await?;
-    prepare_schema(app.db(), config.database.run_migrations).await?;
+    prepare_schema(app.storage(), config.database.run_migrations).await?;
     let runner = Arc::new(app::jobs::Runner::new(
         app.clone(),
         app::jobs::Registry::standard(&config.jobs),

@@ -5,6 +5,7 @@
 //! chain onto the same predecessor.
 
 use chrono::{DateTime, Utc};
+use domain::UserId;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
@@ -25,7 +26,7 @@ pub struct NewAuditEntry {
     pub actor_type: String,
     pub actor_id: Option<String>,
     pub action: String,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub resource_type: Option<String>,
     pub resource_id: Option<String>,
     pub outcome: String,
@@ -37,8 +38,37 @@ pub struct NewAuditEntry {
     pub pii_digest: Option<String>,
 }
 
-/// A stored entry.
-pub type AuditEntry = audit_log::Model;
+pub use domain::audit::AuditEntry;
+
+/// The one place an audit row becomes the domain record.
+impl From<audit_log::Model> for AuditEntry {
+    fn from(r: audit_log::Model) -> Self {
+        Self {
+            id: r.id,
+            occurred_at: r.occurred_at,
+            actor_type: r.actor_type,
+            actor_id: r.actor_id,
+            action: r.action,
+            user_id: r.user_id.map(UserId::from_uuid),
+            resource_type: r.resource_type,
+            resource_id: r.resource_id,
+            outcome: r.outcome,
+            ip: r.ip,
+            user_agent: r.user_agent,
+            request_id: r.request_id,
+            details: r.details,
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+            pii_digest: r.pii_digest,
+            pseudonymized_at: r.pseudonymized_at,
+        }
+    }
+}
+
+/// Rows to records.
+fn records(rows: Vec<audit_log::Model>) -> Vec<AuditEntry> {
+    rows.into_iter().map(AuditEntry::from).collect()
+}
 
 /// Appends entries in order, each chained to the one before. `hash(id, prev_hash, entry)`
 /// computes an entry's hash. Call inside the transaction of the change being audited.
@@ -92,7 +122,7 @@ pub(crate) fn chain(
             actor_type: e.actor_type,
             actor_id: e.actor_id,
             action: e.action,
-            user_id: e.user_id,
+            user_id: e.user_id.map(Uuid::from),
             resource_type: e.resource_type,
             resource_id: e.resource_id,
             outcome: e.outcome,
@@ -133,18 +163,20 @@ pub async fn after<C: ConnectionTrait>(
     after: i64,
     limit: u64,
 ) -> Result<Vec<AuditEntry>, StoreError> {
-    Ok(audit_log::Entity::find()
-        .filter(audit_log::Column::Id.gt(after))
-        .order_by_asc(audit_log::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?)
+    Ok(records(
+        audit_log::Entity::find()
+            .filter(audit_log::Column::Id.gt(after))
+            .order_by_asc(audit_log::Column::Id)
+            .limit(limit)
+            .all(conn)
+            .await?,
+    ))
 }
 
 /// Filters for listing entries, newest first.
 #[derive(Clone, Debug, Default)]
 pub struct AuditFilter {
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub action: Option<String>,
     pub actor_type: Option<String>,
     pub actor_id: Option<String>,
@@ -166,7 +198,7 @@ pub async fn list<C: ConnectionTrait>(
 ) -> Result<Vec<AuditEntry>, StoreError> {
     let mut q = audit_log::Entity::find();
     if let Some(u) = f.user_id {
-        q = q.filter(audit_log::Column::UserId.eq(u));
+        q = q.filter(audit_log::Column::UserId.eq(u.as_uuid()));
     }
     if let Some(a) = &f.action {
         q = q.filter(audit_log::Column::Action.eq(a.as_str()));
@@ -186,10 +218,12 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(id) = f.before_id {
         q = q.filter(audit_log::Column::Id.lt(id));
     }
-    Ok(q.order_by_desc(audit_log::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?)
+    Ok(records(
+        q.order_by_desc(audit_log::Column::Id)
+            .limit(limit)
+            .all(conn)
+            .await?,
+    ))
 }
 
 /// `COUNT(*)`, not `COUNT(id)`: Postgres then answers the stats from
@@ -320,28 +354,30 @@ pub async fn archive_through<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn personal_entries<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
+    user_id: UserId,
     clerk_user_id: &str,
 ) -> Result<Vec<AuditEntry>, StoreError> {
     use sea_orm::Condition;
     let uid = user_id.to_string();
-    Ok(audit_log::Entity::find()
-        .filter(
-            Condition::any()
-                .add(audit_log::Column::UserId.eq(user_id))
-                .add(audit_log::Column::ActorId.eq(clerk_user_id))
-                .add(audit_log::Column::ResourceId.is_in([uid.as_str(), clerk_user_id])),
-        )
-        .order_by_asc(audit_log::Column::Id)
-        .all(conn)
-        .await?)
+    Ok(records(
+        audit_log::Entity::find()
+            .filter(
+                Condition::any()
+                    .add(audit_log::Column::UserId.eq(user_id.as_uuid()))
+                    .add(audit_log::Column::ActorId.eq(clerk_user_id))
+                    .add(audit_log::Column::ResourceId.is_in([uid.as_str(), clerk_user_id])),
+            )
+            .order_by_asc(audit_log::Column::Id)
+            .all(conn)
+            .await?,
+    ))
 }
 
 /// The replacement personal fields of one entry.
 #[derive(Clone, Debug)]
 pub struct Pseudonymized {
     pub actor_id: Option<String>,
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<UserId>,
     pub resource_id: Option<String>,
     pub details: serde_json::Value,
 }
@@ -359,7 +395,10 @@ pub async fn pseudonymize<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     audit_log::Entity::update_many()
         .col_expr(audit_log::Column::ActorId, Expr::value(p.actor_id))
-        .col_expr(audit_log::Column::UserId, Expr::value(p.user_id))
+        .col_expr(
+            audit_log::Column::UserId,
+            Expr::value(p.user_id.map(Uuid::from)),
+        )
         .col_expr(audit_log::Column::ResourceId, Expr::value(p.resource_id))
         .col_expr(audit_log::Column::Ip, Expr::value(Option::<String>::None))
         .col_expr(

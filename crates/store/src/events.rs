@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use domain::UserId;
+use domain::{UserId, event::DeliveryStatus};
 use sea_orm::{
     ActiveModelTrait,
     ActiveValue::{NotSet, Set},
@@ -18,17 +18,8 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{event_deliveries, event_outbox},
+    status::{col, read},
 };
-
-/// Delivery states.
-pub mod status {
-    /// Waiting for its next attempt (or being sent under a claim).
-    pub const PENDING: &str = "pending";
-    /// The subscriber answered 2xx.
-    pub const DELIVERED: &str = "delivered";
-    /// Every attempt failed; kept for inspection.
-    pub const FAILED: &str = "failed";
-}
 
 /// An event to store.
 #[derive(Clone, Debug)]
@@ -100,7 +91,7 @@ pub async fn insert<C: ConnectionTrait>(
         id: NotSet,
         event_id: Set(event.id),
         subscriber_url: Set(url.clone()),
-        status: Set(status::PENDING.to_owned()),
+        status: Set(col(DeliveryStatus::Pending).to_owned()),
         attempts: Set(0),
         next_attempt_at: Set(at),
         last_status_code: Set(None),
@@ -127,7 +118,7 @@ pub async fn due<C: ConnectionTrait>(
     limit: u64,
 ) -> Result<Vec<DueDelivery>, StoreError> {
     let rows = event_deliveries::Entity::find()
-        .filter(event_deliveries::Column::Status.eq(status::PENDING))
+        .filter(event_deliveries::Column::Status.eq(col(DeliveryStatus::Pending)))
         .filter(event_deliveries::Column::NextAttemptAt.lte(now))
         .order_by_asc(event_deliveries::Column::NextAttemptAt)
         .order_by_asc(event_deliveries::Column::Id)
@@ -156,7 +147,7 @@ pub async fn due<C: ConnectionTrait>(
         event_deliveries::Entity::update_many()
             .col_expr(
                 event_deliveries::Column::Status,
-                Expr::value(status::FAILED),
+                Expr::value(col(DeliveryStatus::Failed)),
             )
             .col_expr(
                 event_deliveries::Column::LastError,
@@ -203,7 +194,7 @@ pub async fn claim<C: ConnectionTrait>(
             Expr::value(lease_until),
         )
         .filter(event_deliveries::Column::Id.eq(id))
-        .filter(event_deliveries::Column::Status.eq(status::PENDING))
+        .filter(event_deliveries::Column::Status.eq(col(DeliveryStatus::Pending)))
         .filter(event_deliveries::Column::NextAttemptAt.lte(now))
         .exec(conn)
         .await?;
@@ -231,7 +222,7 @@ pub async fn finish<C: ConnectionTrait>(
         Attempt::Delivered { status_code } => q
             .col_expr(
                 event_deliveries::Column::Status,
-                Expr::value(status::DELIVERED),
+                Expr::value(col(DeliveryStatus::Delivered)),
             )
             .col_expr(
                 event_deliveries::Column::LastStatusCode,
@@ -259,7 +250,7 @@ pub async fn finish<C: ConnectionTrait>(
         Attempt::Failed { status_code, error } => q
             .col_expr(
                 event_deliveries::Column::Status,
-                Expr::value(status::FAILED),
+                Expr::value(col(DeliveryStatus::Failed)),
             )
             .col_expr(
                 event_deliveries::Column::LastStatusCode,
@@ -281,7 +272,7 @@ pub struct DeliveryView {
     /// `None` when the event was purged since.
     pub event_type: Option<String>,
     pub subscriber_url: String,
-    pub status: String,
+    pub status: DeliveryStatus,
     pub attempts: i32,
     pub next_attempt_at: DateTime<Utc>,
     pub last_status_code: Option<i32>,
@@ -298,13 +289,13 @@ pub struct DeliveryView {
 #[tracing::instrument(name = "db events.deliveries", skip_all)]
 pub async fn deliveries<C: ConnectionTrait>(
     conn: &C,
-    status: Option<&str>,
+    status: Option<DeliveryStatus>,
     before: Option<i64>,
     limit: u64,
 ) -> Result<Vec<DeliveryView>, StoreError> {
     let mut q = event_deliveries::Entity::find();
     if let Some(s) = status {
-        q = q.filter(event_deliveries::Column::Status.eq(s));
+        q = q.filter(event_deliveries::Column::Status.eq(col(s)));
     }
     if let Some(b) = before {
         q = q.filter(event_deliveries::Column::Id.lt(b));
@@ -329,23 +320,24 @@ pub async fn deliveries<C: ConnectionTrait>(
             .into_iter()
             .collect()
     };
-    Ok(rows
-        .into_iter()
-        .map(|r| DeliveryView {
-            event_type: types.get(&r.event_id).cloned(),
-            id: r.id,
-            event_id: r.event_id,
-            subscriber_url: r.subscriber_url,
-            status: r.status,
-            attempts: r.attempts,
-            next_attempt_at: r.next_attempt_at,
-            last_status_code: r.last_status_code,
-            last_error: r.last_error,
-            delivered_at: r.delivered_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
+    rows.into_iter()
+        .map(|r| {
+            Ok(DeliveryView {
+                status: read(&r.status)?,
+                event_type: types.get(&r.event_id).cloned(),
+                id: r.id,
+                event_id: r.event_id,
+                subscriber_url: r.subscriber_url,
+                attempts: r.attempts,
+                next_attempt_at: r.next_attempt_at,
+                last_status_code: r.last_status_code,
+                last_error: r.last_error,
+                delivered_at: r.delivered_at,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// Gives a failed delivery a fresh set of attempts, due at `now`. `None` when there is no
@@ -362,13 +354,13 @@ pub async fn requeue<C: ConnectionTrait>(
     let res = event_deliveries::Entity::update_many()
         .col_expr(
             event_deliveries::Column::Status,
-            Expr::value(status::PENDING),
+            Expr::value(col(DeliveryStatus::Pending)),
         )
         .col_expr(event_deliveries::Column::Attempts, Expr::value(0))
         .col_expr(event_deliveries::Column::NextAttemptAt, Expr::value(now))
         .col_expr(event_deliveries::Column::UpdatedAt, Expr::value(now))
         .filter(event_deliveries::Column::Id.eq(id))
-        .filter(event_deliveries::Column::Status.eq(status::FAILED))
+        .filter(event_deliveries::Column::Status.eq(col(DeliveryStatus::Failed)))
         .exec(conn)
         .await?;
     if res.rows_affected == 1 {
@@ -425,7 +417,7 @@ pub async fn prune<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Resul
     let pending: Vec<Uuid> = event_deliveries::Entity::find()
         .select_only()
         .column(event_deliveries::Column::EventId)
-        .filter(event_deliveries::Column::Status.eq(status::PENDING))
+        .filter(event_deliveries::Column::Status.eq(col(DeliveryStatus::Pending)))
         .filter(event_deliveries::Column::CreatedAt.lt(before))
         .into_tuple()
         .all(conn)

@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{integration_tokens, integrations, oauth_states},
+    status::{col, read},
     unique::unique,
 };
 
@@ -25,12 +26,7 @@ impl TryFrom<integrations::Model> for Integration {
     type Error = StoreError;
 
     fn try_from(r: integrations::Model) -> Result<Self, StoreError> {
-        let status = IntegrationStatus::parse(&r.status).ok_or_else(|| {
-            StoreError::Database(sea_orm::DbErr::Type(format!(
-                "unknown integration status {:?}",
-                r.status
-            )))
-        })?;
+        let status = read(&r.status)?;
         Ok(Self {
             id: IntegrationId::from_uuid(r.id),
             user_id: UserId::from_uuid(r.user_id),
@@ -123,7 +119,7 @@ pub async fn upsert_connected<C: ConnectionTrait>(
         id: Set(Uuid::now_v7()),
         user_id: Set(c.user_id.into()),
         provider: Set(c.provider.clone()),
-        status: Set(IntegrationStatus::Active.as_str().to_owned()),
+        status: Set(col(IntegrationStatus::Active).to_owned()),
         account_id: Set(c.account_id),
         account_email: Set(c.account_email),
         scopes: Set(serde_json::json!(c.scopes)),
@@ -188,7 +184,7 @@ pub async fn disconnect<C: ConnectionTrait>(
     integrations::Entity::update_many()
         .col_expr(
             integrations::Column::Status,
-            Expr::value(IntegrationStatus::Disconnected.as_str()),
+            Expr::value(col(IntegrationStatus::Disconnected)),
         )
         .col_expr(
             integrations::Column::ExpiresAt,

@@ -15,22 +15,45 @@ use sea_orm::{
     sea_query::{Expr, ExprTrait},
 };
 
+use domain::job::RunStatus;
+
 use crate::{
     StoreError,
     entities::{job_runs, jobs},
+    status::{col, read},
 };
 
-/// A stored run.
-pub type JobRun = job_runs::Model;
+pub use domain::job::JobRun;
 /// A stored job row.
 pub type JobRow = jobs::Model;
 
-/// Run states.
-pub mod status {
-    pub const PENDING: &str = "pending";
-    pub const RUNNING: &str = "running";
-    pub const SUCCEEDED: &str = "succeeded";
-    pub const FAILED: &str = "failed";
+/// The one place a run row becomes the domain record.
+impl TryFrom<job_runs::Model> for JobRun {
+    type Error = StoreError;
+
+    fn try_from(r: job_runs::Model) -> Result<Self, StoreError> {
+        Ok(Self {
+            status: read(&r.status)?,
+            id: r.id,
+            job: r.job,
+            run_key: r.run_key,
+            trigger: r.trigger,
+            attempts: r.attempts,
+            max_attempts: r.max_attempts,
+            run_after: r.run_after,
+            locked_until: r.locked_until,
+            last_error: r.last_error,
+            result: r.result,
+            created_at: r.created_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+        })
+    }
+}
+
+/// A row, if any, to its record.
+fn record(row: Option<job_runs::Model>) -> Result<Option<JobRun>, StoreError> {
+    row.map(JobRun::try_from).transpose()
 }
 
 /// Creates the job's row on first sight (its schedule starts at `now`); keeps an existing one.
@@ -87,7 +110,7 @@ pub async fn enqueue<C: ConnectionTrait>(
         job: Set(run.job.to_owned()),
         run_key: Set(run.run_key),
         trigger: Set(run.trigger.to_owned()),
-        status: Set(status::PENDING.to_owned()),
+        status: Set(col(RunStatus::Pending).to_owned()),
         attempts: Set(0),
         max_attempts: Set(run.max_attempts),
         run_after: Set(run.run_after),
@@ -173,7 +196,7 @@ pub async fn extend<C: ConnectionTrait>(
     job_runs::Entity::update_many()
         .col_expr(job_runs::Column::LockedUntil, Expr::value(until))
         .filter(job_runs::Column::Id.eq(run_id))
-        .filter(job_runs::Column::Status.eq(status::RUNNING))
+        .filter(job_runs::Column::Status.eq(col(RunStatus::Running)))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -211,26 +234,28 @@ pub async fn next_due<C: ConnectionTrait>(
     job: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<JobRun>, StoreError> {
-    Ok(job_runs::Entity::find()
-        .filter(job_runs::Column::Job.eq(job))
-        .filter(
-            Condition::any()
-                .add(
-                    Condition::all()
-                        .add(job_runs::Column::Status.eq(status::PENDING))
-                        .add(job_runs::Column::RunAfter.lte(now)),
-                )
-                .add(
-                    Condition::all()
-                        .add(job_runs::Column::Status.eq(status::RUNNING))
-                        .add(job_runs::Column::LockedUntil.lt(now)),
-                ),
-        )
-        .order_by_asc(job_runs::Column::RunAfter)
-        .order_by_asc(job_runs::Column::Id)
-        .limit(1)
-        .one(conn)
-        .await?)
+    record(
+        job_runs::Entity::find()
+            .filter(job_runs::Column::Job.eq(job))
+            .filter(
+                Condition::any()
+                    .add(
+                        Condition::all()
+                            .add(job_runs::Column::Status.eq(col(RunStatus::Pending)))
+                            .add(job_runs::Column::RunAfter.lte(now)),
+                    )
+                    .add(
+                        Condition::all()
+                            .add(job_runs::Column::Status.eq(col(RunStatus::Running)))
+                            .add(job_runs::Column::LockedUntil.lt(now)),
+                    ),
+            )
+            .order_by_asc(job_runs::Column::RunAfter)
+            .order_by_asc(job_runs::Column::Id)
+            .limit(1)
+            .one(conn)
+            .await?,
+    )
 }
 
 /// Marks a run started (one more attempt), leased until `until`.
@@ -244,7 +269,10 @@ pub async fn start<C: ConnectionTrait>(
     until: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     job_runs::Entity::update_many()
-        .col_expr(job_runs::Column::Status, Expr::value(status::RUNNING))
+        .col_expr(
+            job_runs::Column::Status,
+            Expr::value(col(RunStatus::Running)),
+        )
         .col_expr(
             job_runs::Column::Attempts,
             Expr::col(job_runs::Column::Attempts).add(1),
@@ -286,12 +314,15 @@ pub async fn finish<C: ConnectionTrait>(
     let none_time = Option::<DateTime<Utc>>::None;
     let q = job_runs::Entity::update_many()
         .filter(job_runs::Column::Id.eq(id))
-        .filter(job_runs::Column::Status.eq(status::RUNNING))
+        .filter(job_runs::Column::Status.eq(col(RunStatus::Running)))
         .filter(job_runs::Column::Attempts.eq(attempt))
         .col_expr(job_runs::Column::LockedUntil, Expr::value(none_time));
     let q = match how {
         Finish::Succeeded(result) => q
-            .col_expr(job_runs::Column::Status, Expr::value(status::SUCCEEDED))
+            .col_expr(
+                job_runs::Column::Status,
+                Expr::value(col(RunStatus::Succeeded)),
+            )
             .col_expr(job_runs::Column::Result, Expr::value(result))
             .col_expr(
                 job_runs::Column::LastError,
@@ -299,11 +330,17 @@ pub async fn finish<C: ConnectionTrait>(
             )
             .col_expr(job_runs::Column::FinishedAt, Expr::value(now)),
         Finish::Retry { error, at } => q
-            .col_expr(job_runs::Column::Status, Expr::value(status::PENDING))
+            .col_expr(
+                job_runs::Column::Status,
+                Expr::value(col(RunStatus::Pending)),
+            )
             .col_expr(job_runs::Column::LastError, Expr::value(error))
             .col_expr(job_runs::Column::RunAfter, Expr::value(at)),
         Finish::Failed(error) => q
-            .col_expr(job_runs::Column::Status, Expr::value(status::FAILED))
+            .col_expr(
+                job_runs::Column::Status,
+                Expr::value(col(RunStatus::Failed)),
+            )
             .col_expr(job_runs::Column::LastError, Expr::value(error))
             .col_expr(job_runs::Column::FinishedAt, Expr::value(now)),
     };
@@ -318,14 +355,16 @@ pub async fn last_attempted<C: ConnectionTrait>(
     conn: &C,
     job: &str,
 ) -> Result<Option<JobRun>, StoreError> {
-    Ok(job_runs::Entity::find()
-        .filter(job_runs::Column::Job.eq(job))
-        .filter(job_runs::Column::Attempts.gt(0))
-        .order_by_desc(job_runs::Column::StartedAt)
-        .order_by_desc(job_runs::Column::Id)
-        .limit(1)
-        .one(conn)
-        .await?)
+    record(
+        job_runs::Entity::find()
+            .filter(job_runs::Column::Job.eq(job))
+            .filter(job_runs::Column::Attempts.gt(0))
+            .order_by_desc(job_runs::Column::StartedAt)
+            .order_by_desc(job_runs::Column::Id)
+            .limit(1)
+            .one(conn)
+            .await?,
+    )
 }
 
 /// The earliest pending run of `job`.
@@ -336,13 +375,15 @@ pub async fn next_pending<C: ConnectionTrait>(
     conn: &C,
     job: &str,
 ) -> Result<Option<JobRun>, StoreError> {
-    Ok(job_runs::Entity::find()
-        .filter(job_runs::Column::Job.eq(job))
-        .filter(job_runs::Column::Status.eq(status::PENDING))
-        .order_by_asc(job_runs::Column::RunAfter)
-        .limit(1)
-        .one(conn)
-        .await?)
+    record(
+        job_runs::Entity::find()
+            .filter(job_runs::Column::Job.eq(job))
+            .filter(job_runs::Column::Status.eq(col(RunStatus::Pending)))
+            .order_by_asc(job_runs::Column::RunAfter)
+            .limit(1)
+            .one(conn)
+            .await?,
+    )
 }
 
 /// The runs of `job`, newest first.
@@ -354,12 +395,15 @@ pub async fn runs<C: ConnectionTrait>(
     job: &str,
     limit: u64,
 ) -> Result<Vec<JobRun>, StoreError> {
-    Ok(job_runs::Entity::find()
+    job_runs::Entity::find()
         .filter(job_runs::Column::Job.eq(job))
         .order_by_desc(job_runs::Column::Id)
         .limit(limit)
         .all(conn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(JobRun::try_from)
+        .collect()
 }
 
 /// One run by id.
@@ -367,7 +411,7 @@ pub async fn runs<C: ConnectionTrait>(
 /// # Errors
 /// When the database fails.
 pub async fn run<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<JobRun>, StoreError> {
-    Ok(job_runs::Entity::find_by_id(id).one(conn).await?)
+    record(job_runs::Entity::find_by_id(id).one(conn).await?)
 }
 
 /// Deletes finished runs (succeeded or failed) that ended before `before`; returns how many.
@@ -376,7 +420,7 @@ pub async fn run<C: ConnectionTrait>(conn: &C, id: i64) -> Result<Option<JobRun>
 /// When the database fails.
 pub async fn prune<C: ConnectionTrait>(conn: &C, before: DateTime<Utc>) -> Result<u64, StoreError> {
     Ok(job_runs::Entity::delete_many()
-        .filter(job_runs::Column::Status.is_in([status::SUCCEEDED, status::FAILED]))
+        .filter(job_runs::Column::Status.is_in([col(RunStatus::Succeeded), col(RunStatus::Failed)]))
         .filter(job_runs::Column::FinishedAt.lt(before))
         .exec(conn)
         .await?

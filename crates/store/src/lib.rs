@@ -16,8 +16,10 @@ pub mod metrics;
 pub mod migration;
 pub mod preferences;
 pub mod service_keys;
+mod status;
 pub mod token_lookup;
 pub mod token_refresh;
+mod tx;
 mod unique;
 pub mod usage;
 pub mod users;
@@ -28,3 +30,4 @@ pub use error::StoreError;
 pub use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbErr, TransactionTrait,
 };
+pub use tx::{Conn, Tx};

@@ -3,9 +3,9 @@
 //! reports. Every function takes the user it is scoped to, except the fleet-wide counts.
 
 use chrono::{DateTime, Utc};
-use domain::integration::IntegrationStatus;
+use domain::{IntegrationId, UserId, integration::IntegrationStatus};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     sea_query::{Expr, ExprTrait},
 };
 use uuid::Uuid;
@@ -13,7 +13,15 @@ use uuid::Uuid;
 use crate::{
     StoreError,
     entities::{audit_log, integrations},
+    status::{col, read},
 };
+
+/// The one integration row, scoped to its user.
+fn the(user_id: UserId, integration_id: IntegrationId) -> Condition {
+    Condition::all()
+        .add(integrations::Column::Id.eq(integration_id.as_uuid()))
+        .add(integrations::Column::UserId.eq(user_id.as_uuid()))
+}
 
 /// Takes the refresh lease of the integration until `until`, if nobody holds a live one.
 /// Exactly one of any number of concurrent callers (in any process) gets `true`.
@@ -22,15 +30,14 @@ use crate::{
 /// When the database fails.
 pub async fn take_lease<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
-    integration_id: Uuid,
+    user_id: UserId,
+    integration_id: IntegrationId,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     let res = integrations::Entity::update_many()
         .col_expr(integrations::Column::RefreshLeaseUntil, Expr::value(until))
-        .filter(integrations::Column::Id.eq(integration_id))
-        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(the(user_id, integration_id))
         .filter(
             integrations::Column::RefreshLeaseUntil
                 .is_null()
@@ -50,8 +57,8 @@ pub async fn take_lease<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn release_lease<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
-    integration_id: Uuid,
+    user_id: UserId,
+    integration_id: IntegrationId,
     until: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     integrations::Entity::update_many()
@@ -59,8 +66,7 @@ pub async fn release_lease<C: ConnectionTrait>(
             integrations::Column::RefreshLeaseUntil,
             Expr::value(Option::<DateTime<Utc>>::None),
         )
-        .filter(integrations::Column::Id.eq(integration_id))
-        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(the(user_id, integration_id))
         .filter(integrations::Column::RefreshLeaseUntil.eq(until))
         .exec(conn)
         .await?;
@@ -70,10 +76,13 @@ pub async fn release_lease<C: ConnectionTrait>(
 /// Statuses of an integration that still holds tokens: the only ones a refresh's outcome
 /// may be written to. A disconnection (or the user's deletion) that landed while the
 /// provider answered wins: its row is left as it is.
-const CONNECTED: [&str; 2] = [
-    IntegrationStatus::Active.as_str(),
-    IntegrationStatus::RefreshFailed.as_str(),
-];
+const CONNECTED: [IntegrationStatus; 2] =
+    [IntegrationStatus::Active, IntegrationStatus::RefreshFailed];
+
+/// The column values of [`CONNECTED`].
+fn connected() -> [&'static str; 2] {
+    CONNECTED.map(col)
+}
 
 /// A successful refresh: `active`, the new expiry (and scopes, when the provider said),
 /// failures and any `Retry-After` wait cleared, lease released. Only while the
@@ -83,8 +92,8 @@ const CONNECTED: [&str; 2] = [
 /// When the database fails.
 pub async fn record_success<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
-    integration_id: Uuid,
+    user_id: UserId,
+    integration_id: IntegrationId,
     expires_at: Option<DateTime<Utc>>,
     scopes: Option<&[String]>,
     at: DateTime<Utc>,
@@ -92,7 +101,7 @@ pub async fn record_success<C: ConnectionTrait>(
     let mut q = integrations::Entity::update_many()
         .col_expr(
             integrations::Column::Status,
-            Expr::value(IntegrationStatus::Active.as_str()),
+            Expr::value(col(IntegrationStatus::Active)),
         )
         .col_expr(integrations::Column::ExpiresAt, Expr::value(expires_at))
         .col_expr(integrations::Column::LastRefreshedAt, Expr::value(at))
@@ -118,9 +127,8 @@ pub async fn record_success<C: ConnectionTrait>(
         );
     }
     let res = q
-        .filter(integrations::Column::Id.eq(integration_id))
-        .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Status.is_in(CONNECTED))
+        .filter(the(user_id, integration_id))
+        .filter(integrations::Column::Status.is_in(connected()))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -135,9 +143,9 @@ pub async fn record_success<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn record_failure<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
-    integration_id: Uuid,
-    status: &str,
+    user_id: UserId,
+    integration_id: IntegrationId,
+    status: IntegrationStatus,
     error: &str,
     at: DateTime<Utc>,
     not_before: Option<DateTime<Utc>>,
@@ -147,7 +155,7 @@ pub async fn record_failure<C: ConnectionTrait>(
             integrations::Column::RefreshNotBefore,
             Expr::value(not_before),
         )
-        .col_expr(integrations::Column::Status, Expr::value(status))
+        .col_expr(integrations::Column::Status, Expr::value(col(status)))
         .col_expr(integrations::Column::LastRefreshAttemptAt, Expr::value(at))
         .col_expr(
             integrations::Column::RefreshFailures,
@@ -159,9 +167,8 @@ pub async fn record_failure<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
-        .filter(integrations::Column::Id.eq(integration_id))
-        .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Status.is_in(CONNECTED))
+        .filter(the(user_id, integration_id))
+        .filter(integrations::Column::Status.is_in(connected()))
         .exec(conn)
         .await?;
     Ok(res.rows_affected == 1)
@@ -173,7 +180,7 @@ pub async fn record_failure<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn count_by_provider_status<C: ConnectionTrait>(
     conn: &C,
-) -> Result<Vec<(String, String, i64)>, StoreError> {
+) -> Result<Vec<(String, IntegrationStatus, i64)>, StoreError> {
     #[derive(sea_orm::FromQueryResult)]
     struct Row {
         provider: String,
@@ -190,9 +197,11 @@ pub async fn count_by_provider_status<C: ConnectionTrait>(
         .into_model::<Row>()
         .all(conn)
         .await?;
+    // A status no version of the service writes is not counted (bounded labels); the
+    // record reads of that row report it.
     Ok(rows
         .into_iter()
-        .map(|r| (r.provider, r.status, r.n))
+        .filter_map(|r| Some((r.provider, read(&r.status).ok()?, r.n)))
         .collect())
 }
 
@@ -231,7 +240,7 @@ pub async fn expiring_before<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
+) -> Result<Vec<(UserId, String)>, StoreError> {
     let expires = integrations::Column::ExpiresAt;
     let due = expires.is_not_null().and(expires.lt(before));
     work_list(conn, &due, expires, limit).await
@@ -250,7 +259,7 @@ pub async fn unchecked_since<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
+) -> Result<Vec<(UserId, String)>, StoreError> {
     let checked = integrations::Column::LastCheckedAt;
     let mut due = work_list(conn, &checked.is_null(), checked, limit).await?;
     let left = limit.saturating_sub(due.len() as u64);
@@ -272,7 +281,7 @@ async fn work_list<C: ConnectionTrait>(
     condition: &sea_orm::sea_query::SimpleExpr,
     order: integrations::Column,
     limit: u64,
-) -> Result<Vec<(Uuid, String)>, StoreError> {
+) -> Result<Vec<(UserId, String)>, StoreError> {
     use sea_orm::QueryOrder;
     type Row = (Option<DateTime<Utc>>, Uuid, Uuid, String);
     let mut rows: Vec<Row> = Vec::new();
@@ -284,7 +293,7 @@ async fn work_list<C: ConnectionTrait>(
                 .column(integrations::Column::Id)
                 .column(integrations::Column::UserId)
                 .column(integrations::Column::Provider)
-                .filter(integrations::Column::Status.eq(status))
+                .filter(integrations::Column::Status.eq(col(status)))
                 .filter(condition.clone())
                 .order_by_asc(order)
                 .order_by_asc(integrations::Column::Id)
@@ -296,7 +305,10 @@ async fn work_list<C: ConnectionTrait>(
     }
     rows.sort_by_key(|r| (r.0, r.1));
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    Ok(rows.into_iter().map(|(_, _, user, p)| (user, p)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(_, _, user, p)| (UserId::from_uuid(user), p))
+        .collect())
 }
 
 /// Records a health check of the integration at `at`.
@@ -305,14 +317,13 @@ async fn work_list<C: ConnectionTrait>(
 /// When the database fails.
 pub async fn mark_checked<C: ConnectionTrait>(
     conn: &C,
-    user_id: Uuid,
-    integration_id: Uuid,
+    user_id: UserId,
+    integration_id: IntegrationId,
     at: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     integrations::Entity::update_many()
         .col_expr(integrations::Column::LastCheckedAt, Expr::value(at))
-        .filter(integrations::Column::Id.eq(integration_id))
-        .filter(integrations::Column::UserId.eq(user_id))
+        .filter(the(user_id, integration_id))
         .exec(conn)
         .await?;
     Ok(())

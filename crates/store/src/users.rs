@@ -17,6 +17,7 @@ use crate::{
         integration_tokens, integrations, oauth_states, preference_history, preference_overrides,
         users,
     },
+    status::col,
     unique::unique,
 };
 
@@ -249,11 +250,11 @@ pub async fn delete_credentials<C: ConnectionTrait>(
     let integ = integrations::Entity::update_many()
         .col_expr(
             integrations::Column::Status,
-            Expr::value(IntegrationStatus::Disconnected.as_str()),
+            Expr::value(col(IntegrationStatus::Disconnected)),
         )
         .col_expr(integrations::Column::UpdatedAt, Expr::value(at))
         .filter(integrations::Column::UserId.eq(user_id))
-        .filter(integrations::Column::Status.ne(IntegrationStatus::Disconnected.as_str()))
+        .filter(integrations::Column::Status.ne(col(IntegrationStatus::Disconnected)))
         .exec(conn)
         .await?;
     Ok(CredentialCascade {

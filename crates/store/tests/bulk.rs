@@ -39,7 +39,7 @@ fn entry(user: Uuid, action: &str, at: DateTime<Utc>) -> NewAuditEntry {
         actor_type: "user".to_owned(),
         actor_id: Some("user_\"bulk\"".to_owned()),
         action: action.to_owned(),
-        user_id: Some(user),
+        user_id: Some(domain::UserId::from_uuid(user)),
         resource_type: None,
         resource_id: Some(String::new()),
         outcome: "success".to_owned(),

@@ -150,7 +150,7 @@ async fn check_hot_queries(
     )
     .await;
     let mut page = AuditFilter {
-        user_id: Some(ids.user),
+        user_id: Some(domain::UserId::from_uuid(ids.user)),
         ..AuditFilter::default()
     };
     audit::list(&r, &page, 51).await.expect("q");

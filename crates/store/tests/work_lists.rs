@@ -43,8 +43,9 @@ async fn never_checked_integrations_come_first(backend: Backend) {
             .expect("integration");
         ids.insert(user, name);
     }
-    let names =
-        |list: Vec<(Uuid, String)>| -> Vec<&str> { list.iter().map(|(u, _)| ids[u]).collect() };
+    let names = |list: Vec<(domain::UserId, String)>| -> Vec<&str> {
+        list.iter().map(|(u, _)| ids[&u.as_uuid()]).collect()
+    };
     let due = token_refresh::unchecked_since(db.reader(), now - Duration::minutes(15), 100)
         .await
         .expect("work list");

@@ -13,6 +13,9 @@ mod fault_proxy;
 
 pub use fault_proxy::{FaultProxy, Mode as ProxyMode};
 use sqlx::{Connection, PgConnection};
+/// Storage itself, for the tests of crates that reach it only through `app` (the server's):
+/// rows to arrange or read, migrations to undo.
+pub use store;
 
 /// The database engines every storage and API test runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ mod rescue;
 use std::{collections::VecDeque, ops::Range, time::Duration};
 
 use chrono::Utc;
-use store::{Db, StoreError, TransactionTrait, audit::NewAuditEntry};
+use store::{Db, StoreError, audit::NewAuditEntry};
 use tokio::sync::{
     mpsc::{self, error::TrySendError},
     oneshot,
@@ -224,7 +224,7 @@ impl Retry {
 }
 
 async fn write(db: &Db, batch: &[NewAuditEntry]) -> Result<(), StoreError> {
-    let txn = db.writer().begin().await?;
+    let txn = db.begin().await?;
     store::audit::append(&txn, batch.to_vec(), entry_hash).await?;
     txn.commit().await?;
     Ok(())

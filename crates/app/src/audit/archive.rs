@@ -15,7 +15,6 @@ use std::{
 use chrono::{DateTime, Utc};
 use flate2::{Compression, write::GzEncoder};
 use serde::Serialize;
-use store::TransactionTrait;
 
 use crate::{App, AppError};
 
@@ -77,7 +76,7 @@ impl App {
         let path = dir.join(format!("audit-{first_id:012}-{last_id:012}.jsonl.gz"));
         write_archive(&path, &entries)
             .map_err(|e| AppError::Internal(format!("writing {}: {e}", path.display())))?;
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let deleted =
             store::audit::archive_through(&txn, (anchor.0, &anchor.1), last_id, &last_hash).await?;
         txn.commit().await?;
@@ -99,7 +98,7 @@ fn write_archive(path: &Path, entries: &[store::audit::AuditEntry]) -> std::io::
         actor_type: &'a str,
         actor_id: Option<&'a str>,
         action: &'a str,
-        user_id: Option<uuid::Uuid>,
+        user_id: Option<domain::UserId>,
         resource_type: Option<&'a str>,
         resource_id: Option<&'a str>,
         outcome: &'a str,

@@ -31,7 +31,7 @@ use domain::{UserId, audit::AuditAction};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use store::{
-    ConnectionTrait,
+    Conn,
     audit::{AuditEntry, NewAuditEntry},
 };
 
@@ -91,11 +91,7 @@ impl AuditRecord {
 /// # Errors
 /// When the database fails: the caller's transaction must then roll back.
 #[tracing::instrument(name = "app audit.record", skip_all)]
-pub async fn record<C: ConnectionTrait>(
-    conn: &C,
-    ctx: &Ctx,
-    rec: AuditRecord,
-) -> Result<i64, AppError> {
+pub async fn record<C: Conn>(conn: &C, ctx: &Ctx, rec: AuditRecord) -> Result<i64, AppError> {
     let ids = store::audit::append(conn, vec![to_entry(ctx, rec, Utc::now())], entry_hash).await?;
     Ok(ids[0])
 }
@@ -109,7 +105,7 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
         actor_type: ctx.actor().kind.as_str().to_owned(),
         actor_id: ctx.actor().id.clone(),
         action: rec.action.as_str().to_owned(),
-        user_id: rec.user_id.map(|u| u.as_uuid()),
+        user_id: rec.user_id,
         resource_type: rec.resource.as_ref().map(|(k, _)| (*k).to_owned()),
         resource_id: rec.resource.map(|(_, id)| id),
         outcome: rec.outcome.to_owned(),
@@ -268,7 +264,7 @@ struct Fields<'a> {
 /// The fields a purge replaces.
 struct Personal<'a> {
     actor_id: Option<&'a str>,
-    user_id: Option<uuid::Uuid>,
+    user_id: Option<UserId>,
     resource_id: Option<&'a str>,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,

@@ -17,7 +17,7 @@ use domain::audit::AuditAction;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use store::{
-    ConnectionTrait,
+    Conn,
     audit::{AuditEntry, Pseudonymized},
 };
 
@@ -53,7 +53,7 @@ struct RecordDetails {
 ///
 /// # Errors
 /// When the database fails: the caller's transaction must then roll back.
-pub async fn pseudonymize<C: ConnectionTrait>(
+pub async fn pseudonymize<C: Conn>(
     conn: &C,
     ctx: &Ctx,
     subject: &str,

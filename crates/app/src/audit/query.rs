@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Duration, Utc};
 use store::audit::{AuditEntry, AuditFilter};
-use uuid::Uuid;
 
 use crate::{App, AppError};
 
 /// Filters and page of an audit listing.
 #[derive(Clone, Debug, Default)]
 pub struct AuditQuery {
-    pub user_id: Option<Uuid>,
+    pub user_id: Option<domain::UserId>,
     pub action: Option<String>,
     pub actor_type: Option<String>,
     pub actor_id: Option<String>,
@@ -153,7 +152,7 @@ impl App {
         let view = AuditView::of(who, clerk_user_id);
         let mut page = self
             .query_audit(AuditQuery {
-                user_id: Some(who.user().into()),
+                user_id: Some(who.user()),
                 limit,
                 cursor,
                 ..AuditQuery::default()

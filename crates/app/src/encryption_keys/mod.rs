@@ -10,10 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use domain::audit::AuditAction;
 use serde::Serialize;
 use serde_json::json;
-use store::{
-    TransactionTrait,
-    ciphertexts::{self, Location, StoredCiphertext},
-};
+use store::ciphertexts::{self, Location, StoredCiphertext};
 use vault::{Binding, TokenKind};
 
 use crate::{App, AppError, Ctx, audit::AuditRecord};
@@ -155,7 +152,7 @@ impl App {
                 report.complete = true;
                 break;
             }
-            let txn = self.db().writer().begin().await?;
+            let txn = self.db().begin().await?;
             for row in todo
                 .into_iter()
                 .take(usize::try_from(batch_size).unwrap_or(usize::MAX))
@@ -186,7 +183,7 @@ impl App {
             report.batches += 1;
         }
         if report.rotated > 0 || report.failed > 0 {
-            let txn = self.db().writer().begin().await?;
+            let txn = self.db().begin().await?;
             crate::audit::record(
                 &txn,
                 ctx,

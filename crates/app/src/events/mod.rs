@@ -13,11 +13,12 @@ use chrono::{SubsecRound, Utc};
 use domain::{UserId, event::EventType};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
-use store::ConnectionTrait;
+use store::Conn;
 use url::Url;
 
 pub use delivery::{DeliveryReport, Dispatcher};
-pub use store::events::{DeliveryView, status as delivery_status};
+pub use domain::event::DeliveryStatus;
+pub use store::events::DeliveryView;
 
 use crate::{App, AppError};
 
@@ -192,11 +193,7 @@ impl App {
     ///
     /// # Errors
     /// Storage: the caller's transaction must then roll back.
-    pub(crate) async fn emit<C: ConnectionTrait>(
-        &self,
-        conn: &C,
-        event: Event,
-    ) -> Result<(), AppError> {
+    pub(crate) async fn emit<C: Conn>(&self, conn: &C, event: Event) -> Result<(), AppError> {
         let subscribers: Vec<String> = self
             .event_settings()
             .subscribers
@@ -244,12 +241,15 @@ impl App {
         before: Option<i64>,
         limit: u64,
     ) -> Result<Vec<DeliveryView>, AppError> {
-        use store::events::status::{DELIVERED, FAILED, PENDING};
-        if status.is_some_and(|s| ![PENDING, DELIVERED, FAILED].contains(&s)) {
-            return Err(AppError::InvalidRequest(
-                "status must be pending, delivered or failed".to_owned(),
-            ));
-        }
+        let status = match status.map(DeliveryStatus::parse) {
+            None => None,
+            Some(Some(s)) => Some(s),
+            Some(None) => {
+                return Err(AppError::InvalidRequest(
+                    "status must be pending, delivered or failed".to_owned(),
+                ));
+            }
+        };
         Ok(store::events::deliveries(self.db().reader(), status, before, limit).await?)
     }
 

@@ -12,10 +12,7 @@ use domain::{UserId, ValidationErrors, audit::AuditAction};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use store::{
-    TransactionTrait,
-    integrations::{self as repo, Connected, Integration, NewState},
-};
+use store::integrations::{self as repo, Connected, Integration, NewState};
 use url::Url;
 use vault::{Binding, TokenKind};
 
@@ -238,7 +235,7 @@ impl App {
         provider: &str,
         grant: Grant,
     ) -> Result<Integration, AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         // The user may have been deleted during the provider calls: a deletion wins, and
         // nothing (no integration, no ciphertext) is written for a deleted user.
         if !store::users::lock_live(&txn, user).await? {
@@ -302,7 +299,7 @@ impl App {
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let revocation = self.revoke_at_provider(p, user, &integration).await?;
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         repo::disconnect(&txn, user, provider, Utc::now())
             .await?
             .ok_or(AppError::NotFound("integration"))?;

@@ -32,12 +32,12 @@ use serde_json::Value;
 pub use audit_archive::AuditArchive;
 pub use backup_verify::BackupVerify;
 pub use cron::Cron;
+pub use domain::job::JobRun;
 pub use integration_health::IntegrationHealth;
 pub use key_reencrypt::KeyReencrypt;
 pub use purge_users::PurgeUsers;
 pub use runner::{Clock, RunOutcome, Runner};
 pub use status::JobStatus;
-pub use store::jobs::JobRun;
 pub use token_refresh_sweep::TokenRefreshSweep;
 pub use usage_analytics::UsageAnalytics;
 

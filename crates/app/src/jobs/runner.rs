@@ -9,6 +9,7 @@ use std::{
 };
 
 use chrono::{DateTime, SubsecRound, Utc};
+use domain::job::RunStatus;
 use serde::Serialize;
 use serde_json::Value;
 use store::jobs::{self as q, Finish, NewRun};
@@ -219,7 +220,11 @@ impl Runner {
         let elapsed = started.elapsed();
         let end = self.clock.now();
         let (outcome, error, finish) = match result {
-            Ok(value) => (q::status::SUCCEEDED, None, Finish::Succeeded(value)),
+            Ok(value) => (
+                RunStatus::Succeeded.as_str(),
+                None,
+                Finish::Succeeded(value),
+            ),
             Err(e) if !e.permanent && attempt < run.max_attempts => {
                 let at = (end
                     + chrono::Duration::from_std(self.backoff(attempt)).unwrap_or_default())
@@ -229,7 +234,7 @@ impl Runner {
                 ("retry", Some(msg.clone()), Finish::Retry { error: msg, at })
             }
             Err(e) => (
-                q::status::FAILED,
+                RunStatus::Failed.as_str(),
                 Some(e.message.clone()),
                 Finish::Failed(e.message),
             ),

@@ -2,9 +2,10 @@
 //! attempt, the next time it runs and what its last success reported.
 
 use chrono::{DateTime, Utc};
+use domain::job::RunStatus;
 use serde::Serialize;
 use serde_json::Value;
-use store::jobs::{self as q, status};
+use store::jobs as q;
 
 use super::Runner;
 use crate::AppError;
@@ -47,16 +48,16 @@ impl Runner {
             let last_result = q::runs(conn, name, 50)
                 .await?
                 .into_iter()
-                .find(|r| r.status == status::SUCCEEDED)
+                .find(|r| r.status == RunStatus::Succeeded)
                 .and_then(|r| r.result);
             out.push(JobStatus {
                 name: name.to_owned(),
                 schedule: reg.schedule.as_ref().map(|c| c.as_str().to_owned()),
                 last_run_at: last.as_ref().and_then(|r| r.started_at),
                 last_outcome: last.as_ref().map(|r| {
-                    match r.status.as_str() {
-                        status::PENDING => "retrying",
-                        other => other,
+                    match r.status {
+                        RunStatus::Pending => "retrying",
+                        other => other.as_str(),
                     }
                     .to_owned()
                 }),

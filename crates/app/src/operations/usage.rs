@@ -5,7 +5,6 @@
 
 use chrono::{Duration, NaiveDate};
 use serde::Serialize;
-use store::TransactionTrait;
 
 use crate::{App, AppError};
 
@@ -31,7 +30,7 @@ impl App {
         let counts =
             store::usage::compute(self.db().reader(), from, from + Duration::days(1)).await?;
         let n = counts.len();
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         store::usage::replace_day(&txn, &day.to_string(), counts, chrono::Utc::now()).await?;
         txn.commit().await?;
         Ok(n)

@@ -16,10 +16,7 @@ use domain::{
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use store::{
-    TransactionTrait,
-    preferences::{self as repo, NewVersion, StoredPreferences, WriteOutcome},
-};
+use store::preferences::{self as repo, NewVersion, StoredPreferences, WriteOutcome};
 
 use crate::{
     App, AppError, Ctx,
@@ -305,7 +302,7 @@ impl App {
         change: &Change,
         action: AuditAction,
     ) -> Result<Option<PreferencesDocument>, AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let row = repo::get_for_update(&txn, user.as_uuid()).await?;
         let (version, updated_at, before) = current(row.as_ref())?;
         if let Some(expected) = if_match

@@ -78,10 +78,7 @@ impl KeyCache {
     /// The current epoch: the remembered one while fresh, else read from `conn` (one
     /// request at a time; the others wait and then use what it read). When it moved, every
     /// cached key is dropped.
-    pub(crate) async fn current_epoch<C: store::ConnectionTrait>(
-        &self,
-        conn: &C,
-    ) -> Result<i64, AppError> {
+    pub(crate) async fn current_epoch<C: store::Conn>(&self, conn: &C) -> Result<i64, AppError> {
         if let Some(e) = self.fresh_epoch() {
             return Ok(e);
         }

@@ -31,7 +31,6 @@ use domain::{
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use store::TransactionTrait;
 
 pub use self::{
     limits::KeyLimits,
@@ -318,7 +317,7 @@ impl App {
         let (key, hash, prefix) = new_secret()?;
         let names: Vec<String> = permissions.iter().map(|p| p.as_str().to_owned()).collect();
 
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if store::service_keys::find_by_name(&txn, name)
             .await?
             .is_some()
@@ -392,7 +391,7 @@ impl App {
         name: &str,
     ) -> Result<ServiceKeyInfo, AppError> {
         let now = Utc::now();
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let Some(row) = store::service_keys::revoke_by_name(&txn, name, now).await? else {
             return Err(AppError::NotFound("service key"));
         };

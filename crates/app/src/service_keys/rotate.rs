@@ -6,7 +6,6 @@
 use chrono::{DateTime, Utc};
 use domain::{audit::AuditAction, duration::Span};
 use serde_json::json;
-use store::TransactionTrait;
 
 use super::{ServiceKeyInfo, ServiceKeySecret, info_of, new_secret, span};
 use crate::{
@@ -40,7 +39,7 @@ impl App {
         let now = Utc::now();
         let old_valid_until = now + span(grace);
         let (key, hash, prefix) = new_secret()?;
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let row = store::service_keys::find_by_name(&txn, name)
             .await?
             .filter(|r| r.revoked_at.is_none())

@@ -81,7 +81,7 @@ impl App {
             .collect();
         let page = self
             .query_audit(AuditQuery {
-                user_id: Some(user.as_uuid()),
+                user_id: Some(user),
                 action: Some("token.refreshed".to_owned()),
                 limit: Some(50),
                 ..AuditQuery::default()

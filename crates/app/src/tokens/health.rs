@@ -51,8 +51,7 @@ impl App {
             ..HealthReport::default()
         };
         for (user, provider) in &due {
-            let user = UserId::from_uuid(*user);
-            match self.check_integration(&ctx, user, provider).await {
+            match self.check_integration(&ctx, *user, provider).await {
                 Ok(Health::Healthy) => report.healthy += 1,
                 Ok(Health::Repaired) => report.repaired += 1,
                 Err(AppError::ReauthorizationRequired(_)) => report.reauth_required += 1,
@@ -88,13 +87,7 @@ impl App {
             Some(t) => self.oauth_client().userinfo(p, t).await,
             None => Ok(None),
         };
-        store::token_refresh::mark_checked(
-            self.db().writer(),
-            user.as_uuid(),
-            i.id.into(),
-            Utc::now(),
-        )
-        .await?;
+        store::token_refresh::mark_checked(self.db().writer(), user, i.id, Utc::now()).await?;
         match probe {
             Ok(Some(_)) => Ok(Health::Healthy),
             Ok(None) | Err(ProviderError::Transient { .. }) => Ok(Health::Unavailable),

@@ -9,9 +9,8 @@
 //! never frees the lease another caller has taken since.
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use domain::UserId;
-use store::{DatabaseConnection, integrations::Integration, token_refresh};
-use uuid::Uuid;
+use domain::{IntegrationId, UserId};
+use store::{Db, integrations::Integration, token_refresh};
 
 use crate::{App, AppError, tokens::LEASE_SECONDS};
 
@@ -26,9 +25,9 @@ pub(crate) enum Leased {
 /// A held refresh lease; released by [`Lease::release`] or, failing that, on drop.
 #[must_use = "a lease not released blocks refreshes of the integration until it expires"]
 pub(crate) struct Lease {
-    conn: DatabaseConnection,
-    user: Uuid,
-    integration: Uuid,
+    db: Db,
+    user: UserId,
+    integration: IntegrationId,
     until: DateTime<Utc>,
     held: bool,
 }
@@ -38,19 +37,18 @@ impl App {
     pub(crate) async fn take_lease(
         &self,
         user: UserId,
-        integration: Uuid,
+        integration: IntegrationId,
     ) -> Result<Option<Lease>, AppError> {
         let now = Utc::now();
         // Milliseconds, which both engines keep exactly: the release matches on this value.
         let until = (now + Duration::seconds(LEASE_SECONDS)).trunc_subsecs(3);
-        let conn = self.db().writer();
         let taken =
-            token_refresh::take_lease(conn, user.as_uuid(), integration, now, until).await?;
+            token_refresh::take_lease(self.db().writer(), user, integration, now, until).await?;
         // Built right after the statement, with no await in between: from here on every
         // way out of the caller releases it.
         Ok(taken.then(|| Lease {
-            conn: conn.clone(),
-            user: user.as_uuid(),
+            db: self.db().clone(),
+            user,
             integration,
             until,
             held: true,
@@ -62,7 +60,7 @@ impl Lease {
     /// Gives the lease back now. A failure is logged: the lease then expires by itself.
     pub(crate) async fn release(mut self) {
         self.held = false;
-        release(&self.conn, self.user, self.integration, self.until).await;
+        release(&self.db, self.user, self.integration, self.until).await;
     }
 }
 
@@ -76,14 +74,14 @@ impl Drop for Lease {
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let (conn, user, integration, until) =
-            (self.conn.clone(), self.user, self.integration, self.until);
-        rt.spawn(async move { release(&conn, user, integration, until).await });
+        let (db, user, integration, until) =
+            (self.db.clone(), self.user, self.integration, self.until);
+        rt.spawn(async move { release(&db, user, integration, until).await });
     }
 }
 
-async fn release(conn: &DatabaseConnection, user: Uuid, integration: Uuid, until: DateTime<Utc>) {
-    if let Err(e) = token_refresh::release_lease(conn, user, integration, until).await {
+async fn release(db: &Db, user: UserId, integration: IntegrationId, until: DateTime<Utc>) {
+    if let Err(e) = token_refresh::release_lease(db.writer(), user, integration, until).await {
         tracing::warn!(error = %e, "cannot release a refresh lease; it expires by itself");
     }
 }

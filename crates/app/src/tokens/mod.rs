@@ -185,7 +185,7 @@ impl App {
     ) -> Result<Leased, AppError> {
         let started = Utc::now();
         loop {
-            if let Some(lease) = self.take_lease(req.user, current.id.into()).await? {
+            if let Some(lease) = self.take_lease(req.user, current.id).await? {
                 return Ok(Leased::Taken(lease));
             }
             tokio::time::sleep(LEASE_POLL).await;
@@ -222,7 +222,7 @@ impl App {
 
 /// Records a status transition: its audit entry and its `integration.status_changed`
 /// event, in the caller's transaction.
-pub(crate) async fn status_changed<C: store::ConnectionTrait>(
+pub(crate) async fn status_changed<C: store::Conn>(
     app: &App,
     conn: &C,
     ctx: &Ctx,

@@ -17,7 +17,6 @@ use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
 use serde::Serialize;
 use serde_json::json;
 use store::{
-    TransactionTrait,
     integrations::{self as repo, Integration},
     token_refresh, users,
 };
@@ -95,7 +94,7 @@ impl App {
             tasks.spawn(async move {
                 let _permit = permit.acquire_owned().await;
                 let req = TokenRequest {
-                    user: UserId::from_uuid(user),
+                    user,
                     provider,
                     scopes: Vec::new(),
                     min_validity: horizon,
@@ -189,14 +188,14 @@ impl App {
         tokens: TokenSet,
         now: DateTime<Utc>,
     ) -> Result<IssuedToken, AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
         let connected = token_refresh::record_success(
             &txn,
-            user.as_uuid(),
-            integration.id.into(),
+            user,
+            integration.id,
             tokens.expires_at,
             tokens.scopes.as_deref(),
             now,
@@ -260,16 +259,15 @@ impl App {
             } => Duration::from_std(*wait).ok().map(|w| now + w),
             _ => None,
         };
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if !users::lock_live(&txn, user).await? {
             return Err(AppError::NotFound("user"));
         }
-        let (id, s) = (integration.id, status.as_str());
         let connected = token_refresh::record_failure(
             &txn,
-            user.as_uuid(),
-            id.into(),
-            s,
+            user,
+            integration.id,
+            status,
             &message,
             now,
             not_before,

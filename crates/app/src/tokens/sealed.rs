@@ -15,7 +15,7 @@ use crate::{
 impl App {
     /// Seals and stores the access token and, when the answer has one, the refresh token
     /// (an answer without one keeps the stored refresh token).
-    pub(crate) async fn store_tokens<C: store::ConnectionTrait>(
+    pub(crate) async fn store_tokens<C: store::Conn>(
         &self,
         conn: &C,
         user: UserId,
@@ -49,7 +49,7 @@ impl App {
     }
 
     /// A stored token of the integration, opened.
-    pub(crate) async fn read_token<C: store::ConnectionTrait>(
+    pub(crate) async fn read_token<C: store::Conn>(
         &self,
         conn: &C,
         user: UserId,

@@ -12,7 +12,7 @@ use domain::{
 use serde::Deserialize;
 use serde_json::{Value, json};
 use store::{
-    DatabaseTransaction, StoreError, TransactionTrait,
+    StoreError, Tx,
     users::{self, Deleted, User},
     webhook_events,
 };
@@ -130,7 +130,7 @@ impl ClerkUser {
 /// Storage failures; a Clerk id already taken is a unique violation.
 pub(crate) async fn create_user(
     app: &App,
-    txn: &DatabaseTransaction,
+    txn: &Tx,
     ctx: &Ctx,
     p: ClerkProfile,
     at: DateTime<Utc>,
@@ -266,7 +266,7 @@ impl App {
             }
             _ => Value::Null,
         };
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if webhook_events::exists(&txn, svix_id).await? {
             return Ok(WebhookOutcome::Duplicate);
         }
@@ -297,7 +297,7 @@ impl App {
 /// One event's work inside its transaction.
 struct Step<'a> {
     app: &'a App,
-    txn: &'a DatabaseTransaction,
+    txn: &'a Tx,
     ctx: &'a Ctx,
     svix_id: &'a str,
     kind: &'a str,

@@ -19,10 +19,12 @@ use domain::{
     user::{ClerkUserId, UserRef},
 };
 use serde_json::json;
+/// Whether a lookup sees soft-deleted users.
+pub use store::users::Deleted;
 use store::{
-    ConnectionTrait, TransactionTrait,
+    Conn,
     audit::{AuditEntry, AuditFilter},
-    users::{self, CredentialCascade, Deleted, ExportRows, SearchCursor, User},
+    users::{self, CredentialCascade, ExportRows, SearchCursor, User},
 };
 
 use crate::{
@@ -77,7 +79,7 @@ pub(crate) fn now() -> DateTime<Utc> {
 /// # Errors
 /// When the database fails: the deletion must then roll back.
 #[tracing::instrument(name = "app users.cascade_deletion", skip_all)]
-pub(crate) async fn cascade_deletion<C: ConnectionTrait>(
+pub(crate) async fn cascade_deletion<C: Conn>(
     conn: &C,
     user_id: UserId,
     at: DateTime<Utc>,
@@ -130,7 +132,7 @@ impl App {
 
     async fn find_user_on(
         &self,
-        conn: &store::DatabaseConnection,
+        conn: &impl Conn,
         key: &UserKey,
         deleted: Deleted,
     ) -> Result<Option<User>, AppError> {
@@ -151,7 +153,7 @@ impl App {
         update: ProfileUpdate,
     ) -> Result<User, AppError> {
         let (ctx, id) = (who.ctx(), who.user());
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let mut u = users::find_by_id(&txn, id, Deleted::Exclude)
             .await?
             .ok_or(AppError::NotFound("user"))?;
@@ -224,7 +226,7 @@ impl App {
         let (ctx, id) = (who.ctx(), who.user());
         // Revoke at the providers first: network calls stay outside the transaction.
         let revocations = self.revoke_all_grants(id).await?;
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let at = now();
         let user = users::find_by_id(&txn, id, Deleted::Exclude)
             .await?
@@ -264,7 +266,7 @@ impl App {
         retention_days: u32,
     ) -> Result<User, AppError> {
         let ctx = admin.ctx();
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         let mut u = users::find_by_id(&txn, id, Deleted::Include)
             .await?
             .ok_or(AppError::NotFound("user"))?;
@@ -346,7 +348,7 @@ impl App {
         let rows = users::export_rows(conn, user.id).await?;
         let mut audit = Vec::new();
         let mut filter = AuditFilter {
-            user_id: Some(user.id.into()),
+            user_id: Some(user.id),
             ..AuditFilter::default()
         };
         const PAGE: u64 = 500;

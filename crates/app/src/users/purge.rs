@@ -10,10 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{UserId, audit::AuditAction};
 use serde::Serialize;
 use serde_json::json;
-use store::{
-    TransactionTrait,
-    audit::{AuditEntry, Pseudonymized},
-};
+use store::audit::{AuditEntry, Pseudonymized};
 use uuid::Uuid;
 
 use crate::{App, AppError, Ctx, audit::AuditRecord};
@@ -65,7 +62,7 @@ impl App {
         cutoff: DateTime<Utc>,
         report: &mut PurgeReport,
     ) -> Result<(), AppError> {
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         // Re-read inside the transaction: a restore since the listing wins.
         let user = store::users::find_by_id(&txn, id, store::users::Deleted::Include).await?;
         let Some(user) = user.filter(|u| u.deleted_at.is_some_and(|d| d < cutoff)) else {
@@ -76,9 +73,8 @@ impl App {
         };
         let events = store::events::delete_for_user(&txn, user.id).await?;
         let pseudonym = Uuid::new_v4();
-        let named =
-            store::audit::personal_entries(&txn, user.id.into(), &user.clerk_user_id).await?;
-        let (legacy, entries) = replacements(named, user.id.into(), &user.clerk_user_id, pseudonym);
+        let named = store::audit::personal_entries(&txn, user.id, &user.clerk_user_id).await?;
+        let (legacy, entries) = replacements(named, user.id, &user.clerk_user_id, pseudonym);
         let pseudonymized = crate::audit::pseudonymize::pseudonymize(
             &txn,
             ctx,
@@ -111,7 +107,7 @@ impl App {
 /// (v1) are counted and left as they are.
 fn replacements(
     named: Vec<AuditEntry>,
-    user_id: Uuid,
+    user_id: UserId,
     clerk: &str,
     pseudonym: Uuid,
 ) -> (u64, Vec<(AuditEntry, Pseudonymized)>) {
@@ -128,7 +124,13 @@ fn replacements(
                 } else {
                     e.actor_id.clone()
                 },
-                user_id: e.user_id.map(|u| if u == user_id { pseudonym } else { u }),
+                user_id: e.user_id.map(|u| {
+                    if u == user_id {
+                        UserId::from_uuid(pseudonym)
+                    } else {
+                        u
+                    }
+                }),
                 resource_id: if is_them(&e.resource_id) {
                     Some(pseudonym.to_string())
                 } else {

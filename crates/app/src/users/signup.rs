@@ -10,10 +10,7 @@ use domain::{
 };
 use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::{Value, json};
-use store::{
-    TransactionTrait,
-    users::{self, Deleted, User},
-};
+use store::users::{self, Deleted, User};
 
 use crate::{
     App, AppError, Ctx,
@@ -144,7 +141,7 @@ impl App {
         details: Value,
     ) -> Result<Provisioned, AppError> {
         let clerk = profile.clerk.clone();
-        let txn = self.db().writer().begin().await?;
+        let txn = self.db().begin().await?;
         if let Some(u) = users::find_by_clerk_id(&txn, clerk.as_str(), Deleted::Include).await? {
             return Ok(Provisioned::Existing(u));
         }

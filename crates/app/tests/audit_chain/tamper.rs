@@ -38,7 +38,7 @@ async fn quiet_pseudonymization_is_detected(backend: Backend) {
         pseudonymized_at: Set(Some(Utc::now())),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("tamper");
     let broken = app
@@ -59,7 +59,7 @@ async fn quiet_pseudonymization_is_detected(backend: Backend) {
 async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
     let (app, _db) = app(backend, KEY1).await;
     write(&app, 4).await;
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     let entry = audit_log::Entity::find_by_id(3)
         .one(w)
         .await
@@ -67,7 +67,7 @@ async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
         .expect("entry");
     let p = store::audit::Pseudonymized {
         actor_id: Some("purged:p".into()),
-        user_id: Some(uuid::Uuid::new_v4()),
+        user_id: Some(domain::UserId::new()),
         resource_id: None,
         details: serde_json::json!({"pseudonymized": true}),
     };
@@ -75,7 +75,7 @@ async fn editing_a_pseudonymized_entry_is_detected(backend: Backend) {
         w,
         &app::Ctx::system("test"),
         "p",
-        vec![(entry, p)],
+        vec![(entry.into(), p)],
         Utc::now(),
     )
     .await
@@ -121,7 +121,7 @@ async fn deleting_the_oldest_entries_is_detected(backend: Backend) {
     write(&app, 5).await;
     audit_log::Entity::delete_many()
         .filter(audit_log::Column::Id.lte(2))
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("delete");
     let broken = app
@@ -156,7 +156,7 @@ async fn deleting_after_an_archive_is_detected(backend: Backend) {
         .expect("db")
         .expect("a legitimate archive verifies");
     audit_log::Entity::delete_by_id(4)
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("delete");
     assert_broken_at(&app, 5).await;
@@ -202,7 +202,7 @@ async fn archive_refuses_a_broken_chain(backend: Backend) {
         pseudonymized_at: Set(Some(Utc::now())),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("tamper");
     let err = app
@@ -215,7 +215,7 @@ async fn archive_refuses_a_broken_chain(backend: Backend) {
     assert!(err.to_string().contains("entry 1"), "{err}");
     assert_broken_at(&app, 1).await;
     assert_eq!(
-        store::audit::archive_anchor(app.db().reader())
+        store::audit::archive_anchor(app.test_db().reader())
             .await
             .expect("anchor")
             .0,
@@ -225,7 +225,7 @@ async fn archive_refuses_a_broken_chain(backend: Backend) {
 
 /// Writes one entry as `ctx` about `user`.
 async fn record_as(app: &app::App, ctx: &app::Ctx, user: uuid::Uuid) {
-    let txn = app.db().writer().begin().await.expect("begin");
+    let txn = app.test_db().writer().begin().await.expect("begin");
     app::audit::record(
         &txn,
         ctx,
@@ -246,7 +246,7 @@ async fn soft_delete(app: &app::App, user: uuid::Uuid) {
         deleted_at: Set(Some(Utc::now() - chrono::Duration::days(40))),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("soft delete");
 }
@@ -294,7 +294,7 @@ async fn purge_records_its_pseudonymizations_and_verifies(backend: Backend) {
         .expect("verifies after the second purge");
 
     let all = audit_log::Entity::find()
-        .all(app.db().reader())
+        .all(app.test_db().reader())
         .await
         .expect("entries");
     let text = format!("{all:?}");

@@ -35,7 +35,7 @@ pub fn vault(keys: &str) -> Vault {
 /// Inserts a user with one integration of `provider` (no expiry); returns (user id,
 /// integration id).
 pub async fn user_with_integration(app: &app::App, clerk: &str, provider: &str) -> (Uuid, Uuid) {
-    let w = app.db().writer();
+    let w = app.test_db().writer();
     let user_id = fixtures::user(clerk).insert(w).await;
     let integration_id = fixtures::integration(user_id, provider)
         .expires_at(None)
@@ -59,7 +59,7 @@ pub async fn session(
         .await
         .expect("lookup");
     if known.is_none() {
-        fixtures::user(clerk).insert(app.db().writer()).await;
+        fixtures::user(clerk).insert(app.test_db().writer()).await;
     }
     let claims = app::users::session::SessionClaims {
         clerk_user_id,

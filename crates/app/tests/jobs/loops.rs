@@ -94,7 +94,7 @@ async fn the_worker_loop_archives_audit_past_retention(backend: Backend) {
             )
         })
         .collect();
-    let txn = app.db().writer().begin().await.expect("begin");
+    let txn = app.test_db().writer().begin().await.expect("begin");
     store::audit::append(&txn, entries, app::audit::entry_hash)
         .await
         .expect("append");
@@ -106,7 +106,7 @@ async fn the_worker_loop_archives_audit_past_retention(backend: Backend) {
     r.clock().set(now + chrono::Duration::days(8));
     let left = || async {
         audit_log::Entity::find()
-            .all(app.db().writer())
+            .all(app.test_db().writer())
             .await
             .expect("entries")
             .iter()

@@ -132,7 +132,7 @@ fn list(items: Option<&[String]>) -> String {
 async fn open_migrated_app(config: &Config) -> anyhow::Result<app::App> {
     let app = startup::open_app(config).await?;
     if config.database.run_migrations {
-        app.db()
+        app.storage()
             .migrate()
             .await
             .context("applying database migrations")?;

@@ -3,6 +3,7 @@
 //! owner-or-admin rule applied before the user's existence is revealed; each mints the
 //! capability its routes' use cases take ([`AsOwner`], [`AsAdmin`], [`AsService`]).
 
+use app::users::Deleted;
 use app::{
     access::{AsAdmin, AsOwner, AsService, Caller},
     users::UserKey,
@@ -11,9 +12,9 @@ use axum::{
     extract::{FromRequestParts, RawPathParams},
     http::{Method, request::Parts},
 };
+use domain::user::User;
 use domain::{ErrorCode, user::UserRef};
 use serde::Deserialize;
-use store::users::{Deleted, User};
 
 use super::{
     LiveUser, ServicePrincipal,

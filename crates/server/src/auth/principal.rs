@@ -129,7 +129,7 @@ pub struct Refused(pub ApiError);
 /// The live user a user principal speaks for, as read while authenticating (extractors
 /// reuse it instead of reading the caller's row again).
 #[derive(Clone, Debug)]
-pub struct LiveUser(pub Arc<store::users::User>);
+pub struct LiveUser(pub Arc<domain::user::User>);
 
 impl Principal {
     /// The rate-limit key: a user's Clerk id or a service key's name.

@@ -73,15 +73,15 @@ pub struct AuditEntry {
     pub hash: String,
 }
 
-impl From<store::audit::AuditEntry> for AuditEntry {
-    fn from(e: store::audit::AuditEntry) -> Self {
+impl From<domain::audit::AuditEntry> for AuditEntry {
+    fn from(e: domain::audit::AuditEntry) -> Self {
         Self {
             id: e.id,
             occurred_at: e.occurred_at,
             actor_type: e.actor_type,
             actor_id: e.actor_id,
             action: e.action,
-            user_id: e.user_id,
+            user_id: e.user_id.map(Uuid::from),
             resource_type: e.resource_type,
             resource_id: e.resource_id,
             outcome: e.outcome,
@@ -176,7 +176,7 @@ pub async fn list(
     Query(p): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
     let q = app::audit::query::AuditQuery {
-        user_id: p.user_id,
+        user_id: p.user_id.map(domain::UserId::from_uuid),
         action: p.action,
         actor_type: p.actor_type,
         actor_id: p.actor_id,

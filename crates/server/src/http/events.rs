@@ -101,7 +101,7 @@ pub async fn list_deliveries(
             event_id: d.event_id,
             event_type: d.event_type,
             subscriber_url: d.subscriber_url,
-            status: d.status,
+            status: d.status.as_str().to_owned(),
             attempts: d.attempts,
             next_attempt_at: d.next_attempt_at,
             last_status_code: d.last_status_code,
@@ -141,7 +141,7 @@ pub async fn retry_delivery(
         StatusCode::ACCEPTED,
         Json(RetriedDelivery {
             id,
-            status: store::events::status::PENDING,
+            status: domain::event::DeliveryStatus::Pending.as_str(),
         }),
     ))
 }

@@ -107,7 +107,7 @@ pub async fn run_job(
         Json(EnqueuedRun {
             name,
             run_id,
-            status: store::jobs::status::PENDING,
+            status: domain::job::RunStatus::Pending.as_str(),
         }),
     ))
 }

@@ -57,7 +57,7 @@ async fn render(State(state): State<AppState>) -> Response {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(PROMETHEUS_TEXT),
             )],
-            crate::metrics::render(handle, state.app().db()),
+            crate::metrics::render(handle, state.app().storage()),
         )
             .into_response(),
         None => not_found().into_response(),

@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 use domain::profile::RawProfileUpdate;
+use domain::user::User;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Value, json};
-use store::users::User;
 use utoipa::ToSchema;
 use uuid::Uuid;
 

@@ -15,7 +15,7 @@ use std::{
 };
 
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
-use store::entities::audit_log;
+use testkit::store::entities::audit_log;
 use testkit::{TestDb, both_backends};
 
 use crate::{
@@ -50,7 +50,7 @@ async fn a_killed_service_keeps_every_answered_token_audited(backend: Backend) {
     }
     assert!(answered.len() >= ROUNDS * ANSWERS_BEFORE_KILL);
 
-    let conn = store::Db::connect(db.url(), None, &store::DbOptions::default())
+    let conn = testkit::store::Db::connect(db.url(), None, &testkit::store::DbOptions::default())
         .await
         .expect("connect");
     let audited: HashSet<String> = audit_log::Entity::find()
@@ -177,7 +177,7 @@ async fn load_then_kill(db: &TestDb, fake: &FakeProvider, key: &str) -> HashSet<
 /// answers 503 `service_unavailable` with `Retry-After` within the commit bound, not the
 /// token; once the chain is free the same request is served.
 async fn a_token_whose_entry_cannot_commit_is_not_served(backend: Backend) {
-    use store::TransactionTrait;
+    use testkit::store::TransactionTrait;
     let fake = FakeProvider::start().await;
     let mut env = fake.env("google");
     env.push(("AUDIT_COMMIT_TIMEOUT_MS".into(), "300".into()));
@@ -198,7 +198,14 @@ async fn a_token_whose_entry_cannot_commit_is_not_served(backend: Backend) {
             .json(&serde_json::json!({"user_id": "user_held", "provider": "google"}))
             .send()
     };
-    let held = app.state.app().db().writer().begin().await.expect("begin");
+    let held = app
+        .state
+        .app()
+        .test_db()
+        .writer()
+        .begin()
+        .await
+        .expect("begin");
     app::audit::record(
         &held,
         &app::Ctx::system("test"),

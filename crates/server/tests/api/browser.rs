@@ -122,9 +122,9 @@ async fn cookie_writes_need_an_allowed_origin(backend: Backend) {
         .expect("request");
     assert_eq!(res.status(), 200);
     // Nothing was written by the refused requests: one update, by the allowed ones.
-    let entries = store::audit::list(
-        app.state.app().db().reader(),
-        &store::audit::AuditFilter {
+    let entries = testkit::store::audit::list(
+        app.state.app().test_db().reader(),
+        &testkit::store::audit::AuditFilter {
             action: Some("user.updated".into()),
             ..Default::default()
         },

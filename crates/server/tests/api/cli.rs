@@ -4,7 +4,7 @@ use std::process::Output;
 
 use sea_orm::{ActiveValue::Set, EntityTrait};
 use serde_json::{Value, json};
-use store::entities::audit_log;
+use testkit::store::entities::audit_log;
 use testkit::{Backend, TestDb, both_backends};
 
 use crate::{
@@ -167,12 +167,12 @@ async fn audit_verify_fails_on_tampering(backend: Backend) {
     let db = TestDb::new(backend).await;
     assert!(run(&db, &["migrate"], &[]).status.success());
     // Three real entries, written through the app's audit API.
-    let conn = store::Db::connect(db.url(), None, &store::DbOptions::default())
+    let conn = testkit::store::Db::connect(db.url(), None, &testkit::store::DbOptions::default())
         .await
         .expect("connect");
     let app = app::App::new(conn, vault::Vault::new(vault::Keyring::generate_dev()));
     for _ in 0..3 {
-        let txn = store::TransactionTrait::begin(app.db().writer())
+        let txn = testkit::store::TransactionTrait::begin(app.test_db().writer())
             .await
             .expect("begin");
         app::audit::record(
@@ -198,7 +198,7 @@ async fn audit_verify_fails_on_tampering(backend: Backend) {
         action: Set("user.deleted".into()),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("tamper");
     app.shutdown().await;
@@ -218,12 +218,12 @@ async fn audit_verify_fails_on_tampering(backend: Backend) {
 /// A migrated database with `n` entries written through the app's audit API.
 async fn chain_of(db: &TestDb, n: usize) -> app::App {
     assert!(run(db, &["migrate"], &[]).status.success());
-    let conn = store::Db::connect(db.url(), None, &store::DbOptions::default())
+    let conn = testkit::store::Db::connect(db.url(), None, &testkit::store::DbOptions::default())
         .await
         .expect("connect");
     let app = app::App::new(conn, vault::Vault::new(vault::Keyring::generate_dev()));
     for _ in 0..n {
-        let txn = store::TransactionTrait::begin(app.db().writer())
+        let txn = testkit::store::TransactionTrait::begin(app.test_db().writer())
             .await
             .expect("begin");
         app::audit::record(
@@ -268,7 +268,7 @@ async fn audit_verify_fails_on_quiet_pseudonymization(backend: Backend) {
         pseudonymized_at: Set(Some(chrono::Utc::now())),
         ..Default::default()
     })
-    .exec(app.db().writer())
+    .exec(app.test_db().writer())
     .await
     .expect("tamper");
     app.shutdown().await;
@@ -280,7 +280,7 @@ async fn audit_verify_fails_when_the_oldest_entries_are_deleted(backend: Backend
     let db = TestDb::new(backend).await;
     let app = chain_of(&db, 3).await;
     audit_log::Entity::delete_by_id(1)
-        .exec(app.db().writer())
+        .exec(app.test_db().writer())
         .await
         .expect("delete");
     app.shutdown().await;

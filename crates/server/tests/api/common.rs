@@ -24,7 +24,7 @@ impl TestApp {
     pub async fn insert_user(&self, clerk: &str) -> uuid::Uuid {
         testkit::fixtures::user(clerk)
             .email(&format!("{clerk}@example.com"))
-            .insert(self.state.app().db().writer())
+            .insert(self.state.app().test_db().writer())
             .await
     }
 
@@ -33,25 +33,26 @@ impl TestApp {
         &self,
         id: impl Into<uuid::Uuid>,
     ) -> Vec<(String, String, Option<String>)> {
-        let f = store::audit::AuditFilter {
-            user_id: Some(id.into()),
-            ..store::audit::AuditFilter::default()
+        let f = testkit::store::audit::AuditFilter {
+            user_id: Some(domain::UserId::from_uuid(id.into())),
+            ..testkit::store::audit::AuditFilter::default()
         };
-        let mut v: Vec<_> = store::audit::list(self.state.app().db().writer(), &f, 100)
-            .await
-            .expect("audit")
-            .into_iter()
-            .map(|e| (e.action, e.actor_type, e.actor_id))
-            .collect();
+        let mut v: Vec<_> =
+            testkit::store::audit::list(self.state.app().test_db().writer(), &f, 100)
+                .await
+                .expect("audit")
+                .into_iter()
+                .map(|e| (e.action, e.actor_type, e.actor_id))
+                .collect();
         v.reverse();
         v
     }
 
     /// `(token rows, OAuth state rows, integration statuses)` of user `id`.
     pub async fn credentials_of(&self, id: impl Into<uuid::Uuid>) -> (usize, usize, Vec<String>) {
-        use store::entities::{integration_tokens, integrations, oauth_states};
+        use testkit::store::entities::{integration_tokens, integrations, oauth_states};
         let id = id.into();
-        let db = self.state.app().db().writer();
+        let db = self.state.app().test_db().writer();
         let tokens = integration_tokens::Entity::find()
             .all(db)
             .await

@@ -134,20 +134,24 @@ pub fn spawn_token_call(
 pub async fn expire_in(app: &TestApp, seconds: i64) {
     set_time(
         app,
-        store::entities::integrations::Column::ExpiresAt,
+        testkit::store::entities::integrations::Column::ExpiresAt,
         seconds,
     )
     .await;
 }
 
 /// Sets a time column of every integration to `seconds` from now (negative: in the past).
-pub async fn set_time(app: &TestApp, column: store::entities::integrations::Column, seconds: i64) {
-    store::entities::integrations::Entity::update_many()
+pub async fn set_time(
+    app: &TestApp,
+    column: testkit::store::entities::integrations::Column,
+    seconds: i64,
+) {
+    testkit::store::entities::integrations::Entity::update_many()
         .col_expr(
             column,
             Expr::value(chrono::Utc::now() + chrono::Duration::seconds(seconds)),
         )
-        .exec(app.state.app().db().writer())
+        .exec(app.state.app().test_db().writer())
         .await
         .expect("update");
 }

@@ -457,10 +457,10 @@ async fn refused_changes_send_nothing(backend: Backend) {
 
 /// The events stored about the user with Clerk id `clerk`: (type, data), oldest first.
 pub async fn stored(app: &TestApp, clerk: &str) -> Vec<(String, Value)> {
-    let u = store::users::find_by_clerk_id(
-        app.state.app().db().writer(),
+    let u = testkit::store::users::find_by_clerk_id(
+        app.state.app().test_db().writer(),
         clerk,
-        store::users::Deleted::Include,
+        testkit::store::users::Deleted::Include,
     )
     .await
     .expect("query")

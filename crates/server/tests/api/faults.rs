@@ -332,7 +332,7 @@ async fn sqlite_full_database_is_a_503() {
     let (app, ada) = sqlite_app().await;
     // The service's own single writer connection may not grow the file any more: what a
     // full disk does to SQLite (SQLITE_FULL), on the real write path.
-    let writer = app.state.app().db().writer();
+    let writer = app.state.app().test_db().writer();
     writer
         .execute_unprepared("PRAGMA max_page_count = 1")
         .await

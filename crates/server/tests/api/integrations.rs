@@ -25,30 +25,30 @@ mod revocation;
 async fn assert_no_plaintext_tokens(app: &TestApp, fake: &FakeProvider) {
     let issued = fake.inner.lock().expect("lock").issued.clone();
     assert!(!issued.is_empty());
-    let db = app.state.app().db().writer();
+    let db = app.state.app().test_db().writer();
     let mut stored: Vec<Vec<u8>> = Vec::new();
-    for t in store::entities::integration_tokens::Entity::find()
+    for t in testkit::store::entities::integration_tokens::Entity::find()
         .all(db)
         .await
         .expect("rows")
     {
         stored.push(t.ciphertext);
     }
-    for s in store::entities::oauth_states::Entity::find()
+    for s in testkit::store::entities::oauth_states::Entity::find()
         .all(db)
         .await
         .expect("rows")
     {
         stored.push(s.pkce_verifier);
     }
-    for a in store::entities::audit_log::Entity::find()
+    for a in testkit::store::entities::audit_log::Entity::find()
         .all(db)
         .await
         .expect("rows")
     {
         stored.push(serde_json::to_vec(&a.details).expect("json"));
     }
-    for i in store::entities::integrations::Entity::find()
+    for i in testkit::store::entities::integrations::Entity::find()
         .all(db)
         .await
         .expect("rows")
@@ -160,8 +160,8 @@ async fn connect_list_and_disconnect_with_revocation(backend: Backend) {
         .expect("request");
     assert_eq!(res.status(), 204);
     assert_eq!(fake.inner.lock().expect("lock").revoked, [refresh]);
-    let tokens = store::entities::integration_tokens::Entity::find()
-        .all(app.state.app().db().writer())
+    let tokens = testkit::store::entities::integration_tokens::Entity::find()
+        .all(app.state.app().test_db().writer())
         .await
         .expect("rows");
     assert!(tokens.is_empty(), "ciphertexts deleted");
@@ -360,13 +360,13 @@ async fn state_redirect_and_provider_rules(backend: Backend) {
 
 async fn expire_states(app: &TestApp) {
     use sea_orm::{ColumnTrait, QueryFilter, sea_query::Expr};
-    store::entities::oauth_states::Entity::update_many()
+    testkit::store::entities::oauth_states::Entity::update_many()
         .col_expr(
-            store::entities::oauth_states::Column::ExpiresAt,
+            testkit::store::entities::oauth_states::Column::ExpiresAt,
             Expr::value(chrono::Utc::now() - chrono::Duration::minutes(1)),
         )
-        .filter(store::entities::oauth_states::Column::UsedAt.is_null())
-        .exec(app.state.app().db().writer())
+        .filter(testkit::store::entities::oauth_states::Column::UsedAt.is_null())
+        .exec(app.state.app().test_db().writer())
         .await
         .expect("update");
 }

@@ -164,7 +164,7 @@ async fn a_failing_job_retries_with_growing_delays_then_fails(backend: Backend) 
             .remove(0);
         if attempt < 4 {
             assert_eq!(done[0].outcome, "retry");
-            assert_eq!(run.status, "pending");
+            assert_eq!(run.status.as_str(), "pending");
             let delay = (run.run_after - now).num_milliseconds();
             delays.push(delay);
             // Not due a moment before its time: nothing runs.
@@ -184,7 +184,7 @@ async fn a_failing_job_retries_with_growing_delays_then_fails(backend: Backend) 
             runner.clock().set(now);
         } else {
             assert_eq!(done[0].outcome, "failed");
-            assert_eq!(run.status, "failed");
+            assert_eq!(run.status.as_str(), "failed");
             assert_eq!(run.attempts, 4);
         }
     }

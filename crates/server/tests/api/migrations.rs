@@ -37,15 +37,15 @@ fn output_text(out: &std::process::Output) -> String {
     )
 }
 
-async fn connect(db: &TestDb) -> store::Db {
-    store::Db::connect(db.url(), None, &store::DbOptions::default())
+async fn connect(db: &TestDb) -> testkit::store::Db {
+    testkit::store::Db::connect(db.url(), None, &testkit::store::DbOptions::default())
         .await
         .expect("connect")
 }
 
 /// What the next release's expand step would do: a nullable column on a table we read and
 /// write, a new table, and its record in the migration table.
-async fn apply_future_expand(db: &store::Db) {
+async fn apply_future_expand(db: &testkit::store::Db) {
     let w = db.writer();
     for sql in [
         "ALTER TABLE users ADD COLUMN nickname TEXT NULL",
@@ -103,11 +103,11 @@ async fn not_ready_while_one_of_its_migrations_is_missing(backend: Backend) {
     let conn = connect(&db).await;
     conn.migrate().await.expect("migrate");
     // The schema of the release before this one: its newest migration undone.
-    store::migration::Migrator::down(conn.writer(), Some(1))
+    testkit::store::migration::Migrator::down(conn.writer(), Some(1))
         .await
         .expect("down one");
     conn.close().await;
-    let newest = store::migration::state::known_migrations()
+    let newest = testkit::store::migration::state::known_migrations()
         .pop()
         .expect("a migration");
 
@@ -153,7 +153,7 @@ async fn refuses_a_diverged_schema(backend: Backend) {
     let db = TestDb::new(backend).await;
     let conn = connect(&db).await;
     conn.migrate().await.expect("migrate");
-    store::migration::Migrator::down(conn.writer(), Some(1))
+    testkit::store::migration::Migrator::down(conn.writer(), Some(1))
         .await
         .expect("down one");
     apply_future_expand(&conn).await;

@@ -66,7 +66,7 @@ async fn authority_ends_with_the_account(backend: Backend) {
             .app()
             .find_user(
                 &app::users::UserKey::Id(domain::UserId::from_uuid(target)),
-                store::users::Deleted::Exclude
+                testkit::store::users::Deleted::Exclude
             )
             .await
             .expect("lookup")

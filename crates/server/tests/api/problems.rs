@@ -176,7 +176,7 @@ async fn token_problems_are_pinned(backend: Backend) {
         .await
     );
     // Expired, the last attempt long ago, the provider down: 502.
-    let attempted = store::entities::integrations::Column::LastRefreshAttemptAt;
+    let attempted = testkit::store::entities::integrations::Column::LastRefreshAttemptAt;
     expire_in(&app, -5).await;
     set_time(&app, attempted, -60).await;
     fake.inner
@@ -199,10 +199,10 @@ async fn token_problems_are_pinned(backend: Backend) {
 /// service cannot hand it out and says only that it failed, never why.
 async fn an_internal_failure_is_pinned(backend: Backend) {
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
-    use store::entities::integration_tokens as tokens;
+    use testkit::store::entities::integration_tokens as tokens;
 
     let (app, _fake, key) = connected(backend, "user_tampered", "google").await;
-    let writer = app.state.app().db().writer();
+    let writer = app.state.app().test_db().writer();
     let access = tokens::Entity::find()
         .filter(tokens::Column::Kind.eq("access"))
         .one(writer)

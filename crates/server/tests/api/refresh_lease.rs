@@ -23,8 +23,8 @@ both_backends!(
 );
 
 async fn lease_of(app: &TestApp) -> Option<chrono::DateTime<chrono::Utc>> {
-    store::entities::integrations::Entity::find()
-        .one(app.state.app().db().writer())
+    testkit::store::entities::integrations::Entity::find()
+        .one(app.state.app().test_db().writer())
         .await
         .expect("query")
         .expect("row")
@@ -43,21 +43,21 @@ async fn refresh_at_once(app: &TestApp, key: &str, clerk: &str) -> Value {
 }
 
 async fn set_refresh_ciphertext(app: &TestApp, ciphertext: Vec<u8>) {
-    use store::entities::integration_tokens::{Column, Entity};
+    use testkit::store::entities::integration_tokens::{Column, Entity};
     Entity::update_many()
         .col_expr(Column::Ciphertext, Expr::value(ciphertext))
         .filter(Column::Kind.eq("refresh"))
-        .exec(app.state.app().db().writer())
+        .exec(app.state.app().test_db().writer())
         .await
         .expect("update");
 }
 
 async fn a_token_that_does_not_open_releases_the_lease(backend: Backend) {
     let (app, _fake, key) = connected(backend, "user_lease1", "google").await;
-    use store::entities::integration_tokens::{Column, Entity};
+    use testkit::store::entities::integration_tokens::{Column, Entity};
     let original = Entity::find()
         .filter(Column::Kind.eq("refresh"))
-        .one(app.state.app().db().writer())
+        .one(app.state.app().test_db().writer())
         .await
         .expect("query")
         .expect("a refresh token")

@@ -34,16 +34,16 @@ async fn delete(app: &TestApp, clerk: &str, path: &str) {
 
 /// Stored ciphertexts of every user (the tests hold one user).
 pub async fn ciphertext_rows(app: &TestApp) -> u64 {
-    store::entities::integration_tokens::Entity::find()
-        .count(app.state.app().db().writer())
+    testkit::store::entities::integration_tokens::Entity::find()
+        .count(app.state.app().test_db().writer())
         .await
         .expect("count")
 }
 
 async fn status_of(app: &TestApp, provider: &str) -> Option<String> {
-    store::entities::integrations::Entity::find()
-        .filter(store::entities::integrations::Column::Provider.eq(provider))
-        .one(app.state.app().db().writer())
+    testkit::store::entities::integrations::Entity::find()
+        .filter(testkit::store::entities::integrations::Column::Provider.eq(provider))
+        .one(app.state.app().test_db().writer())
         .await
         .expect("query")
         .map(|i| i.status)
@@ -107,8 +107,8 @@ async fn a_deletion_wins_over_a_refresh(backend: Backend) {
     gate.open(1);
     let res = refresh.await.expect("task");
     assert_problem(res, 404, "not_found").await;
-    let user = store::entities::users::Entity::find()
-        .one(app.state.app().db().writer())
+    let user = testkit::store::entities::users::Entity::find()
+        .one(app.state.app().test_db().writer())
         .await
         .expect("query")
         .expect("the row stays (soft delete)");

@@ -190,14 +190,14 @@ async fn token_requests_outside_a_keys_limits_are_forbidden_and_audited(backend:
 
 /// Moves the `expires_at` of the named key to `seconds` from now.
 async fn set_expiry(app: &TestApp, name: &str, seconds: i64) {
-    use store::entities::service_keys::{Column, Entity};
+    use testkit::store::entities::service_keys::{Column, Entity};
     Entity::update_many()
         .col_expr(
             Column::ExpiresAt,
             Expr::value(Utc::now() + chrono::Duration::seconds(seconds)),
         )
         .filter(Column::Name.eq(name))
-        .exec(app.state.app().db().writer())
+        .exec(app.state.app().test_db().writer())
         .await
         .expect("update");
 }
@@ -332,9 +332,9 @@ async fn rotated_keys_keep_the_old_secret_for_the_grace_only(backend: Backend) {
     }
 
     // Both rotations are audited, with prefixes only.
-    let entries = store::audit::list(
-        app.state.app().db().reader(),
-        &store::audit::AuditFilter::default(),
+    let entries = testkit::store::audit::list(
+        app.state.app().test_db().reader(),
+        &testkit::store::audit::AuditFilter::default(),
         100,
     )
     .await

@@ -117,9 +117,9 @@ async fn keys_are_accepted_checked_and_revoked(backend: Backend) {
     assert!(matches!(bad, Err(app::AppError::Validation(_))));
 
     // Create and revoke are audited, without key material.
-    let entries = store::audit::list(
-        app.state.app().db().reader(),
-        &store::audit::AuditFilter::default(),
+    let entries = testkit::store::audit::list(
+        app.state.app().test_db().reader(),
+        &testkit::store::audit::AuditFilter::default(),
         100,
     )
     .await

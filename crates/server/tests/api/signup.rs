@@ -152,7 +152,7 @@ async fn racing_sessions_of_a_new_user_create_it_once(backend: Backend) {
         Some(NEW_USER.to_owned()),
     );
     assert_eq!(app.audit_of(stored.id).await, vec![created.clone()]);
-    let events = store::events::for_user(app.state.app().db().writer(), stored.id)
+    let events = testkit::store::events::for_user(app.state.app().test_db().writer(), stored.id)
         .await
         .expect("events");
     let types: Vec<_> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -167,7 +167,7 @@ async fn racing_sessions_of_a_new_user_create_it_once(backend: Backend) {
     .await;
     assert_eq!(status, "processed");
     assert_eq!(app.audit_of(stored.id).await, vec![created]);
-    let events = store::events::for_user(app.state.app().db().writer(), stored.id)
+    let events = testkit::store::events::for_user(app.state.app().test_db().writer(), stored.id)
         .await
         .expect("events");
     assert_eq!(events.len(), 1);

@@ -34,10 +34,10 @@ async fn get(app: &TestApp, key: &str, body: Value) -> reqwest::Response {
         .expect("request")
 }
 
-async fn integration(app: &TestApp) -> store::entities::integrations::Model {
-    store::entities::integrations::Entity::find()
-        .filter(store::entities::integrations::Column::Provider.eq("google"))
-        .one(app.state.app().db().writer())
+async fn integration(app: &TestApp) -> testkit::store::entities::integrations::Model {
+    testkit::store::entities::integrations::Entity::find()
+        .filter(testkit::store::entities::integrations::Column::Provider.eq("google"))
+        .one(app.state.app().test_db().writer())
         .await
         .expect("query")
         .expect("row")

@@ -30,7 +30,7 @@ type Entry = (String, String, Option<String>);
 async fn users_app(backend: Backend, extra: &[(&str, &str)]) -> Users {
     let app = spawn_app_with(backend, extra).await;
     fixtures::user("user_root")
-        .insert(app.state.app().db().writer())
+        .insert(app.state.app().test_db().writer())
         .await;
     Users {
         alice: app.user_token("user_alice", false),
@@ -68,7 +68,7 @@ impl Users {
             .names(first, last)
             .onboarding_step("welcome")
             .at(at)
-            .insert(self.app.state.app().db().writer())
+            .insert(self.app.state.app().test_db().writer())
             .await
     }
 

@@ -6,7 +6,7 @@ use chrono::Utc;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use store::users::{self, Deleted};
+use testkit::store::users::{self, Deleted};
 use testkit::{both_backends, fixtures};
 
 use crate::common::{Backend, TestApp, assert_problem, spawn_app, spawn_app_with};
@@ -106,9 +106,13 @@ pub fn user_event(kind: &str, clerk_id: &str, first: &str, updated_at_ms: i64) -
 }
 
 pub async fn user(app: &TestApp, clerk_id: &str) -> Option<users::User> {
-    users::find_by_clerk_id(app.state.app().db().writer(), clerk_id, Deleted::Include)
-        .await
-        .expect("query")
+    users::find_by_clerk_id(
+        app.state.app().test_db().writer(),
+        clerk_id,
+        Deleted::Include,
+    )
+    .await
+    .expect("query")
 }
 
 fn by_clerk(action: &str) -> (String, String, Option<String>) {
@@ -247,13 +251,13 @@ async fn webhook_delete_cascades(backend: Backend) {
     let gone = user(&app, "user_gone").await.expect("user");
     let stays = user(&app, "user_stays").await.expect("user");
     fixtures::integration(gone.id, "google")
-        .insert_with_credentials(app.state.app().db().writer())
+        .insert_with_credentials(app.state.app().test_db().writer())
         .await;
     fixtures::integration(gone.id, "microsoft")
-        .insert_with_credentials(app.state.app().db().writer())
+        .insert_with_credentials(app.state.app().test_db().writer())
         .await;
     fixtures::integration(stays.id, "google")
-        .insert_with_credentials(app.state.app().db().writer())
+        .insert_with_credentials(app.state.app().test_db().writer())
         .await;
     assert_eq!(app.credentials_of(gone.id).await.0, 2);
 

@@ -209,9 +209,9 @@ pub(super) async fn seed_events(conn: &impl ConnectionTrait, now: DateTime<Utc>)
             event_id: e.id,
             subscriber_url: "https://subscriber.test/hook".to_owned(),
             status: if i % 100 == 0 {
-                events::status::PENDING
+                domain::event::DeliveryStatus::Pending.as_str()
             } else {
-                events::status::DELIVERED
+                domain::event::DeliveryStatus::Delivered.as_str()
             }
             .to_owned(),
             attempts: 1,
@@ -241,9 +241,9 @@ pub(super) async fn seed_job_runs(conn: &impl ConnectionTrait, now: DateTime<Utc
                 run_key: at.to_rfc3339(),
                 trigger: "schedule".to_owned(),
                 status: if done {
-                    jobs::status::SUCCEEDED
+                    domain::job::RunStatus::Succeeded.as_str()
                 } else {
-                    jobs::status::PENDING
+                    domain::job::RunStatus::Pending.as_str()
                 }
                 .to_owned(),
                 attempts: i32::from(done),

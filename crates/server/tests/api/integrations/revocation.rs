@@ -29,8 +29,8 @@ async fn microsoft_disconnect_is_local_only(backend: Backend) {
         fake.inner.lock().expect("lock").revoked.is_empty(),
         "no provider call"
     );
-    let tokens = store::entities::integration_tokens::Entity::find()
-        .all(app.state.app().db().writer())
+    let tokens = testkit::store::entities::integration_tokens::Entity::find()
+        .all(app.state.app().test_db().writer())
         .await
         .expect("rows");
     assert!(tokens.is_empty());
@@ -74,8 +74,8 @@ async fn deleting_the_user_revokes_their_grants(backend: Backend) {
         .expect("request");
     assert_eq!(res.status(), 204);
     assert_eq!(fake.inner.lock().expect("lock").revoked, [google_refresh]);
-    let tokens = store::entities::integration_tokens::Entity::find()
-        .all(app.state.app().db().writer())
+    let tokens = testkit::store::entities::integration_tokens::Entity::find()
+        .all(app.state.app().test_db().writer())
         .await
         .expect("rows");
     assert!(tokens.is_empty(), "ciphertexts deleted");

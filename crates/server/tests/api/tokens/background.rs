@@ -52,7 +52,7 @@ async fn the_health_check_finds_revoked_grants(backend: Backend) {
     let check = || async {
         set_time(
             &app,
-            store::entities::integrations::Column::LastCheckedAt,
+            testkit::store::entities::integrations::Column::LastCheckedAt,
             -3600,
         )
         .await;

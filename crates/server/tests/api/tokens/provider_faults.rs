@@ -39,7 +39,7 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     // audited.
     set_time(
         &app,
-        store::entities::integrations::Column::LastRefreshAttemptAt,
+        testkit::store::entities::integrations::Column::LastRefreshAttemptAt,
         -60,
     )
     .await;
@@ -100,7 +100,7 @@ async fn a_failing_provider_serves_the_valid_token_then_recovers(backend: Backen
     expire_in(&app, -5).await;
     set_time(
         &app,
-        store::entities::integrations::Column::LastRefreshAttemptAt,
+        testkit::store::entities::integrations::Column::LastRefreshAttemptAt,
         -60,
     )
     .await;
@@ -148,7 +148,7 @@ async fn retry_after_from_the_provider_is_honoured(backend: Backend) {
     // Past the 30 s floor but before Retry-After: no provider call.
     set_time(
         &app,
-        store::entities::integrations::Column::LastRefreshAttemptAt,
+        testkit::store::entities::integrations::Column::LastRefreshAttemptAt,
         -60,
     )
     .await;
@@ -159,7 +159,7 @@ async fn retry_after_from_the_provider_is_honoured(backend: Backend) {
     // Once it has passed, the next hand-out refreshes and clears it.
     set_time(
         &app,
-        store::entities::integrations::Column::RefreshNotBefore,
+        testkit::store::entities::integrations::Column::RefreshNotBefore,
         -1,
     )
     .await;

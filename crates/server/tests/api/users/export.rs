@@ -17,7 +17,7 @@ async fn users_export_contains_everything(backend: Backend) {
         .await;
     h.insert("user_bob", "bob@example.com", "Bob", "B").await;
     fixtures::integration(a, "google")
-        .insert_with_credentials(h.app.state.app().db().writer())
+        .insert_with_credentials(h.app.state.app().test_db().writer())
         .await;
     h.req(Method::PATCH, "/users/me", &h.alice)
         .json(&json!({"first_name": "Ada"}))

@@ -4,7 +4,7 @@
 use chrono::Duration;
 use reqwest::Method;
 use serde_json::Value;
-use store::users::{self, Deleted};
+use testkit::store::users::{self, Deleted};
 use testkit::{Backend, both_backends, fixtures};
 
 use super::{by, users_app};
@@ -18,7 +18,7 @@ async fn users_soft_delete_restore_and_retention(backend: Backend) {
         .insert("user_alice", "alice@example.com", "Alice", "A")
         .await;
     fixtures::integration(a, "google")
-        .insert_with_credentials(h.app.state.app().db().writer())
+        .insert_with_credentials(h.app.state.app().test_db().writer())
         .await;
     let res = h
         .req(Method::DELETE, "/users/me", &h.alice)
@@ -79,7 +79,7 @@ async fn users_soft_delete_restore_and_retention(backend: Backend) {
         .await
         .expect("send");
     assert_eq!(res.status(), 204);
-    let db = h.app.state.app().db().writer();
+    let db = h.app.state.app().test_db().writer();
     let mut stored = users::find_by_id(db, domain::UserId::from_uuid(a), Deleted::Include)
         .await
         .expect("q")
