@@ -6,6 +6,7 @@ pub mod audit;
 pub mod backup;
 pub mod ciphertexts;
 mod connect;
+pub mod connect_sessions;
 pub mod entities;
 mod error;
 pub mod events;

@@ -2,6 +2,7 @@
 //! the problem format; our extractors.
 
 pub mod audit;
+mod connect;
 pub mod context;
 pub mod error;
 mod events;
@@ -197,6 +198,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(preferences::router())
         .merge(providers::router())
         .merge(integrations::router())
+        .merge(connect::router())
         .merge(internal::router())
         .merge(well_known::router())
         .merge(observability::router())
