@@ -152,8 +152,9 @@ impl FakeProvider {
 /// once, and is sent back to the redirect URI with the code and state.
 async fn authorize(
     State(inner): State<Arc<Mutex<Inner>>>,
-    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> Response {
+    let q = parse_form(raw.as_deref().unwrap_or_default());
     let (code, state) = consent_to(&inner, &q);
     let mut to =
         url::Url::parse(q.get("redirect_uri").map_or("", String::as_str)).expect("redirect_uri");
