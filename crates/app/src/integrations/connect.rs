@@ -22,11 +22,21 @@ use crate::{App, AppError, Ctx, RequestMeta, access::AsOwner, integrations::stat
 /// How long a connect session waits for the browser to open it.
 const SESSION_TTL_MINUTES: i64 = 10;
 
-/// A connect session made for the owner: the page's URL, with the secret in it.
-#[derive(Debug)]
+/// A connect session made for the owner: the page's URL, with the secret in it (so its
+/// `Debug` shows the page without the query).
 pub struct ConnectSession {
     pub url: Url,
     pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for ConnectSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectSession")
+            .field("page", &self.url.path())
+            .field("session", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// What opening the page decided.
@@ -153,5 +163,23 @@ impl App {
             .exchange_at_provider(user, provider, code, state)
             .await?;
         self.record_connection(&ctx, user, provider, grant).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_session_secret() {
+        let s = ConnectSession {
+            url: Url::parse("https://users.example/connect/google?session=SECRET123").expect("url"),
+            expires_at: Utc::now(),
+        };
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("SECRET123") && shown.contains("/connect/google"),
+            "{shown}"
+        );
     }
 }

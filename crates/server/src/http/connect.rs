@@ -56,8 +56,9 @@ pub struct ConnectSessionBody {
     pub scopes: Option<Scopes>,
 }
 
-/// Where the front end sends the user: open `url` in a pop-up.
-#[derive(Debug, Serialize, ToSchema)]
+/// Where the front end sends the user: open `url` in a pop-up. No `Debug`: the URL holds
+/// the session secret.
+#[derive(Serialize, ToSchema)]
 pub struct ConnectSessionAnswer {
     /// The hosted connect page with the single-use session in its query.
     pub url: String,
@@ -65,15 +66,15 @@ pub struct ConnectSessionAnswer {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Query of the connect page.
-#[derive(Debug, Deserialize, IntoParams)]
+/// Query of the connect page (no `Debug`: it holds the session secret).
+#[derive(Deserialize, IntoParams)]
 pub struct PageQuery {
     /// The connect session's secret.
     pub session: Option<String>,
 }
 
-/// Query of the callback, as the provider sends it.
-#[derive(Debug, Deserialize, IntoParams)]
+/// Query of the callback, as the provider sends it (no `Debug`: it holds the code).
+#[derive(Deserialize, IntoParams)]
 pub struct CallbackQuery {
     pub code: Option<String>,
     pub state: Option<String>,
