@@ -144,6 +144,48 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/connect/{provider}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The hosted connect page: uses the session up and sends the browser (302) to the
+         *     provider's consent page. An unknown (400), expired or used (410) session gets a page
+         *     saying so, and starts nothing.
+         */
+        get: operations["connect_page"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/connect/{provider}/callback": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where the provider sends the browser back: completes the connection as
+         *     `POST /users/{user_ref}/integrations/{provider}` does, then a page that tells the
+         *     opener (`postMessage` to `CONNECT_ORIGIN`) and closes.
+         */
+        get: operations["connect_callback"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -426,6 +468,23 @@ export interface paths {
         get: operations["user_audit"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_ref}/connect-sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A short-lived (10 minutes), single-use URL of the hosted connect page for `provider`. */
+        post: operations["create_connect_session"];
         delete?: never;
         options?: never;
         head?: never;
@@ -750,6 +809,22 @@ export interface components {
             code: components["schemas"]["Text4096"];
             /** @description The state from the callback. */
             state: components["schemas"]["Text256"];
+        };
+        /** @description Where the front end sends the user: open `url` in a pop-up. */
+        ConnectSessionAnswer: {
+            /**
+             * Format: date-time
+             * @description After this the page refuses the session (410).
+             */
+            expires_at: string;
+            /** @description The hosted connect page with the single-use session in its query. */
+            url: string;
+        };
+        /** @description Body of a connect-session request. */
+        ConnectSessionBody: {
+            /** @description A provider of `GET /providers`. */
+            provider: components["schemas"]["Text64"];
+            scopes?: components["schemas"]["Scopes"] | null;
         };
         DataRetentionDays: number;
         /** @enum {string} */
@@ -1111,6 +1186,8 @@ export interface components {
         Text256: string;
         /** @description Text of at most 4096 characters, without control characters */
         Text4096: string;
+        /** @description Text of at most 64 characters, without control characters */
+        Text64: string;
         /** @enum {string} */
         Theme: "light" | "dark" | "system";
         /** @enum {string} */
@@ -2450,6 +2527,297 @@ export interface operations {
                      *     }
                      */
                     "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    connect_page: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A provider of `GET /providers` */
+                provider: string;
+                /** @description The connect session's secret. */
+                session: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description To the provider's consent page */
+            302: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unknown session: an HTML page */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en">…<p id="outcome" role="status">Your google account is connected. You can close this window.</p>…</html> */
+                    "text/html": string;
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Expired or used session: an HTML page */
+            410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en">…<p id="outcome" role="status">Your google account is connected. You can close this window.</p>…</html> */
+                    "text/html": string;
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    connect_callback: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A provider of `GET /providers` */
+                provider: string;
+                code: string | null;
+                state: string | null;
+                /** @description The provider's OAuth error code (e.g. `access_denied`). */
+                error: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Connected: an HTML page */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en">…<p id="outcome" role="status">Your google account is connected. You can close this window.</p>…</html> */
+                    "text/html": string;
+                };
+            };
+            /** @description Refused at the provider, or a reused, expired or foreign state: an HTML page */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en">…<p id="outcome" role="status">Your google account is connected. You can close this window.</p>…</html> */
+                    "text/html": string;
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Resource not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The provider failed: an HTML page */
+            502: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /** @example <!doctype html><html lang="en">…<p id="outcome" role="status">Your google account is connected. You can close this window.</p>…</html> */
+                    "text/html": string;
                 };
             };
             /** @description Service unavailable */
@@ -6208,6 +6576,260 @@ export interface operations {
                 };
             };
             /** @description Bad limit */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 422,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request validation failed",
+                     *       "type": "validation_error"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 429,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Too many requests",
+                     *       "type": "rate_limited"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Service unavailable */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 503,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Service unavailable",
+                     *       "type": "service_unavailable"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    create_connect_session: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description UUID, Clerk user id or `me` */
+                user_ref: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "provider": "google",
+                 *       "scopes": [
+                 *         "openid",
+                 *         "email"
+                 *       ]
+                 *     }
+                 */
+                "application/json": components["schemas"]["ConnectSessionBody"];
+            };
+        };
+        responses: {
+            /** @description The connect page's URL */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "expires_at": "2026-11-25T17:12:57Z",
+                     *       "url": "https://users.example.com/connect/google?session=Zm9vYmFy…"
+                     *     }
+                     */
+                    "application/json": components["schemas"]["ConnectSessionAnswer"];
+                };
+            };
+            /** @description Invalid request */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "ui.theme must be one of light, dark, system",
+                     *       "errors": [
+                     *         {
+                     *           "field": "ui.theme",
+                     *           "message": "must be one of light, dark, system"
+                     *         }
+                     *       ],
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 400,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Invalid request",
+                     *       "type": "invalid_request"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authentication required */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 401,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Authentication required",
+                     *       "type": "unauthorized"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Another user's ref */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 403,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Forbidden",
+                     *       "type": "forbidden"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unknown provider */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 404,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Resource not found",
+                     *       "type": "not_found"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Provider or connect page (PUBLIC_URL) not configured on this deployment */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 409,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Conflict",
+                     *       "type": "conflict"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Request body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 413,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Request body too large",
+                     *       "type": "payload_too_large"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unsupported media type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "detail": "what went wrong this time",
+                     *       "instance": "/users/me",
+                     *       "request_id": "0193f3a2-7c1e-7000-8000-0000000000aa",
+                     *       "status": 415,
+                     *       "timestamp": "2026-11-25T17:02:57Z",
+                     *       "title": "Unsupported media type",
+                     *       "type": "unsupported_media_type"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Bad scopes */
             422: {
                 headers: {
                     [name: string]: unknown;

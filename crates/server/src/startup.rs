@@ -129,6 +129,7 @@ fn configure(app: app::App, config: &Config) -> app::App {
         .with_oauth_settings(app::integrations::OAuthSettings {
             default_redirect: config.oauth.redirect_uri.clone(),
             allowed_redirects: config.oauth.allowed_redirect_uris.clone(),
+            public_url: config.http.public_url.clone(),
         })
         .with_event_settings(config.events.clone())
         .with_proxy_settings(config.proxy)

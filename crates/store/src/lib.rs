@@ -7,6 +7,7 @@ pub mod backup;
 pub mod bulk;
 pub mod ciphertexts;
 mod connect;
+pub mod connect_sessions;
 pub mod entities;
 mod error;
 pub mod events;

@@ -3,8 +3,10 @@
 //!
 //! Connecting providers (API.md "Integrations"): start an authorization, complete it,
 //! list, disconnect. The PKCE verifier is sealed beside the single-use `state`; the
-//! tokens themselves are sealed and read in `crate::tokens::sealed`.
+//! tokens themselves are sealed and read in `crate::tokens::sealed`. The hosted connect
+//! page runs the same flow on the service's own redirect URI (`connect`).
 
+pub mod connect;
 pub mod oauth;
 
 use chrono::{DateTime, Duration, Utc};
@@ -92,14 +94,36 @@ impl App {
         redirect_uri: Option<&str>,
         scopes: Option<Vec<String>>,
     ) -> Result<AuthorizeStart, AppError> {
-        let user = who.user();
+        self.configured_provider(provider)?;
+        let redirect = self.oauth_settings().redirect(redirect_uri)?;
+        self.begin_flow(who.user(), provider, &redirect, scopes)
+            .await
+    }
+
+    /// The catalog's `provider`, which must have a client on this deployment.
+    fn configured_provider(&self, provider: &str) -> Result<&Provider, AppError> {
         let p = self.provider(provider)?;
-        let Some(client) = &p.client else {
+        if p.client.is_none() {
             return Err(AppError::Conflict(format!(
                 "{provider} is not configured on this deployment"
             )));
+        }
+        Ok(p)
+    }
+
+    /// The flow both authorize and the connect page start: a single-use state bound to
+    /// user and provider, valid ten minutes, with the PKCE verifier sealed beside it.
+    pub(crate) async fn begin_flow(
+        &self,
+        user: UserId,
+        provider: &str,
+        redirect: &Url,
+        scopes: Option<Vec<String>>,
+    ) -> Result<AuthorizeStart, AppError> {
+        let p = self.configured_provider(provider)?;
+        let Some(client) = &p.client else {
+            return Err(AppError::NotFound("provider"));
         };
-        let redirect = self.oauth_settings().redirect(redirect_uri)?;
         let scopes = match scopes {
             Some(s) => checked_scopes(s)?,
             None => p.default_scopes.clone(),
@@ -107,7 +131,7 @@ impl App {
         let state = crate::random::token::<32>()?;
         let start = self
             .oauth_client()
-            .authorize_url(p, &client.id, &state, &scopes, &redirect);
+            .authorize_url(p, &client.id, &state, &scopes, redirect);
         let verifier = start
             .pkce_verifier
             .as_ref()
@@ -409,6 +433,9 @@ pub struct OAuthSettings {
     pub default_redirect: Option<Url>,
     /// `OAUTH_ALLOWED_REDIRECT_URIS` (the default is always allowed).
     pub allowed_redirects: Vec<Url>,
+    /// `PUBLIC_URL`: where browsers reach this service, the base of the hosted connect
+    /// page and of its own redirect URI; `None`: no connect page.
+    pub public_url: Option<Url>,
 }
 
 impl OAuthSettings {
@@ -444,7 +471,7 @@ fn checked_scopes(scopes: Vec<String>) -> Result<Vec<String>, AppError> {
 }
 
 /// The state is stored only as its SHA-256: a database copy cannot complete a flow.
-fn state_hash(state: &str) -> String {
+pub(crate) fn state_hash(state: &str) -> String {
     Sha256::digest(state.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -255,8 +255,12 @@ impl Config {
                 p.number("rate_limit_redis_timeout_ms", 1, 10_000).into(),
             ),
         };
+        let cors_allowed_origins = p.list("cors_allowed_origins");
+        let connect_origin = connect_origin(&mut p, &cors_allowed_origins);
         let http = HttpConfig {
-            cors_allowed_origins: p.list("cors_allowed_origins"),
+            public_url: p.optional_url("public_url"),
+            connect_origin,
+            cors_allowed_origins,
             trust_forwarded_for: p.boolean("trust_forwarded_for"),
             max_body_bytes: p.number("max_body_bytes", 1024, 1 << 30) as usize,
             request_timeout: Duration::from_secs(
@@ -356,6 +360,31 @@ impl Config {
 }
 
 /// The `job_*`, `backup_*` and archive settings.
+/// `CONNECT_ORIGIN`, or the first CORS origin: an origin exactly (`scheme://host[:port]`),
+/// since the browser compares `postMessage`'s target with the opener's origin verbatim.
+fn connect_origin(p: &mut layers::Parser<'_>, cors: &[String]) -> Option<String> {
+    let (var, raw) = match p.optional("connect_origin") {
+        Some(raw) => ("CONNECT_ORIGIN", raw),
+        None => ("CORS_ALLOWED_ORIGINS", cors.first()?.clone()),
+    };
+    let origin = url::Url::parse(&raw)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .map(|u| u.origin().ascii_serialization());
+    if origin.as_deref() == Some(raw.as_str()) {
+        Some(raw)
+    } else if var == "CORS_ALLOWED_ORIGINS" {
+        // Only a default: a CORS list that loaded before must not stop the service now.
+        None
+    } else {
+        p.fail(
+            var,
+            format!("{raw:?} is not an origin such as https://app.example.com (no path, no trailing slash)"),
+        );
+        None
+    }
+}
+
 fn jobs_settings(p: &mut layers::Parser<'_>, data_dir: &std::path::Path) -> app::jobs::JobSettings {
     let mut schedules = std::collections::BTreeMap::new();
     for (name, _) in app::jobs::DEFAULT_SCHEDULES {

@@ -88,6 +88,11 @@ pub struct RateLimitConfig {
 pub struct HttpConfig {
     /// Origins allowed by CORS; empty: no CORS headers.
     pub cors_allowed_origins: Vec<String>,
+    /// `PUBLIC_URL`: where browsers reach this service (the connect page's base).
+    pub public_url: Option<url::Url>,
+    /// `CONNECT_ORIGIN` (default: the first CORS origin): the only target of the connect
+    /// page's `postMessage`.
+    pub connect_origin: Option<String>,
     /// Client IP from the last `X-Forwarded-For` entry (behind a trusted proxy only).
     pub trust_forwarded_for: bool,
     /// Largest request body.

@@ -356,3 +356,60 @@ fn blank_provider_settings_are_unset() {
     let google = c.oauth.catalog.get("google").expect("google is built in");
     assert!(!google.is_configured());
 }
+
+#[test]
+fn connect_origin_defaults_to_the_first_cors_origin_and_must_be_an_origin() {
+    let c = Config::load(
+        None,
+        env(&[(
+            "CORS_ALLOWED_ORIGINS",
+            "https://app.example,https://b.example",
+        )]),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.http.connect_origin.as_deref(),
+        Some("https://app.example")
+    );
+    assert_eq!(c.http.public_url, None);
+    let c = Config::load(
+        None,
+        env(&[
+            ("CORS_ALLOWED_ORIGINS", "https://app.example"),
+            ("CONNECT_ORIGIN", "http://127.0.0.1:5173"),
+            ("PUBLIC_URL", "https://users.example/api"),
+        ]),
+    )
+    .expect("valid");
+    assert_eq!(
+        c.http.connect_origin.as_deref(),
+        Some("http://127.0.0.1:5173")
+    );
+    assert_eq!(
+        c.http.public_url.map(|u| u.to_string()).as_deref(),
+        Some("https://users.example/api")
+    );
+    assert_eq!(
+        Config::load(None, env(&[]))
+            .expect("valid")
+            .http
+            .connect_origin,
+        None
+    );
+    for bad in [
+        "*",
+        "https://app.example/",
+        "https://app.example/path",
+        "ftp://x.example",
+    ] {
+        let err = Config::load(None, env(&[("CONNECT_ORIGIN", bad)])).expect_err(bad);
+        assert!(err.to_string().contains("CONNECT_ORIGIN"), "{bad}: {err}");
+    }
+    // A CORS list that loaded before keeps loading: a non-origin there is just no default.
+    let c = Config::load(
+        None,
+        env(&[("CORS_ALLOWED_ORIGINS", "https://app.example/")]),
+    )
+    .expect("valid");
+    assert_eq!(c.http.connect_origin, None);
+}

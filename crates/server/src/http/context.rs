@@ -159,10 +159,20 @@ fn render_error(res: &mut Response, span: &tracing::Span, path: &str, rid: &str)
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes() == b"application/problem+json");
+    // A page for a person's browser (the connect page) says what went wrong itself.
+    if res.extensions().get::<BrowserPage>().is_some() {
+        return;
+    }
     if err.is_some() || !is_problem {
         render(res, err.as_deref(), path, rid);
     }
 }
+
+/// Marks an HTML answer for a person's browser (crates/server/src/http/connect.rs): an
+/// error status keeps its page instead of becoming a problem document, and the page's own
+/// `Content-Security-Policy` (with the hash of its one inline script) is kept.
+#[derive(Clone, Copy, Debug)]
+pub struct BrowserPage;
 
 /// The request id and the security headers every answer carries.
 fn security_headers(h: &mut axum::http::HeaderMap, request_id: &HeaderValue, path: &str) {
@@ -172,7 +182,9 @@ fn security_headers(h: &mut axum::http::HeaderMap, request_id: &HeaderValue, pat
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CONTENT_SECURITY_POLICY, csp_for(path));
+    // A browser page (see [`BrowserPage`]) brings its own, stricter-than-docs policy.
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert_with(|| csp_for(path));
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),

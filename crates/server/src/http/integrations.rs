@@ -103,7 +103,7 @@ pub struct CompleteBody {
     pub state: Text<256>,
 }
 
-fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
+pub(super) fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
     raw.parse::<ProviderName>()
         .map_err(|_| ApiError::new(ErrorCode::NotFound).detail("provider not found"))
 }

@@ -2,6 +2,7 @@
 //! the problem format; our extractors.
 
 pub mod audit;
+mod connect;
 pub mod context;
 pub mod error;
 mod events;
@@ -198,6 +199,7 @@ pub fn api() -> OpenApiRouter<AppState> {
         .merge(preferences::router())
         .merge(providers::router())
         .merge(integrations::router())
+        .merge(connect::router())
         .merge(internal::router())
         .merge(proxy::router())
         .merge(well_known::router())

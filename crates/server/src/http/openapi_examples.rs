@@ -113,6 +113,11 @@ fn integrations_schema(name: &str) -> Option<Value> {
             "state": "q9Xr2v0…", "expires_at": "2026-11-25T17:12:57Z"
         }),
         "CompleteBody" => json!({"code": "4/0AfJohX…", "state": "q9Xr2v0…"}),
+        "ConnectSessionBody" => json!({"provider": "google", "scopes": ["openid", "email"]}),
+        "ConnectSessionAnswer" => json!({
+            "url": "https://users.example.com/connect/google?session=Zm9vYmFy…",
+            "expires_at": "2026-11-25T17:12:57Z"
+        }),
         "TokenGetBody" => json!({
             "user_id": "user_2abcDEF9", "provider": "google", "scopes": ["email"],
             "min_validity_seconds": 300
@@ -183,6 +188,9 @@ pub fn for_operation(method: &str, path: &str, media_type: &str) -> Option<Value
             "last_error": null, "recent_refreshes": [{"at": AT, "outcome": "success", "error": null}],
             "userinfo_check": {"ok": true}
         }),
+        ("GET", "/connect/{provider}" | "/connect/{provider}/callback", "text/html") => json!(
+            "<!doctype html><html lang=\"en\">…<p id=\"outcome\" role=\"status\">Your google account is connected. You can close this window.</p>…</html>"
+        ),
         ("GET", "/.well-known/jwks.json", _) => json!({"keys": [{
             "kty": "RSA", "kid": "dev-1", "alg": "RS256", "use": "sig", "n": "0vx7agoebGc…", "e": "AQAB"
         }]}),

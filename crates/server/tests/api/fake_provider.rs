@@ -112,6 +112,7 @@ impl FakeProvider {
     pub async fn start() -> Self {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
+            .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/revoke", post(revoke))
             .route("/userinfo", get(userinfo))
@@ -176,28 +177,48 @@ impl FakeProvider {
     pub fn consent(&self, authorization_url: &str) -> (String, String) {
         let url = url::Url::parse(authorization_url).expect("authorization URL");
         let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
-        assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
-        assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
-        let mut inner = self.inner.lock().expect("lock");
-        inner.counter += 1;
-        let code = format!("code-{}", inner.counter);
-        let challenge = q.get("code_challenge").cloned();
-        if challenge.is_some() {
-            assert_eq!(
-                q.get("code_challenge_method").map(String::as_str),
-                Some("S256")
-            );
-        }
-        inner.codes.insert(
-            code.clone(),
-            (
-                challenge,
-                q.get("redirect_uri").cloned().unwrap_or_default(),
-                q.get("scope").cloned().unwrap_or_default(),
-            ),
-        );
-        (code, q.get("state").cloned().unwrap_or_default())
+        consent_to(&self.inner, &q)
     }
+}
+
+/// The consent screen a browser reaches (the connect page's pop-up): the user consents at
+/// once, and is sent back to the redirect URI with the code and state.
+async fn authorize(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let q = parse_form(raw.as_deref().unwrap_or_default());
+    let (code, state) = consent_to(&inner, &q);
+    let mut to =
+        url::Url::parse(q.get("redirect_uri").map_or("", String::as_str)).expect("redirect_uri");
+    to.query_pairs_mut()
+        .append_pair("code", &code)
+        .append_pair("state", &state);
+    (StatusCode::FOUND, [(header::LOCATION, to.to_string())]).into_response()
+}
+
+fn consent_to(inner: &Mutex<Inner>, q: &HashMap<String, String>) -> (String, String) {
+    assert_eq!(q.get("client_id").map(String::as_str), Some(CLIENT_ID));
+    assert_eq!(q.get("response_type").map(String::as_str), Some("code"));
+    let mut inner = inner.lock().expect("lock");
+    inner.counter += 1;
+    let code = format!("code-{}", inner.counter);
+    let challenge = q.get("code_challenge").cloned();
+    if challenge.is_some() {
+        assert_eq!(
+            q.get("code_challenge_method").map(String::as_str),
+            Some("S256")
+        );
+    }
+    inner.codes.insert(
+        code.clone(),
+        (
+            challenge,
+            q.get("redirect_uri").cloned().unwrap_or_default(),
+            q.get("scope").cloned().unwrap_or_default(),
+        ),
+    );
+    (code, q.get("state").cloned().unwrap_or_default())
 }
 
 fn parse_form(body: &str) -> HashMap<String, String> {

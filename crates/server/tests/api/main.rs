@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod cli;
 mod common;
+mod connect_page;
 mod connected;
 mod connections;
 mod dev_auth;

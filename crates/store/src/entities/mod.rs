@@ -3,6 +3,7 @@
 pub mod audit_archive_anchor;
 pub mod audit_chain_head;
 pub mod audit_log;
+pub mod connect_sessions;
 pub mod event_deliveries;
 pub mod event_outbox;
 pub mod integration_tokens;

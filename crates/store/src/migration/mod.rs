@@ -18,6 +18,7 @@ mod m20261202_000020_work_list_indexes;
 mod m20261202_000030_service_key_limits;
 mod m20261202_000031_service_key_previous_hash_index;
 mod m20261202_000040_scale_indexes;
+mod m20261203_000010_connect_sessions;
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -36,6 +37,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000030_service_key_limits::Migration),
             Box::new(m20261202_000031_service_key_previous_hash_index::Migration),
             Box::new(m20261202_000040_scale_indexes::Migration),
+            Box::new(m20261203_000010_connect_sessions::Migration),
         ]
     }
 }
