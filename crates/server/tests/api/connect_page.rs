@@ -4,7 +4,7 @@
 //! callbacks that must fail, and no secret in any page.
 
 use reqwest::{Response, header};
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, sea_query::Expr};
+use sea_orm::{ColumnTrait, EntityTrait as _, QueryFilter, sea_query::Expr};
 use serde_json::{Value, json};
 use testkit::both_backends;
 
@@ -300,13 +300,13 @@ async fn a_session_opens_once_and_not_after_it_expires(backend: Backend) {
         .as_str()
         .expect("url")
         .to_owned();
-    store::entities::connect_sessions::Entity::update_many()
+    testkit::store::entities::connect_sessions::Entity::update_many()
         .col_expr(
-            store::entities::connect_sessions::Column::ExpiresAt,
+            testkit::store::entities::connect_sessions::Column::ExpiresAt,
             Expr::value(chrono::Utc::now() - chrono::Duration::seconds(1)),
         )
-        .filter(store::entities::connect_sessions::Column::UsedAt.is_null())
-        .exec(app.state.app().db().writer())
+        .filter(testkit::store::entities::connect_sessions::Column::UsedAt.is_null())
+        .exec(app.state.app().test_db().writer())
         .await
         .expect("expire");
     let (_, body) = html(client.get(&url).send().await.expect("expired"), 410).await;
