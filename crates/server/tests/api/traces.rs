@@ -4,7 +4,10 @@
 //! own `traceparent`; and the request's log lines hold the response's request id and the
 //! trace id. The subscriber is process-wide: nextest runs each test in its own process.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use axum::{Json, Router, body::Bytes, http::HeaderMap, routing::get, routing::post};
 use jsonwebtoken::{Algorithm, Header};
@@ -115,7 +118,7 @@ impl std::io::Write for Capture {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traceparent_flows_through_spans_outgoing_calls_and_logs() {
-    let (otlp, spans) = otlp_receiver().await;
+    let (otlp, spans_seen) = otlp_receiver().await;
     let logs = Capture::default();
     let writer = logs.clone();
     let telemetry = Arc::new(
@@ -168,12 +171,21 @@ async fn traceparent_flows_through_spans_outgoing_calls_and_logs() {
     assert_eq!(parts[1], TRACE_ID, "same trace id on the outgoing call");
     let outgoing_span = parts[2].to_owned();
 
-    // Export what is finished (blocks on the receiver, which this runtime serves).
-    let t = telemetry.clone();
-    tokio::task::spawn_blocking(move || t.flush())
-        .await
-        .expect("flush");
-    let spans = spans.lock().expect("lock").clone();
+    // Export what is finished (blocks on the receiver, which this runtime serves). The
+    // request's span closes when the server's task finishes, which may be just after the
+    // client has the answer: flush until it is there.
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        let t = telemetry.clone();
+        tokio::task::spawn_blocking(move || t.flush())
+            .await
+            .expect("flush");
+        spans = spans_seen.lock().expect("lock").clone();
+        if spans.iter().any(|s| s.name == "GET /users/{user_ref}") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let request_span = spans
         .iter()
         .find(|s| s.name == "GET /users/{user_ref}")
