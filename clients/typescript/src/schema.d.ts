@@ -810,7 +810,10 @@ export interface components {
             /** @description The state from the callback. */
             state: components["schemas"]["Text256"];
         };
-        /** @description Where the front end sends the user: open `url` in a pop-up. */
+        /**
+         * @description Where the front end sends the user: open `url` in a pop-up. No `Debug`: the URL holds
+         *     the session secret.
+         */
         ConnectSessionAnswer: {
             /**
              * Format: date-time
