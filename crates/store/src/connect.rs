@@ -177,12 +177,11 @@ impl Db {
     /// Reports that a read on [`Db::reader`] failed with `err`. When the replica is
     /// unreachable (`err` is an availability failure and a replica is configured), it is
     /// marked down: [`Db::reader`] serves the primary until a probe every 2 s finds the
-    /// replica answering again. Returns true when the caller should retry on the primary.
-    /// Without this, every read that may lag would wait out the acquire timeout while the
+    /// replica answering again. Without this, every read that may lag would wait out the acquire timeout while the
     /// replica is gone.
-    pub fn replica_failed(&self, err: &StoreError) -> bool {
+    pub fn replica_failed(&self, err: &StoreError) {
         if !self.has_replica() || !err.is_unavailable() {
-            return false;
+            return;
         }
         if !self.replica_down.swap(true, Ordering::AcqRel) {
             tracing::warn!(
@@ -194,7 +193,6 @@ impl Db {
                 Arc::clone(&self.replica_down),
             ));
         }
-        true
     }
 
     /// The connection for reads that must see every committed write: a read before a

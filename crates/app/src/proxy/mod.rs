@@ -143,7 +143,7 @@ impl App {
         };
         let limits = service.key().limits();
         let (req, result) = match self
-            .lookup_within_limits(ctx, limits, &call.user, ask)
+            .lookup_within_limits(ctx, limits, &call.user, ask, true)
             .await?
         {
             Lookup::NoUser(e) => return Err(e),
@@ -174,7 +174,7 @@ impl App {
         req: &TokenRequest,
         (base, url): (&ApiBase, &Url),
         call: &mut ProxyCall,
-        (token, before): (IssuedToken, Box<store::integrations::Integration>),
+        (token, before): (IssuedToken, Option<Box<store::integrations::Integration>>),
     ) -> Result<(reqwest::Response, bool), AppError> {
         target::refuse_private(&req.provider, base).await?;
         let first = self.forward(req, url, call, &token.access_token).await?;
@@ -183,10 +183,9 @@ impl App {
         }
         // The provider no longer takes this token (revoked, or expired early): one refresh,
         // joined by every concurrent call that was refused the same token.
-        let before = if token.refreshed {
-            self.connected(req.user, &req.provider).await?
-        } else {
-            *before
+        let before = match before {
+            Some(read) if !token.refreshed => *read,
+            _ => self.connected(req.user, &req.provider).await?,
         };
         let forced = TokenRequest {
             min_validity: ChronoDuration::zero(),

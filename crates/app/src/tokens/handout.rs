@@ -63,11 +63,12 @@ impl TokenAsk {
 pub(crate) enum Lookup {
     /// The user named does not exist (or is deleted): nothing to audit about.
     NoUser(AppError),
-    /// The user's request and its outcome: the token with the integration as last read.
+    /// The user's request and its outcome: the token, with the integration as it was read
+    /// when the lookup was asked to keep it.
     Found {
         req: TokenRequest,
         // Boxed: the integration row is large, and most lookups are refusals or hand-outs.
-        result: Result<(IssuedToken, Box<Integration>), AppError>,
+        result: Result<(IssuedToken, Option<Box<Integration>>), AppError>,
     },
 }
 
@@ -185,7 +186,10 @@ impl App {
         key: &UserKey,
         ask: TokenAsk,
     ) -> Result<IssuedToken, AppError> {
-        match self.lookup_within_limits(ctx, limits, key, ask).await? {
+        match self
+            .lookup_within_limits(ctx, limits, key, ask, false)
+            .await?
+        {
             Lookup::NoUser(e) => Err(e),
             Lookup::Found { req, result } => {
                 self.audited(ctx, &req, result.map(|(token, _)| token))
@@ -197,13 +201,16 @@ impl App {
     /// The token a service's `ask` gets within the key's `limits`, not yet audited (the
     /// hand-out audits it as `token.accessed`, the provider proxy as `token.proxied`).
     /// Checks the provider and the requested scopes before anything is read, and the
-    /// scopes the token carries once the integration is read.
+    /// scopes the token carries once the integration is read. `keep_integration`: return
+    /// the integration as read (the proxy's later forced refresh compares with it); the
+    /// hand-out does not need it and skips the copy.
     pub(crate) async fn lookup_within_limits(
         &self,
         ctx: &Ctx,
         limits: &KeyLimits,
         key: &UserKey,
         ask: TokenAsk,
+        keep_integration: bool,
     ) -> Result<Lookup, AppError> {
         if let Err(denied) = limits.check_request(&ask.provider, &ask.scopes) {
             // An unknown user gets the same 403, so a key cannot probe for users beyond
@@ -237,7 +244,10 @@ impl App {
             let req = ask.for_user(id_of(&user));
             let integration = self.connected(req.user, &req.provider).await;
             let result = match integration.and_then(|i| within_limits(limits, &req, i)) {
-                Ok(i) => self.valid_token_with(ctx, &req, i, None).await,
+                Ok(i) => {
+                    self.valid_token_with(ctx, &req, i, None, keep_integration)
+                        .await
+                }
                 Err(e) => Err(e),
             };
             return Ok(Lookup::Found { req, result });
@@ -247,24 +257,26 @@ impl App {
         let result = match usable.and_then(|i| within_limits(limits, &req, i)) {
             Ok(i) => {
                 let sealed = access.map(|(_, ciphertext)| ciphertext);
-                self.valid_token_with(ctx, &req, i, sealed).await
+                self.valid_token_with(ctx, &req, i, sealed, keep_integration)
+                    .await
             }
             Err(e) => Err(e),
         };
         Ok(Lookup::Found { req, result })
     }
 
-    /// [`Self::valid_token_of`], with the integration as it was read before the call
-    /// (what a later forced refresh compares with, to join a refresh another caller made
-    /// meanwhile instead of making its own).
+    /// [`Self::valid_token_of`], and when `keep`, the integration as it was read before the
+    /// call (what a later forced refresh compares with, to join a refresh another caller
+    /// made meanwhile instead of making its own).
     async fn valid_token_with(
         &self,
         ctx: &Ctx,
         req: &TokenRequest,
         integration: Integration,
         access: Option<Vec<u8>>,
-    ) -> Result<(IssuedToken, Box<Integration>), AppError> {
-        let before = Box::new(integration.clone());
+        keep: bool,
+    ) -> Result<(IssuedToken, Option<Box<Integration>>), AppError> {
+        let before = keep.then(|| Box::new(integration.clone()));
         let token = self.valid_token_of(ctx, req, integration, access).await?;
         Ok((token, before))
     }
