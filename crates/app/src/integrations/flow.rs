@@ -23,6 +23,7 @@ use crate::{
             client::{ProviderError, TokenSet},
         },
     },
+    tokens::with_account,
 };
 
 /// How long a `state` may wait for its code.
@@ -249,13 +250,16 @@ impl App {
             ctx,
             AuditRecord::new(AuditAction::IntegrationConnected, Some(user))
                 .resource("integration", provider)
-                .details(json!({"provider": provider, "scopes": scopes,
-                    "refresh_token": tokens.refresh_token.is_some()})),
+                .details(with_account(
+                    json!({"provider": provider, "scopes": scopes,
+                    "refresh_token": tokens.refresh_token.is_some()}),
+                    &integration,
+                )),
         )
         .await?;
         self.emit(
             &txn,
-            crate::events::Event::integration_connected(user, provider, &scopes),
+            crate::events::Event::integration_connected(&integration, &scopes),
         )
         .await?;
         txn.commit().await?;

@@ -7,7 +7,7 @@ pub mod flow;
 pub mod oauth;
 
 use chrono::Utc;
-use domain::{UserId, audit::AuditAction};
+use domain::{UserId, audit::AuditAction, integration::Account};
 use serde_json::{Value, json};
 use store::integrations::{self as repo, Integration};
 use vault::TokenKind;
@@ -20,6 +20,7 @@ use crate::{
     access::AsOwner,
     audit::{self, AuditRecord},
     integrations::oauth::Provider,
+    tokens::with_account,
 };
 
 /// What a disconnection did at the provider.
@@ -63,51 +64,46 @@ impl App {
         Ok(repo::list(self.db().reader(), who.user()).await?)
     }
 
-    /// Disconnects: revokes at the provider where it can (best effort, the outcome goes
-    /// into the audit entry), deletes the ciphertexts, marks the integration
-    /// `disconnected`.
+    /// Disconnects the account `account` addresses (the default without one): revokes at
+    /// the provider where it can (best effort, the outcome goes into the audit entry),
+    /// deletes the ciphertexts, marks the integration `disconnected`. The user's other
+    /// accounts with the provider stay; the next-oldest becomes the default.
     ///
     /// # Errors
-    /// `NotFound` when the user never connected the provider; storage.
+    /// `NotFound` when the user never connected the provider (or that account); storage.
     pub async fn disconnect_integration(
         &self,
         who: &AsOwner,
         provider: &str,
+        account: &Account,
     ) -> Result<Revocation, AppError> {
         let (ctx, user) = (who.ctx(), who.user());
         let p = self.provider(provider)?;
-        let integration = repo::find(self.db().current(), user, provider)
+        let integration = repo::find(self.db().current(), user, provider, account)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let revocation = self.revoke_at_provider(p, user, &integration).await?;
         let txn = self.db().begin().await?;
-        repo::disconnect(&txn, user, provider, Utc::now())
+        let row = Account::Row(integration.id);
+        repo::disconnect(&txn, user, provider, &row, Utc::now())
             .await?
             .ok_or(AppError::NotFound("integration"))?;
-        if revocation == Revocation::Revoked {
-            audit::record(
-                &txn,
-                ctx,
-                AuditRecord::new(AuditAction::TokenRevoked, Some(user))
-                    .resource("integration", provider)
-                    .details(json!({"provider": provider})),
-            )
-            .await?;
-        }
-        audit::record(
-            &txn,
-            ctx,
-            AuditRecord::new(AuditAction::IntegrationDisconnected, Some(user))
+        let entry = |action, details| {
+            AuditRecord::new(action, Some(user))
                 .resource("integration", provider)
-                .details(
-                    json!({"provider": provider, "revocation": revocation.as_str(),
-                    "local_only": revocation != Revocation::Revoked}),
-                ),
-        )
-        .await?;
+                .details(with_account(details, &integration))
+        };
+        if revocation == Revocation::Revoked {
+            let revoked = entry(AuditAction::TokenRevoked, json!({"provider": provider}));
+            audit::record(&txn, ctx, revoked).await?;
+        }
+        let details = json!({"provider": provider, "revocation": revocation.as_str(),
+            "local_only": revocation != Revocation::Revoked});
+        let disconnected = entry(AuditAction::IntegrationDisconnected, details);
+        audit::record(&txn, ctx, disconnected).await?;
         self.emit(
             &txn,
-            crate::events::Event::integration_disconnected(user, provider, revocation.as_str()),
+            crate::events::Event::integration_disconnected(&integration, revocation.as_str()),
         )
         .await?;
         txn.commit().await?;
@@ -136,7 +132,15 @@ impl App {
                     }),
                 None => Revocation::NotSupported,
             };
-            out.insert(integration.provider.clone(), json!(outcome.as_str()));
+            // The default account under its provider's name, as with one account per
+            // provider; any other as `provider/account_id`.
+            let key = if out.contains_key(&integration.provider) {
+                let account = integration.account_id.as_deref().unwrap_or_default();
+                format!("{}/{account}", integration.provider)
+            } else {
+                integration.provider.clone()
+            };
+            out.insert(key, json!(outcome.as_str()));
         }
         Ok(Value::Object(out))
     }
