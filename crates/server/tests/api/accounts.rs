@@ -10,7 +10,7 @@ use testkit::{Backend, both_backends};
 
 use crate::{
     common::{TestApp, assert_problem},
-    connected::{audit_actions, connect, connected, post},
+    connected::{audit_actions, connect, connected, post, token_call},
     fake_provider::{DEFAULT_ACCOUNT, FakeProvider},
 };
 
@@ -22,7 +22,7 @@ both_backends!(
     rows_from_before_the_migration_keep_their_tokens_and_answers
 );
 
-const CLERK: &str = "user_two_accounts";
+const CLERK: &str = "user_2accounts";
 const WORK: &str = "acct-work";
 
 /// An app with Google connected twice for [`CLERK`]: the fake's default account first,
@@ -50,7 +50,7 @@ fn of<'a>(items: &'a [Value], account: &str) -> &'a Value {
 }
 
 /// `POST /internal/tokens/{route}` for [`CLERK`]'s Google, with `account_id` when given.
-async fn token_call(
+async fn account_call(
     app: &TestApp,
     key: &str,
     route: &str,
@@ -60,17 +60,21 @@ async fn token_call(
     if let Some(a) = account {
         body["account_id"] = json!(a);
     }
+    token_call(app, key, route, body).await
+}
+
+/// `DELETE /users/me/integrations/google` with `query` (`?account_id=…` or nothing).
+async fn disconnect(app: &TestApp, session: &str, query: &str) -> reqwest::Response {
     app.client
-        .post(app.url(&format!("/internal/tokens/{route}")))
-        .header("x-api-key", key)
-        .json(&body)
+        .delete(app.url(&format!("/users/me/integrations/google{query}")))
+        .bearer_auth(session)
         .send()
         .await
-        .expect("request")
+        .expect("delete")
 }
 
 async fn token_of(app: &TestApp, key: &str, route: &str, account: Option<&str>) -> Value {
-    let res = token_call(app, key, route, account).await;
+    let res = account_call(app, key, route, account).await;
     assert_eq!(res.status(), 200, "{route} {account:?}");
     res.json().await.expect("json")
 }
@@ -94,7 +98,7 @@ async fn a_second_account_is_an_integration_of_its_own(backend: Backend) {
     let named = token_of(&app, &key, "get", Some(WORK)).await;
     assert_eq!(named["account_id"], WORK);
     assert_ne!(named["access_token"], default["access_token"]);
-    let res = token_call(&app, &key, "get", Some("acct-nobody")).await;
+    let res = account_call(&app, &key, "get", Some("acct-nobody")).await;
     assert_problem(res, 404, "not_found").await;
 
     // Reconnecting an account updates its row: still two, the ids and default unchanged.
@@ -124,15 +128,7 @@ async fn a_second_account_is_an_integration_of_its_own(backend: Backend) {
 async fn disconnecting_one_account_keeps_the_other_and_moves_the_default(backend: Backend) {
     let (app, _fake, key, session) = two_accounts(backend).await;
     let before_work = token_of(&app, &key, "get", Some(WORK)).await;
-    let res = app
-        .client
-        .delete(app.url(&format!(
-            "/users/me/integrations/google?account_id={DEFAULT_ACCOUNT}"
-        )))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("delete");
+    let res = disconnect(&app, &session, &format!("?account_id={DEFAULT_ACCOUNT}")).await;
     assert_eq!(res.status(), 204);
 
     let items = integrations(&app, &session).await;
@@ -149,7 +145,7 @@ async fn disconnecting_one_account_keeps_the_other_and_moves_the_default(backend
     let default = token_of(&app, &key, "get", None).await;
     assert_eq!(default["account_id"], WORK);
     assert_eq!(default["access_token"], before_work["access_token"]);
-    let res = token_call(&app, &key, "get", Some(DEFAULT_ACCOUNT)).await;
+    let res = account_call(&app, &key, "get", Some(DEFAULT_ACCOUNT)).await;
     assert_problem(res, 404, "not_found").await;
 
     let entries = audit_actions(&app, &session).await;
@@ -160,26 +156,14 @@ async fn disconnecting_one_account_keeps_the_other_and_moves_the_default(backend
     assert_eq!(details["account_id"], DEFAULT_ACCOUNT);
 
     // Without `account_id` the route addresses the (new) default.
-    let res = app
-        .client
-        .delete(app.url("/users/me/integrations/google"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("delete");
+    let res = disconnect(&app, &session, "").await;
     assert_eq!(res.status(), 204);
     let items = integrations(&app, &session).await;
     assert!(
         items.iter().all(|i| i["status"] == "disconnected"),
         "{items:?}"
     );
-    let res = app
-        .client
-        .delete(app.url("/users/me/integrations/google?account_id=acct-nobody"))
-        .bearer_auth(&session)
-        .send()
-        .await
-        .expect("delete");
+    let res = disconnect(&app, &session, "?account_id=acct-nobody").await;
     assert_problem(res, 404, "not_found").await;
 }
 

@@ -17,6 +17,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::concurrently;
+
 pub struct Migration;
 
 impl MigrationName for Migration {
@@ -31,13 +33,6 @@ const OLD: &str = "uq_integrations_user_provider";
 async fn run(m: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
     m.get_connection().execute_unprepared(sql).await?;
     Ok(())
-}
-
-fn concurrently(m: &SchemaManager<'_>) -> &'static str {
-    match m.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => "CONCURRENTLY ",
-        _ => "",
-    }
 }
 
 #[async_trait::async_trait]

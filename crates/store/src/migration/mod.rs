@@ -21,6 +21,15 @@ mod m20261202_000040_scale_indexes;
 mod m20261203_000010_connect_sessions;
 mod m20261203_000020_accounts_per_provider;
 
+/// `CONCURRENTLY ` on Postgres (an index built or dropped while writes go on; the migration
+/// then runs outside a transaction), nothing on SQLite.
+fn concurrently(m: &SchemaManager<'_>) -> &'static str {
+    match m.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "CONCURRENTLY ",
+        _ => "",
+    }
+}
+
 /// Every migration of the service, oldest first.
 pub struct Migrator;
 
