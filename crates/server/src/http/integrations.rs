@@ -33,12 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An integration: never a token. A user may connect a provider more than once, with
 /// different accounts: each is an integration of its own.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"id": "0193a8f2-6c1e-7d40-9a51-3f0c2b7e8d11", "default": true,
-    "provider": "google", "status": "active", "account_id": "109876543210987654321",
-    "account_email": "ada@gmail.com", "scopes": ["openid", "email"],
-    "connected_at": "2026-11-25T17:02:57Z", "expires_at": "2026-11-25T18:02:57Z",
-    "last_refreshed_at": null, "last_checked_at": "2026-11-25T17:02:57Z", "last_error": null,
-    "updated_at": "2026-11-25T17:02:57Z"}))]
 pub struct IntegrationResource {
     /// The integration's id.
     pub id: uuid::Uuid,
