@@ -69,7 +69,8 @@ pub(crate) enum Lookup {
     /// The user's request and its outcome: the token, with the integration as it was read
     /// when the lookup was asked to keep it.
     Found {
-        req: TokenRequest,
+        // Boxed as well: with the account it names, the request is large too.
+        req: Box<TokenRequest>,
         // Boxed: the integration row is large, and most lookups are refusals or hand-outs.
         result: Result<(IssuedToken, Option<Box<Integration>>), AppError>,
     },
@@ -226,7 +227,7 @@ impl App {
             };
             let req = ask.for_user(id_of(&user));
             return Ok(Lookup::Found {
-                req,
+                req: Box::new(req),
                 result: Err(denied),
             });
         }
@@ -257,7 +258,10 @@ impl App {
                 }
                 Err(e) => Err(e),
             };
-            return Ok(Lookup::Found { req, result });
+            return Ok(Lookup::Found {
+                req: Box::new(req),
+                result,
+            });
         };
         let req = ask.for_user(integration.user_id);
         let usable = usable(integration, &req.provider);
@@ -269,7 +273,10 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        Ok(Lookup::Found { req, result })
+        Ok(Lookup::Found {
+            req: Box::new(req),
+            result,
+        })
     }
 
     /// [`Self::valid_token_of`], and when `keep`, the integration as it was read before the
