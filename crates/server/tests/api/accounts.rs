@@ -4,8 +4,10 @@
 //! and `account_id` addresses the other. Also the migration that made it possible: rows
 //! made before it keep their ids, tokens and answers.
 
+use sea_orm::EntityTrait;
 use sea_orm_migration::MigratorTrait;
 use serde_json::{Value, json};
+use testkit::store::entities::event_outbox;
 use testkit::{Backend, both_backends};
 
 use crate::{
@@ -123,6 +125,26 @@ async fn a_second_account_is_an_integration_of_its_own(backend: Backend) {
             .any(|d| d["account_id"] == WORK && d["integration_id"] == work["id"])
     );
     assert!(accessed.iter().any(|d| d["account_id"] == DEFAULT_ACCOUNT));
+
+    // So do the events: one `integration.connected` per account.
+    let connected: Vec<Value> = event_outbox::Entity::find()
+        .all(app.state.app().test_db().writer())
+        .await
+        .expect("outbox")
+        .into_iter()
+        .filter(|e| e.event_type == "integration.connected")
+        .map(|e| e.payload)
+        .collect();
+    assert!(
+        connected
+            .iter()
+            .any(|d| d["account_id"] == WORK && d["integration_id"] == work["id"])
+    );
+    assert!(
+        connected
+            .iter()
+            .any(|d| d["account_id"] == DEFAULT_ACCOUNT && d["integration_id"] == first["id"])
+    );
 }
 
 async fn disconnecting_one_account_keeps_the_other_and_moves_the_default(backend: Backend) {
