@@ -12,7 +12,7 @@ use testkit::{Backend, both_backends};
 
 use crate::{
     common::{TestApp, assert_problem},
-    connected::{audit_actions, connect, connected, post, token_call},
+    connected::{audit_actions, connect, connected, expire_in, post, set_time, token_call},
     fake_provider::{DEFAULT_ACCOUNT, FakeProvider},
 };
 
@@ -21,6 +21,7 @@ both_backends!(
     disconnecting_one_account_keeps_the_other_and_moves_the_default,
     each_account_refreshes_on_its_own,
     the_proxy_uses_the_account_it_is_told,
+    the_sweep_and_the_health_check_take_each_account,
     rows_from_before_the_migration_keep_their_tokens_and_answers
 );
 
@@ -273,6 +274,55 @@ async fn the_proxy_uses_the_account_it_is_told(backend: Backend) {
         .await
         .expect("proxy");
     assert_problem(res, 404, "not_found").await;
+}
+
+/// Runs the job `name` now, as an admin, until the queue is idle.
+async fn run_job(app: &TestApp, admin: &str, name: &str) {
+    let res = app
+        .client
+        .post(app.url(&format!("/admin/jobs/{name}/run")))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 202);
+    app.state.jobs().run_until_idle().await.expect("jobs run");
+}
+
+async fn the_sweep_and_the_health_check_take_each_account(backend: Backend) {
+    let (app, fake, _key, session) = two_accounts(backend).await;
+    app.insert_user("user_admin").await;
+    let admin = app.user_token("user_admin", true);
+    // Both accounts expire soon: the sweep refreshes each with its own grant (the fake
+    // refuses one account's refresh token for the other's grant).
+    expire_in(&app, 30 * 60).await;
+    run_job(&app, &admin, "token_refresh_sweep").await;
+    assert_eq!(fake.inner.lock().expect("lock").refresh_calls, 2);
+    let items = integrations(&app, &session).await;
+    for account in [DEFAULT_ACCOUNT, WORK] {
+        assert_eq!(of(&items, account)["status"], "active", "{account}");
+        assert!(
+            of(&items, account)["last_refreshed_at"].is_string(),
+            "{account}"
+        );
+    }
+    // Both overdue for a health check: each is probed with its own token.
+    set_time(
+        &app,
+        testkit::store::entities::integrations::Column::LastCheckedAt,
+        -3600,
+    )
+    .await;
+    run_job(&app, &admin, "integration_health").await;
+    let items = integrations(&app, &session).await;
+    let recent = chrono::Utc::now() - chrono::Duration::minutes(5);
+    for account in [DEFAULT_ACCOUNT, WORK] {
+        let checked = of(&items, account)["last_checked_at"]
+            .as_str()
+            .expect("checked");
+        let checked: chrono::DateTime<chrono::Utc> = checked.parse().expect("time");
+        assert!(checked > recent, "{account} checked: {checked}");
+    }
 }
 
 /// A user connected while the schema was the previous release's: one row per (user,
