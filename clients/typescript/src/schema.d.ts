@@ -948,17 +948,30 @@ export interface components {
             email_sync_enabled: boolean;
             sync_frequency_minutes: components["schemas"]["SyncFrequencyMinutes"];
         };
-        /** @description An integration: never a token. */
+        /**
+         * @description An integration: never a token. A user may connect a provider more than once, with
+         *     different accounts: each is an integration of its own.
+         */
         IntegrationResource: {
             account_email?: string | null;
             account_id?: string | null;
             /** Format: date-time */
             connected_at?: string | null;
             /**
+             * @description Whether this is the user's default account with the provider: the first connected
+             *     that is not disconnected. Routes and token requests that name no `account_id` use it.
+             */
+            default: boolean;
+            /**
              * Format: date-time
              * @description When the access token expires.
              */
             expires_at?: string | null;
+            /**
+             * Format: uuid
+             * @description The integration's id.
+             */
+            id: string;
             /** Format: date-time */
             last_checked_at?: string | null;
             /** @description The last refresh or health error (an OAuth error code and where, never a token). */
@@ -1201,6 +1214,8 @@ export interface components {
         TokenAnswer: {
             access_token: string;
             account_email?: string | null;
+            /** @description The provider's account the token belongs to (as in the integration resource). */
+            account_id?: string | null;
             /** Format: date-time */
             expires_at?: string | null;
             provider: string;
@@ -1211,6 +1226,13 @@ export interface components {
         };
         /** @description `POST /internal/tokens/get`. */
         TokenGetBody: {
+            /**
+             * @description Which of the user's accounts with the provider: its `account_id` as in the
+             *     integration resource. The default account (the first connected) when absent; an
+             *     unknown one: 404 `not_found`.
+             * @example 109876543210987654321
+             */
+            account_id?: string | null;
             /**
              * Format: int32
              * @description Refresh first when the token expires within this many seconds (default 300).
@@ -1228,6 +1250,11 @@ export interface components {
         };
         /** @description `POST /internal/tokens/refresh`. */
         TokenRefreshBody: {
+            /**
+             * @description As in `POST /internal/tokens/get`: the default account when absent.
+             * @example 109876543210987654321
+             */
+            account_id?: string | null;
             /** @description A provider of `GET /providers`. */
             provider: components["schemas"]["ProviderName"];
             /** @description UUID or Clerk user id. */
@@ -3017,6 +3044,11 @@ export interface operations {
                  * @example user_2abcDEF9
                  */
                 "X-User-Id": string;
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404
+                 * @example 109876543210987654321
+                 */
+                "X-Account-Id"?: string | null;
             };
             path: {
                 /**
@@ -3270,6 +3302,11 @@ export interface operations {
                  * @example user_2abcDEF9
                  */
                 "X-User-Id": string;
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404
+                 * @example 109876543210987654321
+                 */
+                "X-Account-Id"?: string | null;
             };
             path: {
                 /**
@@ -3523,6 +3560,11 @@ export interface operations {
                  * @example user_2abcDEF9
                  */
                 "X-User-Id": string;
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404
+                 * @example 109876543210987654321
+                 */
+                "X-Account-Id"?: string | null;
             };
             path: {
                 /**
@@ -3776,6 +3818,11 @@ export interface operations {
                  * @example user_2abcDEF9
                  */
                 "X-User-Id": string;
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404
+                 * @example 109876543210987654321
+                 */
+                "X-Account-Id"?: string | null;
             };
             path: {
                 /**
@@ -4029,6 +4076,11 @@ export interface operations {
                  * @example user_2abcDEF9
                  */
                 "X-User-Id": string;
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404
+                 * @example 109876543210987654321
+                 */
+                "X-Account-Id"?: string | null;
             };
             path: {
                 /**
@@ -4306,6 +4358,7 @@ export interface operations {
                      * @example {
                      *       "access_token": "ya29.a0Af…",
                      *       "account_email": "ada@gmail.com",
+                     *       "account_id": "108234567890",
                      *       "expires_at": "2026-11-25T18:02:57Z",
                      *       "provider": "google",
                      *       "refreshed": false,
@@ -4385,7 +4438,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unknown user or no connected integration */
+            /** @description Unknown user, no connected integration, or no such `account_id` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -4564,6 +4617,7 @@ export interface operations {
             content: {
                 /**
                  * @example {
+                 *       "account_id": "104444444444",
                  *       "provider": "google",
                  *       "user_id": "user_2abcDEF9"
                  *     }
@@ -4582,6 +4636,7 @@ export interface operations {
                      * @example {
                      *       "access_token": "ya29.a0Af…",
                      *       "account_email": "ada@gmail.com",
+                     *       "account_id": "108234567890",
                      *       "expires_at": "2026-11-25T18:02:57Z",
                      *       "provider": "google",
                      *       "refreshed": false,
@@ -4661,7 +4716,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Unknown user or no connected integration */
+            /** @description Unknown user, no connected integration, or no such `account_id` */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7108,7 +7163,9 @@ export interface operations {
                      *           "account_email": "ada@gmail.com",
                      *           "account_id": "108234567890",
                      *           "connected_at": "2026-11-25T17:02:57Z",
+                     *           "default": true,
                      *           "expires_at": "2026-11-25T18:02:57Z",
+                     *           "id": "0193f3a2-7c1e-7000-8000-0000000000a1",
                      *           "last_checked_at": "2026-11-25T17:02:57Z",
                      *           "last_error": null,
                      *           "last_refreshed_at": "2026-11-25T17:02:57Z",
@@ -7117,6 +7174,24 @@ export interface operations {
                      *             "openid",
                      *             "email",
                      *             "https://www.googleapis.com/auth/calendar.readonly"
+                     *           ],
+                     *           "status": "active",
+                     *           "updated_at": "2026-11-25T17:02:57Z"
+                     *         },
+                     *         {
+                     *           "account_email": "ada@work.example",
+                     *           "account_id": "104444444444",
+                     *           "connected_at": "2026-11-25T17:02:57Z",
+                     *           "default": false,
+                     *           "expires_at": "2026-11-25T18:02:57Z",
+                     *           "id": "0193f3a2-7c1e-7000-8000-0000000000a2",
+                     *           "last_checked_at": "2026-11-25T17:02:57Z",
+                     *           "last_error": null,
+                     *           "last_refreshed_at": null,
+                     *           "provider": "google",
+                     *           "scopes": [
+                     *             "openid",
+                     *             "email"
                      *           ],
                      *           "status": "active",
                      *           "updated_at": "2026-11-25T17:02:57Z"
@@ -7290,7 +7365,9 @@ export interface operations {
                      *       "account_email": "ada@gmail.com",
                      *       "account_id": "108234567890",
                      *       "connected_at": "2026-11-25T17:02:57Z",
+                     *       "default": true,
                      *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "id": "0193f3a2-7c1e-7000-8000-0000000000a1",
                      *       "last_checked_at": "2026-11-25T17:02:57Z",
                      *       "last_error": null,
                      *       "last_refreshed_at": "2026-11-25T17:02:57Z",
@@ -7523,7 +7600,14 @@ export interface operations {
     };
     disconnect: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the
+                 *     integration resource. The default account when absent; an unknown one: 404.
+                 * @example 109876543210987654321
+                 */
+                account_id?: string;
+            };
             header?: never;
             path: {
                 /** @description UUID, Clerk user id or `me` */
@@ -7608,7 +7692,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Never connected */
+            /** @description Never connected, or no such account */
             404: {
                 headers: {
                     [name: string]: unknown;
@@ -7929,7 +8013,14 @@ export interface operations {
     };
     diagnostics: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the
+                 *     integration resource. The default account when absent; an unknown one: 404.
+                 * @example 109876543210987654321
+                 */
+                account_id?: string;
+            };
             header?: never;
             path: {
                 /** @description UUID, Clerk user id or `me` */
@@ -7949,6 +8040,7 @@ export interface operations {
                 content: {
                     /**
                      * @example {
+                     *       "account_id": "108234567890",
                      *       "default_scopes": [
                      *         "openid",
                      *         "email",
@@ -7960,6 +8052,7 @@ export interface operations {
                      *         "openid",
                      *         "email"
                      *       ],
+                     *       "integration_id": "0193f3a2-7c1e-7000-8000-0000000000a1",
                      *       "last_error": null,
                      *       "last_refresh_attempt_at": "2026-11-25T17:02:57Z",
                      *       "last_refreshed_at": "2026-11-25T17:02:57Z",
@@ -8114,7 +8207,14 @@ export interface operations {
     };
     refresh: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description Which of the user's accounts with the provider: its `account_id` as in the
+                 *     integration resource. The default account when absent; an unknown one: 404.
+                 * @example 109876543210987654321
+                 */
+                account_id?: string;
+            };
             header?: never;
             path: {
                 /** @description UUID, Clerk user id or `me` */
@@ -8137,7 +8237,9 @@ export interface operations {
                      *       "account_email": "ada@gmail.com",
                      *       "account_id": "108234567890",
                      *       "connected_at": "2026-11-25T17:02:57Z",
+                     *       "default": true,
                      *       "expires_at": "2026-11-25T18:02:57Z",
+                     *       "id": "0193f3a2-7c1e-7000-8000-0000000000a1",
                      *       "last_checked_at": "2026-11-25T17:02:57Z",
                      *       "last_error": null,
                      *       "last_refreshed_at": "2026-11-25T17:02:57Z",

@@ -33,6 +33,34 @@ pub struct Integration {
     pub refresh_not_before: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// Whether this is the user's default account with its provider (see [`Account`]).
+    /// Set by the reads that look at all of the user's accounts with the provider
+    /// (`store::integrations::find` and `list`); `false` from a read of one row alone.
+    pub default: bool,
+}
+
+/// Which of a user's accounts with a provider a request addresses (API.md "Several
+/// accounts per provider").
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Account {
+    /// The default account: the first connected, i.e. the oldest row (by `created_at`,
+    /// then id) that is not `disconnected`. Adding an account never moves it; when it is
+    /// disconnected the next-oldest becomes the default.
+    #[default]
+    Default,
+    /// The provider's account id, as in the integration resource (`account_id`).
+    Named(String),
+    /// One integration row: the sweep, the health check, and the re-reads of a refresh
+    /// that has found its row already.
+    Row(IntegrationId),
+}
+
+impl Account {
+    /// `Named` when the caller gave an account id, else `Default`.
+    #[must_use]
+    pub fn from_option(account_id: Option<String>) -> Self {
+        account_id.map_or(Self::Default, Self::Named)
+    }
 }
 
 /// Where a user's connection to a provider stands.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use domain::integration::IntegrationStatus;
 use sea_orm::{
+    ActiveModelTrait,
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     sea_query::{Expr, OnConflict},
@@ -14,11 +15,10 @@ use crate::{
     StoreError,
     entities::{integration_tokens, integrations, oauth_states},
     status::{col, read},
-    unique::unique,
 };
 
 pub use domain::integration::Integration;
-use domain::{IntegrationId, UserId};
+use domain::{IntegrationId, UserId, integration::Account};
 
 /// The one place an integration row becomes the domain record; a status no version of
 /// the service writes is a storage error.
@@ -47,6 +47,7 @@ impl TryFrom<integrations::Model> for Integration {
             refresh_not_before: r.refresh_not_before,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            default: false,
         })
     }
 }
@@ -59,7 +60,8 @@ pub(crate) fn records(rows: Vec<integrations::Model>) -> Result<Vec<Integration>
 /// A stored OAuth `state` (the PKCE verifier inside is a vault ciphertext).
 pub type OAuthState = oauth_states::Model;
 
-/// The integration of `user_id` with `provider`.
+/// The integration of `user_id` with `provider` that `account` addresses, with
+/// `default` set.
 ///
 /// # Errors
 /// When the database fails.
@@ -67,17 +69,59 @@ pub async fn find<C: ConnectionTrait>(
     conn: &C,
     user_id: UserId,
     provider: &str,
+    account: &Account,
 ) -> Result<Option<Integration>, StoreError> {
-    let q = integrations::Entity::find()
-        .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
-        .filter(integrations::Column::Provider.eq(provider));
-    unique(q, conn)
-        .await?
-        .map(Integration::try_from)
-        .transpose()
+    let rows = of_provider(conn, user_id, provider).await?;
+    Ok(rows.into_iter().find(|i| match account {
+        Account::Default => i.default,
+        Account::Named(a) => i.account_id.as_deref() == Some(a.as_str()),
+        Account::Row(id) => i.id == *id,
+    }))
 }
 
-/// Every integration of `user_id`, by provider.
+/// Every integration of `user_id` with `provider` (a user has a handful at most), the
+/// default account marked: the oldest that is not disconnected, else the oldest.
+async fn of_provider<C: ConnectionTrait>(
+    conn: &C,
+    user_id: UserId,
+    provider: &str,
+) -> Result<Vec<Integration>, StoreError> {
+    let mut rows = records(
+        integrations::Entity::find()
+            .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
+            .filter(integrations::Column::Provider.eq(provider))
+            .all(conn)
+            .await?,
+    )?;
+    mark_defaults(&mut rows);
+    Ok(rows)
+}
+
+/// Orders by provider, default first then the others by age, and marks each provider's
+/// default. A disconnected account sorts after the connected ones, so it is the default
+/// only while no other account of that provider is connected (the answer a user with a
+/// single, disconnected account always had).
+fn mark_defaults(rows: &mut [Integration]) {
+    rows.sort_by(|a, b| {
+        let key = |i: &Integration| {
+            (
+                i.status == IntegrationStatus::Disconnected,
+                i.created_at,
+                i.id.as_uuid(),
+            )
+        };
+        a.provider
+            .cmp(&b.provider)
+            .then_with(|| key(a).cmp(&key(b)))
+    });
+    let mut last: Option<&str> = None;
+    for i in rows.iter_mut() {
+        i.default = last != Some(i.provider.as_str());
+        last = Some(i.provider.as_str());
+    }
+}
+
+/// Every integration of `user_id`, by provider, each provider's default account first.
 ///
 /// # Errors
 /// When the database fails.
@@ -85,13 +129,15 @@ pub async fn list<C: ConnectionTrait>(
     conn: &C,
     user_id: UserId,
 ) -> Result<Vec<Integration>, StoreError> {
-    records(
+    let mut rows = records(
         integrations::Entity::find()
             .filter(integrations::Column::UserId.eq(user_id.as_uuid()))
             .order_by_asc(integrations::Column::Provider)
             .all(conn)
             .await?,
-    )
+    )?;
+    mark_defaults(&mut rows);
+    Ok(rows)
 }
 
 /// What a completed connection records about the account.
@@ -106,8 +152,11 @@ pub struct Connected {
     pub at: DateTime<Utc>,
 }
 
-/// Marks the user's integration with the provider `active` with this account, creating it
-/// on the first connection (a reconnection keeps its id and `created_at`).
+/// Marks the user's integration with the provider's account `active`, creating it on the
+/// first connection of that account (a reconnection of the same account keeps its id and
+/// `created_at`, so its place as default or not). A different account is a row of its
+/// own. A provider that names no account has one row per user, as before accounts were
+/// told apart.
 ///
 /// # Errors
 /// When the database fails.
@@ -115,10 +164,69 @@ pub async fn upsert_connected<C: ConnectionTrait>(
     conn: &C,
     c: Connected,
 ) -> Result<Integration, StoreError> {
-    let row = integrations::ActiveModel {
+    use integrations::Column as C;
+    // What a reconnection overwrites; the id, `created_at` and the lease stay.
+    let reconnected = [
+        C::Status,
+        C::AccountId,
+        C::AccountEmail,
+        C::Scopes,
+        C::ConnectedAt,
+        C::ExpiresAt,
+        C::LastRefreshedAt,
+        C::LastRefreshAttemptAt,
+        C::LastCheckedAt,
+        C::LastError,
+        C::RefreshFailures,
+        C::UpdatedAt,
+    ];
+    let (user_id, provider, account_id) = (c.user_id, c.provider.clone(), c.account_id.clone());
+    let row = connected_row(c);
+    if account_id.is_some() {
+        integrations::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([C::UserId, C::Provider, C::AccountId])
+                    .update_columns(reconnected)
+                    .to_owned(),
+            )
+            .exec_without_returning(conn)
+            .await?;
+    } else {
+        // NULLs never conflict in a unique index: the account-less row is found by hand
+        // (the caller holds the user's row lock, as for every connection).
+        let mut update = integrations::Entity::update_many();
+        for column in reconnected {
+            if let Some(value) = row.get(column).into_value() {
+                update = update.col_expr(column, Expr::value(value));
+            }
+        }
+        let res = update
+            .filter(C::UserId.eq(user_id.as_uuid()))
+            .filter(C::Provider.eq(provider.as_str()))
+            .filter(C::AccountId.is_null())
+            .exec(conn)
+            .await?;
+        if res.rows_affected == 0 {
+            integrations::Entity::insert(row)
+                .exec_without_returning(conn)
+                .await?;
+        }
+    }
+    of_provider(conn, user_id, &provider)
+        .await?
+        .into_iter()
+        .find(|i| i.account_id == account_id)
+        .ok_or(StoreError::Conflict(
+            "integration vanished while being connected",
+        ))
+}
+
+/// The row a first connection inserts.
+fn connected_row(c: Connected) -> integrations::ActiveModel {
+    integrations::ActiveModel {
         id: Set(Uuid::now_v7()),
         user_id: Set(c.user_id.into()),
-        provider: Set(c.provider.clone()),
+        provider: Set(c.provider),
         status: Set(col(IntegrationStatus::Active).to_owned()),
         account_id: Set(c.account_id),
         account_email: Set(c.account_email),
@@ -135,38 +243,12 @@ pub async fn upsert_connected<C: ConnectionTrait>(
         refresh_not_before: Set(None),
         created_at: Set(c.at),
         updated_at: Set(c.at),
-    };
-    use integrations::Column as C;
-    integrations::Entity::insert(row)
-        .on_conflict(
-            OnConflict::columns([C::UserId, C::Provider])
-                .update_columns([
-                    C::Status,
-                    C::AccountId,
-                    C::AccountEmail,
-                    C::Scopes,
-                    C::ConnectedAt,
-                    C::ExpiresAt,
-                    C::LastRefreshedAt,
-                    C::LastRefreshAttemptAt,
-                    C::LastCheckedAt,
-                    C::LastError,
-                    C::RefreshFailures,
-                    C::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(conn)
-        .await?;
-    find(conn, c.user_id, &c.provider)
-        .await?
-        .ok_or(StoreError::Conflict(
-            "integration vanished while being connected",
-        ))
+    }
 }
 
-/// Marks the integration `disconnected` and deletes its token ciphertexts. Returns the
-/// row as it was before, `None` when the user never connected the provider.
+/// Marks the integration `account` addresses `disconnected` and deletes its token
+/// ciphertexts; the user's other accounts with the provider are left as they are.
+/// Returns the row as it was before, `None` when there is no such integration.
 ///
 /// # Errors
 /// When the database fails.
@@ -174,9 +256,10 @@ pub async fn disconnect<C: ConnectionTrait>(
     conn: &C,
     user_id: UserId,
     provider: &str,
+    account: &Account,
     at: DateTime<Utc>,
 ) -> Result<Option<Integration>, StoreError> {
-    let Some(before) = find(conn, user_id, provider).await? else {
+    let Some(before) = find(conn, user_id, provider, account).await? else {
         return Ok(None);
     };
     // The row first: its lock orders this after (or before) a refresh writing new tokens,

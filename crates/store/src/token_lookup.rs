@@ -39,15 +39,28 @@ macro_rules! select_from {
     };
 }
 
-/// One statement per way of naming the user; `(user, provider)` and `(integration, kind)`
-/// are unique, so at most one row matches.
-const BY_ID: &str = concat!(select_from!(), "u.id = $1");
-const BY_CLERK: &str = concat!(select_from!(), "u.clerk_user_id = $1");
+/// The default account first (`store::integrations::find`'s order): the oldest that is not
+/// disconnected.
+macro_rules! default_first {
+    () => {
+        " ORDER BY CASE WHEN i.status = 'disconnected' THEN 1 ELSE 0 END, i.created_at, i.id"
+    };
+}
+
+/// One statement per way of naming the user and the account. `(user, provider,
+/// account_id)` and `(integration, kind)` are unique, so a named account matches one row
+/// at most; without one, the first row is the default account.
+const BY_ID: &str = concat!(select_from!(), "u.id = $1", default_first!());
+const BY_CLERK: &str = concat!(select_from!(), "u.clerk_user_id = $1", default_first!());
+const BY_ID_ACCOUNT: &str = concat!(select_from!(), "u.id = $1 AND i.account_id = $4");
+const BY_CLERK_ACCOUNT: &str =
+    concat!(select_from!(), "u.clerk_user_id = $1 AND i.account_id = $4");
 /// How many integration columns lead the row.
 const COLUMNS: usize = 19;
 
-/// A live user's integration with `provider` and its stored token of `kind` (key version,
-/// ciphertext), when there is one. `None` when the user is unknown or deleted or has no
+/// A live user's integration with `provider` (the account named by `account_id`, else
+/// the default account) and its stored token of `kind` (key version, ciphertext), when
+/// there is one. The integration's `default` is not set (one row is read). `None` when the user is unknown or deleted or has no
 /// such integration: callers that must tell those apart look again with the narrow lookups.
 ///
 /// # Errors
@@ -58,17 +71,18 @@ pub async fn find<C: ConnectionTrait>(
     conn: &C,
     user: UserBy<'_>,
     provider: &str,
+    account_id: Option<&str>,
     kind: &str,
 ) -> Result<Option<(Integration, Option<(i32, Vec<u8>)>)>, StoreError> {
-    let (sql, who) = match user {
-        UserBy::Id(id) => (BY_ID, Value::from(id)),
-        UserBy::Clerk(c) => (BY_CLERK, Value::from(c)),
+    let (sql, who) = match (user, account_id) {
+        (UserBy::Id(id), None) => (BY_ID, Value::from(id)),
+        (UserBy::Clerk(c), None) => (BY_CLERK, Value::from(c)),
+        (UserBy::Id(id), Some(_)) => (BY_ID_ACCOUNT, Value::from(id)),
+        (UserBy::Clerk(c), Some(_)) => (BY_CLERK_ACCOUNT, Value::from(c)),
     };
-    let stmt = Statement::from_sql_and_values(
-        conn.get_database_backend(),
-        sql,
-        [who, Value::from(provider), Value::from(kind)],
-    );
+    let mut values = vec![who, Value::from(provider), Value::from(kind)];
+    values.extend(account_id.map(Value::from));
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
     let Some(row) = conn.query_one_raw(stmt).await? else {
         return Ok(None);
     };

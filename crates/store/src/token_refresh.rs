@@ -231,8 +231,16 @@ pub async fn refresh_outcomes_since<C: ConnectionTrait>(
     Ok(rows.into_iter().map(|r| (r.outcome, r.n)).collect())
 }
 
+/// One integration on a work list: each of a user's accounts with a provider is its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Due {
+    pub user: UserId,
+    pub provider: String,
+    pub integration: IntegrationId,
+}
+
 /// Integrations holding tokens that expire before `before`, soonest first: the refresh
-/// sweep's work list, as (user id, provider).
+/// sweep's work list.
 ///
 /// # Errors
 /// When the database fails.
@@ -240,14 +248,14 @@ pub async fn expiring_before<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<(UserId, String)>, StoreError> {
+) -> Result<Vec<Due>, StoreError> {
     let expires = integrations::Column::ExpiresAt;
     let due = expires.is_not_null().and(expires.lt(before));
     work_list(conn, &due, expires, limit).await
 }
 
-/// Integrations holding tokens not checked since `before` (never-checked first), as
-/// (user id, provider): the health check's work list.
+/// Integrations holding tokens not checked since `before` (never-checked first): the
+/// health check's work list.
 ///
 /// The never-checked and the overdue are two ranges of the index: as one condition,
 /// `last_checked_at IS NULL OR last_checked_at < ?` is no range, and SQLite answered it
@@ -259,7 +267,7 @@ pub async fn unchecked_since<C: ConnectionTrait>(
     conn: &C,
     before: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<(UserId, String)>, StoreError> {
+) -> Result<Vec<Due>, StoreError> {
     let checked = integrations::Column::LastCheckedAt;
     let mut due = work_list(conn, &checked.is_null(), checked, limit).await?;
     let left = limit.saturating_sub(due.len() as u64);
@@ -269,7 +277,7 @@ pub async fn unchecked_since<C: ConnectionTrait>(
     Ok(due)
 }
 
-/// (user id, provider) of the first `limit` integrations that hold tokens (`active` or
+/// The first `limit` integrations that hold tokens (`active` or
 /// `refresh_failed`) and match `condition`, by `order` then id (a batch limit cuts the
 /// same place on both engines; `condition` leaves one kind of NULL at most).
 ///
@@ -281,7 +289,7 @@ async fn work_list<C: ConnectionTrait>(
     condition: &sea_orm::sea_query::SimpleExpr,
     order: integrations::Column,
     limit: u64,
-) -> Result<Vec<(UserId, String)>, StoreError> {
+) -> Result<Vec<Due>, StoreError> {
     use sea_orm::QueryOrder;
     type Row = (Option<DateTime<Utc>>, Uuid, Uuid, String);
     let mut rows: Vec<Row> = Vec::new();
@@ -307,7 +315,11 @@ async fn work_list<C: ConnectionTrait>(
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     Ok(rows
         .into_iter()
-        .map(|(_, _, user, p)| (UserId::from_uuid(user), p))
+        .map(|(_, id, user, p)| Due {
+            user: UserId::from_uuid(user),
+            provider: p,
+            integration: IntegrationId::from_uuid(id),
+        })
         .collect())
 }
 

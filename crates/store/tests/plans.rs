@@ -111,14 +111,18 @@ async fn check_hot_queries(
     let r = Recorder::new(w);
     let mut c = Checks::new(w);
     let clerk = format!("user_{}", USERS / 2);
-    token_lookup::find(&r, UserBy::Clerk(&clerk), "google", "access")
+    token_lookup::find(&r, UserBy::Clerk(&clerk), "google", None, "access")
         .await
         .expect("q");
     c.honest("token hand-out by Clerk id", &r, &[]).await;
-    token_lookup::find(&r, UserBy::Id(ids.user), "google", "access")
+    token_lookup::find(&r, UserBy::Id(ids.user), "google", None, "access")
         .await
         .expect("q");
     c.honest("token hand-out by user id", &r, &[]).await;
+    token_lookup::find(&r, UserBy::Id(ids.user), "google", Some("acct"), "access")
+        .await
+        .expect("q");
+    c.honest("token hand-out of a named account", &r, &[]).await;
     user_store::find_by_clerk_id(&r, &clerk, Deleted::Exclude)
         .await
         .expect("q");

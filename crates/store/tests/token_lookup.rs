@@ -46,36 +46,46 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
         .await
         .expect("integration");
 
-    let narrow = store::integrations::find(r, domain::UserId::from_uuid(ada), "google")
-        .await
-        .expect("find")
-        .expect("exists");
+    let narrow = store::integrations::find(
+        r,
+        domain::UserId::from_uuid(ada),
+        "google",
+        &domain::integration::Account::Default,
+    )
+    .await
+    .expect("find")
+    .expect("exists");
+    // One row read: the hand-out does not say whether it is the default.
+    let narrow = store::integrations::Integration {
+        default: false,
+        ..narrow
+    };
     for by in [UserBy::Id(ada), UserBy::Clerk("user_ada")] {
-        let (i, token) = token_lookup::find(r, by, "google", "access")
+        let (i, token) = token_lookup::find(r, by, "google", None, "access")
             .await
             .expect("lookup")
             .expect("found");
         assert_eq!(i, narrow, "{by:?}");
         assert_eq!(token, Some((3, vec![1, 2, 3])), "{by:?}");
-        let (_, refresh) = token_lookup::find(r, by, "google", "refresh")
+        let (_, refresh) = token_lookup::find(r, by, "google", None, "refresh")
             .await
             .expect("lookup")
             .expect("found");
         assert_eq!(refresh, Some((3, vec![9, 9])));
-        let (i, none) = token_lookup::find(r, by, "github", "access")
+        let (i, none) = token_lookup::find(r, by, "github", None, "access")
             .await
             .expect("lookup")
             .expect("an integration without tokens is still found");
         assert_eq!((i.id.as_uuid(), none), (github, None));
         assert!(
-            token_lookup::find(r, by, "microsoft", "access")
+            token_lookup::find(r, by, "microsoft", None, "access")
                 .await
                 .expect("lookup")
                 .is_none()
         );
     }
     assert!(
-        token_lookup::find(r, UserBy::Clerk("user_nobody"), "google", "access")
+        token_lookup::find(r, UserBy::Clerk("user_nobody"), "google", None, "access")
             .await
             .expect("lookup")
             .is_none()
@@ -88,7 +98,7 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
         .await
         .expect("user");
     assert!(
-        token_lookup::find(r, UserBy::Id(bob), "google", "access")
+        token_lookup::find(r, UserBy::Id(bob), "google", None, "access")
             .await
             .expect("lookup")
             .is_none()
@@ -111,7 +121,7 @@ async fn one_read_matches_the_narrow_lookups(backend: Backend) {
             .is_some()
     );
     assert!(
-        token_lookup::find(r, UserBy::Clerk("user_gone"), "google", "access")
+        token_lookup::find(r, UserBy::Clerk("user_gone"), "google", None, "access")
             .await
             .expect("lookup")
             .is_none()

@@ -43,8 +43,8 @@ async fn never_checked_integrations_come_first(backend: Backend) {
             .expect("integration");
         ids.insert(user, name);
     }
-    let names = |list: Vec<(domain::UserId, String)>| -> Vec<&str> {
-        list.iter().map(|(u, _)| ids[&u.as_uuid()]).collect()
+    let names = |list: Vec<token_refresh::Due>| -> Vec<&str> {
+        list.iter().map(|d| ids[&d.user.as_uuid()]).collect()
     };
     let due = token_refresh::unchecked_since(db.reader(), now - Duration::minutes(15), 100)
         .await

@@ -10,7 +10,7 @@ mod delivery;
 use std::{sync::Arc, time::Duration};
 
 use chrono::{SubsecRound, Utc};
-use domain::{UserId, event::EventType};
+use domain::{UserId, event::EventType, integration::Integration};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 use store::Conn;
@@ -135,40 +135,51 @@ impl Event {
 
     /// `integration.connected`.
     #[must_use]
-    pub fn integration_connected(user: UserId, provider: &str, scopes: &[String]) -> Self {
-        Self {
-            kind: EventType::IntegrationConnected,
-            user,
-            data: json!({"user_id": user, "provider": provider, "status": "active",
-                "scopes": scopes}),
-        }
+    pub fn integration_connected(i: &Integration, scopes: &[String]) -> Self {
+        Self::about_integration(
+            EventType::IntegrationConnected,
+            i,
+            json!({"status": "active", "scopes": scopes}),
+        )
     }
 
     /// `integration.disconnected`; `revocation` says what the provider did.
     #[must_use]
-    pub fn integration_disconnected(user: UserId, provider: &str, revocation: &str) -> Self {
-        Self {
-            kind: EventType::IntegrationDisconnected,
-            user,
-            data: json!({"user_id": user, "provider": provider, "status": "disconnected",
-                "revocation": revocation}),
-        }
+    pub fn integration_disconnected(i: &Integration, revocation: &str) -> Self {
+        Self::about_integration(
+            EventType::IntegrationDisconnected,
+            i,
+            json!({"status": "disconnected", "revocation": revocation}),
+        )
     }
 
     /// `integration.status_changed` (failure and recovery alike).
     #[must_use]
     pub fn integration_status_changed(
-        user: UserId,
-        provider: &str,
+        i: &Integration,
         from: &str,
         to: &str,
         reason: Option<&str>,
     ) -> Self {
+        Self::about_integration(
+            EventType::IntegrationStatusChanged,
+            i,
+            json!({"from": from, "to": to, "reason": reason}),
+        )
+    }
+
+    /// An integration event: user and provider as always, plus which of the user's
+    /// accounts with the provider (`integration_id`, `account_id`) it is about.
+    fn about_integration(kind: EventType, i: &Integration, extra: Value) -> Self {
+        let mut data = json!({"user_id": i.user_id, "provider": i.provider,
+            "integration_id": i.id, "account_id": i.account_id});
+        if let (Value::Object(d), Value::Object(e)) = (&mut data, extra) {
+            d.extend(e);
+        }
         Self {
-            kind: EventType::IntegrationStatusChanged,
-            user,
-            data: json!({"user_id": user, "provider": provider, "from": from, "to": to,
-                "reason": reason}),
+            kind,
+            user: i.user_id,
+            data,
         }
     }
 

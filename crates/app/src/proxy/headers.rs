@@ -8,7 +8,7 @@
 use http::{HeaderMap, HeaderName, header};
 
 /// Our own headers that name the caller or the user.
-const OURS: [&str; 2] = ["x-api-key", "x-user-id"];
+const OURS: [&str; 3] = ["x-api-key", "x-user-id", "x-account-id"];
 
 /// Headers that end at the proxy, whichever direction.
 fn hop_by_hop(name: &HeaderName) -> bool {

@@ -40,6 +40,7 @@ use crate::{
     tokens::{
         IssuedToken, TokenRequest,
         handout::{Lookup, TokenAsk},
+        note_account,
     },
     users::UserKey,
 };
@@ -71,6 +72,9 @@ pub struct ProxyCall {
     pub provider: String,
     /// The user whose token is used (`X-User-Id`).
     pub user: UserKey,
+    /// Which of the user's accounts with the provider (`X-Account-Id`); the default when
+    /// `None`.
+    pub account_id: Option<String>,
     pub method: Method,
     /// The path under the provider's API base, as sent (percent-encoded).
     pub path: String,
@@ -137,6 +141,7 @@ impl App {
         }
         let ask = TokenAsk {
             provider: provider.clone(),
+            account_id: call.account_id.clone(),
             scopes: Vec::new(),
             min_validity: ChronoDuration::seconds(60),
             force: false,
@@ -152,6 +157,10 @@ impl App {
         let audit = Audit {
             ctx,
             req: &req,
+            account: result
+                .as_ref()
+                .ok()
+                .map(|(t, _)| (t.integration_id, t.account_id.clone())),
             method: call.method.clone(),
             path: url.path().to_owned(),
         };
@@ -185,7 +194,7 @@ impl App {
         // joined by every concurrent call that was refused the same token.
         let before = match before {
             Some(read) if !token.refreshed => *read,
-            _ => self.connected(req.user, &req.provider).await?,
+            _ => self.reread_issued(req, &token).await?,
         };
         let forced = TokenRequest {
             min_validity: ChronoDuration::zero(),
@@ -200,6 +209,16 @@ impl App {
         drop(first);
         let second = self.forward(req, url, call, &fresh.access_token).await?;
         Ok((second, true))
+    }
+
+    /// The integration `token` came from, as it is now (for the refresh after a 401).
+    async fn reread_issued(
+        &self,
+        req: &TokenRequest,
+        token: &IssuedToken,
+    ) -> Result<store::integrations::Integration, AppError> {
+        let row = domain::integration::Account::Row(token.integration_id);
+        self.connected(req.user, &req.provider, &row).await
     }
 
     /// One call to the provider's API with `token` injected.
@@ -270,6 +289,8 @@ impl App {
             }
             Err(e) => details["error"] = json!(e.code().as_str()),
         }
+        let found = audit.account.as_ref().map(|(id, a)| (*id, a.as_deref()));
+        note_account(&mut details, &req.account, found);
         self.access_log()
             .record(
                 audit.ctx,
@@ -286,6 +307,8 @@ impl App {
 struct Audit<'a> {
     ctx: &'a Ctx,
     req: &'a TokenRequest,
+    /// The integration and provider account of the token found, if one was.
+    account: Option<(domain::IntegrationId, Option<String>)>,
     method: Method,
     /// The joined path, without the query (its values may be secrets).
     path: String,

@@ -9,7 +9,19 @@ use serde::Serialize;
 use serde_json::Value;
 use vault::TokenKind;
 
+use domain::integration::{Account, Integration};
+
 use crate::{App, AppError, access::AsOwner, audit::query::AuditQuery};
+
+/// Whether an audit entry's `details` are about `i`: entries name their integration since
+/// several accounts per provider; an older entry (without one) was about the only account
+/// there was, which is the default.
+fn about(details: &Value, i: &Integration) -> bool {
+    match details.get("integration_id").and_then(Value::as_str) {
+        Some(id) => id == i.id.to_string(),
+        None => i.default,
+    }
+}
 
 /// How many refresh attempts are shown.
 const ATTEMPTS_SHOWN: usize = 5;
@@ -18,6 +30,9 @@ const ATTEMPTS_SHOWN: usize = 5;
 #[derive(Clone, Debug, Serialize)]
 pub struct Diagnostics {
     pub provider: String,
+    /// The integration and the provider's account these diagnostics are about.
+    pub integration_id: domain::IntegrationId,
+    pub account_id: Option<String>,
     pub status: String,
     pub expires_at: Option<DateTime<Utc>>,
     /// Negative once expired.
@@ -63,13 +78,14 @@ impl App {
         &self,
         who: &AsOwner,
         provider: &str,
+        account: &Account,
     ) -> Result<Diagnostics, AppError> {
         let user = who.user();
         let p = self
             .catalog()
             .get(provider)
             .ok_or(AppError::NotFound("provider"))?;
-        let i = store::integrations::find(self.db().current(), user, provider)
+        let i = store::integrations::find(self.db().current(), user, provider, account)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         let granted: Vec<String> = serde_json::from_value(i.scopes.clone()).unwrap_or_default();
@@ -90,7 +106,7 @@ impl App {
         let recent_refreshes = page
             .items
             .into_iter()
-            .filter(|e| e.resource_id.as_deref() == Some(provider))
+            .filter(|e| e.resource_id.as_deref() == Some(provider) && about(&e.details, &i))
             .take(ATTEMPTS_SHOWN)
             .map(|e| RefreshAttempt {
                 at: e.occurred_at,
@@ -118,6 +134,8 @@ impl App {
         };
         Ok(Diagnostics {
             provider: i.provider.clone(),
+            integration_id: i.id,
+            account_id: i.account_id.clone(),
             status: i.status.as_str().to_owned(),
             expires_at: i.expires_at,
             expires_in_seconds: i.expires_at.map(|t| (t - now).num_seconds()),

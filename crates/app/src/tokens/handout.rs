@@ -17,7 +17,7 @@
 //! ([`App::lookup_within_limits`]) and audits as `token.proxied` instead.
 
 use chrono::Duration;
-use domain::{UserId, audit::AuditAction};
+use domain::{UserId, audit::AuditAction, integration::Account};
 use serde_json::json;
 use store::{
     integrations::Integration,
@@ -31,7 +31,7 @@ use crate::{
     access::{AsService, TokensRead, TokensRefresh},
     audit::AuditRecord,
     service_keys::KeyLimits,
-    tokens::{IssuedToken, TokenRequest, scopes_of, usable},
+    tokens::{IssuedToken, TokenRequest, note_account, scopes_of, usable},
     users::{UserKey, id_of},
 };
 
@@ -39,6 +39,8 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct TokenAsk {
     pub provider: String,
+    /// The provider's account id (`account_id`); the default account when `None`.
+    pub account_id: Option<String>,
     /// Scopes the token must carry.
     pub scopes: Vec<String>,
     /// Refresh first when the token expires within this.
@@ -52,6 +54,7 @@ impl TokenAsk {
         TokenRequest {
             user,
             provider: self.provider,
+            account: Account::from_option(self.account_id),
             scopes: self.scopes,
             min_validity: self.min_validity,
             force: self.force,
@@ -66,7 +69,8 @@ pub(crate) enum Lookup {
     /// The user's request and its outcome: the token, with the integration as it was read
     /// when the lookup was asked to keep it.
     Found {
-        req: TokenRequest,
+        // Boxed as well: with the account it names, the request is large too.
+        req: Box<TokenRequest>,
         // Boxed: the integration row is large, and most lookups are refusals or hand-outs.
         result: Result<(IssuedToken, Option<Box<Integration>>), AppError>,
     },
@@ -128,6 +132,9 @@ impl App {
             Err(e) => details["error"] = json!(e.code().as_str()),
             Ok(t) => details["refreshed"] = json!(t.refreshed),
         }
+        let found = result.as_ref().ok();
+        let found = found.map(|t| (t.integration_id, t.account_id.as_deref()));
+        note_account(&mut details, &req.account, found);
         self.access_log()
             .record(
                 ctx,
@@ -220,7 +227,7 @@ impl App {
             };
             let req = ask.for_user(id_of(&user));
             return Ok(Lookup::Found {
-                req,
+                req: Box::new(req),
                 result: Err(denied),
             });
         }
@@ -234,6 +241,7 @@ impl App {
             self.db().current(),
             by,
             &ask.provider,
+            ask.account_id.as_deref(),
             TokenKind::Access.as_str(),
         )
         .await?;
@@ -242,7 +250,7 @@ impl App {
                 return Ok(Lookup::NoUser(AppError::NotFound("user")));
             };
             let req = ask.for_user(id_of(&user));
-            let integration = self.connected(req.user, &req.provider).await;
+            let integration = self.connected(req.user, &req.provider, &req.account).await;
             let result = match integration.and_then(|i| within_limits(limits, &req, i)) {
                 Ok(i) => {
                     self.valid_token_with(ctx, &req, i, None, keep_integration)
@@ -250,7 +258,10 @@ impl App {
                 }
                 Err(e) => Err(e),
             };
-            return Ok(Lookup::Found { req, result });
+            return Ok(Lookup::Found {
+                req: Box::new(req),
+                result,
+            });
         };
         let req = ask.for_user(integration.user_id);
         let usable = usable(integration, &req.provider);
@@ -262,7 +273,10 @@ impl App {
             }
             Err(e) => Err(e),
         };
-        Ok(Lookup::Found { req, result })
+        Ok(Lookup::Found {
+            req: Box::new(req),
+            result,
+        })
     }
 
     /// [`Self::valid_token_of`], and when `keep`, the integration as it was read before the

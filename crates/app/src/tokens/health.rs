@@ -4,7 +4,7 @@
 //! before a service asks for it; a failing provider changes nothing.
 
 use chrono::{DateTime, Duration, Utc};
-use domain::UserId;
+use domain::{UserId, integration::Account};
 use serde::Serialize;
 use vault::TokenKind;
 
@@ -50,8 +50,12 @@ impl App {
             checked: due.len(),
             ..HealthReport::default()
         };
-        for (user, provider) in &due {
-            match self.check_integration(&ctx, *user, provider).await {
+        for d in &due {
+            let row = Account::Row(d.integration);
+            match self
+                .check_integration(&ctx, d.user, &d.provider, &row)
+                .await
+            {
                 Ok(Health::Healthy) => report.healthy += 1,
                 Ok(Health::Repaired) => report.repaired += 1,
                 Err(AppError::ReauthorizationRequired(_)) => report.reauth_required += 1,
@@ -71,11 +75,13 @@ impl App {
         ctx: &Ctx,
         user: UserId,
         provider: &str,
+        account: &Account,
     ) -> Result<Health, AppError> {
         let Some(p) = self.catalog().get(provider) else {
             return Ok(Health::Unavailable);
         };
-        let Some(i) = store::integrations::find(self.db().current(), user, provider).await? else {
+        let found = store::integrations::find(self.db().current(), user, provider, account).await?;
+        let Some(i) = found else {
             return Ok(Health::Unavailable);
         };
         let token = self
@@ -92,13 +98,7 @@ impl App {
             Ok(Some(_)) => Ok(Health::Healthy),
             Ok(None) | Err(ProviderError::Transient { .. }) => Ok(Health::Unavailable),
             Err(_) => {
-                let req = TokenRequest {
-                    user,
-                    provider: provider.to_owned(),
-                    scopes: Vec::new(),
-                    min_validity: Duration::zero(),
-                    force: true,
-                };
+                let req = TokenRequest::forced(user, provider, Account::Row(i.id));
                 let t = self.valid_token(ctx, &req).await?;
                 Ok(if t.refreshed {
                     Health::Repaired

@@ -25,7 +25,11 @@ pub mod stats;
 use std::{sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
+use domain::{
+    UserId,
+    audit::AuditAction,
+    integration::{Account, IntegrationStatus},
+};
 use secrecy::SecretString;
 use serde_json::json;
 use store::integrations::{self as repo, Integration};
@@ -57,12 +61,30 @@ pub(crate) fn refresh_locks() -> RefreshLocks {
 pub struct TokenRequest {
     pub user: UserId,
     pub provider: String,
+    /// Which of the user's accounts with the provider (the default when none is named).
+    pub account: Account,
     /// Scopes the token must carry.
     pub scopes: Vec<String>,
     /// Refresh first when the token expires within this.
     pub min_validity: Duration,
     /// Refresh now whatever the expiry (`POST /internal/tokens/refresh`, the manual route).
     pub force: bool,
+}
+
+impl TokenRequest {
+    /// A refresh now of that account's token whatever its expiry, asking no scopes (the
+    /// manual refresh, the health check's repair; the sweep sets its own horizon).
+    #[must_use]
+    pub fn forced(user: UserId, provider: &str, account: Account) -> Self {
+        Self {
+            user,
+            provider: provider.to_owned(),
+            account,
+            scopes: Vec::new(),
+            min_validity: Duration::zero(),
+            force: true,
+        }
+    }
 }
 
 /// A token handed out. `Debug` never shows it.
@@ -73,6 +95,9 @@ pub struct IssuedToken {
     pub expires_at: Option<DateTime<Utc>>,
     pub scopes: Vec<String>,
     pub provider: String,
+    /// The integration row and the provider's account the token belongs to.
+    pub integration_id: domain::IntegrationId,
+    pub account_id: Option<String>,
     pub account_email: Option<String>,
     /// Whether this call refreshed it.
     pub refreshed: bool,
@@ -84,7 +109,9 @@ impl App {
         ctx: &Ctx,
         req: &TokenRequest,
     ) -> Result<IssuedToken, AppError> {
-        let integration = self.connected(req.user, &req.provider).await?;
+        let integration = self
+            .connected(req.user, &req.provider, &req.account)
+            .await?;
         self.valid_token_of(ctx, req, integration, None).await
     }
 
@@ -126,11 +153,20 @@ impl App {
         &self,
         user: UserId,
         provider: &str,
+        account: &Account,
     ) -> Result<Integration, AppError> {
-        let integration = repo::find(self.db().current(), user, provider)
+        let integration = repo::find(self.db().current(), user, provider, account)
             .await?
             .ok_or(AppError::NotFound("integration"))?;
         usable(integration, provider)
+    }
+
+    /// [`Self::connected`] for the row a refresh already found: the re-reads of a refresh
+    /// stay on that account whatever happens to the others meanwhile.
+    pub(crate) async fn reread(&self, integration: &Integration) -> Result<Integration, AppError> {
+        let row = Account::Row(integration.id);
+        self.connected(integration.user_id, &integration.provider, &row)
+            .await
     }
 
     pub(crate) async fn issue(
@@ -159,7 +195,7 @@ impl App {
         });
         let _guard = lock.lock().await;
         let user = req.user;
-        let current = self.connected(user, &req.provider).await?;
+        let current = self.reread(&integration).await?;
         // Someone refreshed while we waited: their token is ours.
         if refreshed_since(&current, &integration) && is_fresh(&current, req.min_validity) {
             return self.issue(user, &current, false).await;
@@ -189,7 +225,7 @@ impl App {
                 return Ok(Leased::Taken(lease));
             }
             tokio::time::sleep(LEASE_POLL).await;
-            current = self.connected(req.user, &req.provider).await?;
+            current = self.reread(before).await?;
             if refreshed_since(&current, before) && is_fresh(&current, req.min_validity) {
                 return Ok(Leased::RefreshedElsewhere(Box::new(current)));
             }
@@ -234,8 +270,7 @@ pub(crate) async fn status_changed<C: store::Conn>(
     app.emit(
         conn,
         crate::events::Event::integration_status_changed(
-            user,
-            &integration.provider,
+            integration,
             integration.status.as_str(),
             to.as_str(),
             error,
@@ -247,10 +282,11 @@ pub(crate) async fn status_changed<C: store::Conn>(
         ctx,
         AuditRecord::new(AuditAction::IntegrationStatusChanged, Some(user))
             .resource("integration", integration.provider.clone())
-            .details(
+            .details(with_account(
                 json!({"provider": integration.provider, "from": integration.status,
                 "to": to.as_str(), "error": error}),
-            ),
+                integration,
+            )),
     )
     .await?;
     Ok(())
@@ -278,8 +314,35 @@ pub(crate) fn issued(
         expires_at: integration.expires_at,
         scopes: scopes_of(integration),
         provider: integration.provider.clone(),
+        integration_id: integration.id,
+        account_id: integration.account_id.clone(),
         account_email: integration.account_email.clone(),
         refreshed,
+    }
+}
+
+/// An audit entry's `details` with the integration row and the provider's account it is
+/// about: with several accounts per provider, the provider alone no longer says which.
+pub(crate) fn with_account(mut details: serde_json::Value, i: &Integration) -> serde_json::Value {
+    details["integration_id"] = json!(i.id);
+    details["account_id"] = json!(i.account_id);
+    details
+}
+
+/// Notes in an access entry's `details` which account it is about: the token's when one
+/// was found, else the account asked for, if one was named.
+pub(crate) fn note_account(
+    details: &mut serde_json::Value,
+    asked: &Account,
+    found: Option<(domain::IntegrationId, Option<&str>)>,
+) {
+    match (found, asked) {
+        (Some((id, account)), _) => {
+            details["integration_id"] = json!(id);
+            details["account_id"] = json!(account);
+        }
+        (None, Account::Named(a)) => details["account_id"] = json!(a),
+        (None, _) => {}
     }
 }
 

@@ -13,7 +13,12 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Duration, Utc};
-use domain::{UserId, audit::AuditAction, integration::IntegrationStatus};
+use domain::{
+    UserId,
+    audit::AuditAction,
+    integration::{Account, IntegrationStatus},
+};
+use secrecy::SecretString;
 use serde::Serialize;
 use serde_json::json;
 use store::{
@@ -28,7 +33,9 @@ use crate::{
     access::AsOwner,
     audit::{self, AuditRecord},
     integrations::oauth::client::{ProviderError, TokenSet},
-    tokens::{IssuedToken, TokenRequest, is_fresh, refreshed_since, scopes_of, status_changed},
+    tokens::{
+        IssuedToken, TokenRequest, is_fresh, issued, refreshed_since, status_changed, with_account,
+    },
 };
 
 /// What one run of the refresh sweep did.
@@ -53,19 +60,19 @@ impl App {
         &self,
         who: &AsOwner,
         provider: &str,
+        account: Account,
     ) -> Result<Integration, AppError> {
         let (ctx, user) = (who.ctx(), who.user());
-        let req = TokenRequest {
+        let req = TokenRequest::forced(user, provider, account);
+        let token = self.valid_token(ctx, &req).await?;
+        repo::find(
+            self.db().writer(),
             user,
-            provider: provider.to_owned(),
-            scopes: Vec::new(),
-            min_validity: Duration::zero(),
-            force: true,
-        };
-        self.valid_token(ctx, &req).await?;
-        repo::find(self.db().writer(), user, provider)
-            .await?
-            .ok_or(AppError::NotFound("integration"))
+            provider,
+            &Account::Row(token.integration_id),
+        )
+        .await?
+        .ok_or(AppError::NotFound("integration"))
     }
 
     /// One run of the refresh sweep: refreshes ahead of expiry every token that would
@@ -85,7 +92,12 @@ impl App {
         let due = token_refresh::expiring_before(self.db().current(), now + horizon, batch).await?;
         let mut limits: HashMap<String, Arc<Semaphore>> = HashMap::new();
         let mut tasks = JoinSet::new();
-        for (user, provider) in due.iter().cloned() {
+        for token_refresh::Due {
+            user,
+            provider,
+            integration,
+        } in due.iter().cloned()
+        {
             let permit = limits
                 .entry(provider.clone())
                 .or_insert_with(|| Arc::new(Semaphore::new(per_provider)))
@@ -94,11 +106,9 @@ impl App {
             tasks.spawn(async move {
                 let _permit = permit.acquire_owned().await;
                 let req = TokenRequest {
-                    user,
-                    provider,
-                    scopes: Vec::new(),
                     min_validity: horizon,
                     force: false,
+                    ..TokenRequest::forced(user, &provider, Account::Row(integration))
                 };
                 let ctx = Ctx::system("token_refresh_sweep");
                 // A failure that still left a valid token is not a refresh; the
@@ -130,7 +140,7 @@ impl App {
     ) -> Result<IssuedToken, AppError> {
         let user = req.user;
         // The winner re-reads after taking the lease (on the primary: `connected`).
-        let current = self.connected(user, &req.provider).await?;
+        let current = self.reread(before).await?;
         if refreshed_since(&current, before) && is_fresh(&current, req.min_validity) {
             return self.issue(user, &current, false).await;
         }
@@ -214,8 +224,11 @@ impl App {
             AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
                 .resource("integration", integration.provider.clone())
                 .outcome("success")
-                .details(json!({"provider": integration.provider,
-                    "refresh_token_rotated": tokens.refresh_token.is_some()})),
+                .details(with_account(
+                    json!({"provider": integration.provider,
+                    "refresh_token_rotated": tokens.refresh_token.is_some()}),
+                    integration,
+                )),
         )
         .await?;
         if integration.status == IntegrationStatus::RefreshFailed {
@@ -223,15 +236,10 @@ impl App {
             status_changed(self, &txn, ctx, user, integration, to, None).await?;
         }
         txn.commit().await?;
-        let fresh = self.connected(user, &integration.provider).await?;
+        let fresh = self.reread(integration).await?;
         Ok(IssuedToken {
             access_token: tokens.access_token,
-            token_type: "Bearer",
-            expires_at: fresh.expires_at,
-            scopes: scopes_of(&fresh),
-            provider: fresh.provider.clone(),
-            account_email: fresh.account_email.clone(),
-            refreshed: true,
+            ..issued(SecretString::from(String::new()), &fresh, true)
         })
     }
 
@@ -283,7 +291,10 @@ impl App {
             AuditRecord::new(AuditAction::TokenRefreshed, Some(user))
                 .resource("integration", integration.provider.clone())
                 .outcome("failure")
-                .details(json!({"provider": integration.provider, "error": message})),
+                .details(with_account(
+                    json!({"provider": integration.provider, "error": message}),
+                    integration,
+                )),
         )
         .await?;
         if integration.status != status {

@@ -5,18 +5,18 @@ use axum::{Json, extract::State, http::StatusCode};
 use chrono::{DateTime, Utc};
 use domain::{
     ErrorCode,
-    integration::{Integration, IntegrationStatus},
+    integration::{Account, Integration, IntegrationStatus},
     preferences::ProviderName,
     text::{Scopes, Text},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     AppState,
     error::{ApiError, Problem},
-    extract::{Json as Body, OptionalJson, Path},
+    extract::{Json as Body, OptionalJson, Path, Query},
 };
 use crate::auth::owned_user::OwnedUser;
 
@@ -30,9 +30,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(diagnostics))
 }
 
-/// An integration: never a token.
+/// An integration: never a token. A user may connect a provider more than once, with
+/// different accounts: each is an integration of its own.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationResource {
+    /// The integration's id.
+    pub id: uuid::Uuid,
+    /// Whether this is the user's default account with the provider: the first connected
+    /// that is not disconnected. Routes and token requests that name no `account_id` use it.
+    pub default: bool,
     pub provider: String,
     pub status: IntegrationStatus,
     pub account_id: Option<String>,
@@ -51,6 +57,8 @@ pub struct IntegrationResource {
 impl From<Integration> for IntegrationResource {
     fn from(i: Integration) -> Self {
         Self {
+            id: i.id.as_uuid(),
+            default: i.default,
             status: i.status,
             scopes: serde_json::from_value(i.scopes).unwrap_or_default(),
             provider: i.provider,
@@ -101,6 +109,22 @@ pub struct CompleteBody {
     pub code: Text<4096>,
     /// The state from the callback.
     pub state: Text<256>,
+}
+
+/// `?account_id=` of the provider-keyed routes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountParams {
+    /// Which of the user's accounts with the provider: its `account_id` as in the
+    /// integration resource. The default account when absent; an unknown one: 404.
+    #[param(value_type = Option<String>, max_length = 256, example = "109876543210987654321")]
+    pub account_id: Option<Text<256>>,
+}
+
+impl AccountParams {
+    fn account(self) -> Account {
+        Account::from_option(self.account_id.map(Text::into_string))
+    }
 }
 
 pub(super) fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
@@ -193,20 +217,22 @@ pub async fn complete(
 /// outcome is in the audit entry), deletes the tokens, status `disconnected`.
 #[utoipa::path(delete, path = "/users/{user_ref}/integrations/{provider}", tag = "integrations",
     params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
-        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+        ("provider" = String, Path, description = "A provider of `GET /providers`"),
+        AccountParams),
     responses(
         (status = 204, description = "Disconnected"),
-        (status = 404, description = "Never connected", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Never connected, or no such account", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn disconnect(
     State(state): State<AppState>,
     owned: OwnedUser,
     Path((_, provider)): Path<(String, String)>,
+    Query(q): Query<AccountParams>,
 ) -> Result<StatusCode, ApiError> {
     let provider = provider_name(&provider)?;
     state
         .app()
-        .disconnect_integration(&owned.owner, provider.as_str())
+        .disconnect_integration(&owned.owner, provider.as_str(), &q.account())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -214,7 +240,8 @@ pub async fn disconnect(
 /// Refreshes the tokens now; answers the integration (never a token).
 #[utoipa::path(put, path = "/users/{user_ref}/integrations/{provider}/refresh", tag = "integrations",
     params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
-        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+        ("provider" = String, Path, description = "A provider of `GET /providers`"),
+        AccountParams),
     responses(
         (status = 200, description = "The integration after the refresh", body = IntegrationResource),
         (status = 404, description = "Not connected", body = Problem, content_type = "application/problem+json"),
@@ -225,11 +252,12 @@ pub async fn refresh(
     State(state): State<AppState>,
     owned: OwnedUser,
     Path((_, provider)): Path<(String, String)>,
+    Query(q): Query<AccountParams>,
 ) -> Result<Json<IntegrationResource>, ApiError> {
     let provider = provider_name(&provider)?;
     let integration = state
         .app()
-        .refresh_integration(&owned.owner, provider.as_str())
+        .refresh_integration(&owned.owner, provider.as_str(), q.account())
         .await?;
     Ok(Json(integration.into()))
 }
@@ -238,7 +266,8 @@ pub async fn refresh(
 /// errors, and a live call to the provider's user-info endpoint. Never a token.
 #[utoipa::path(get, path = "/users/{user_ref}/integrations/{provider}/diagnostics", tag = "integrations",
     params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
-        ("provider" = String, Path, description = "A provider of `GET /providers`")),
+        ("provider" = String, Path, description = "A provider of `GET /providers`"),
+        AccountParams),
     responses(
         (status = 200, description = "The diagnostics", body = Object),
         (status = 404, description = "Never connected", body = Problem, content_type = "application/problem+json"),
@@ -247,12 +276,13 @@ pub async fn diagnostics(
     State(state): State<AppState>,
     owned: OwnedUser,
     Path((_, provider)): Path<(String, String)>,
+    Query(q): Query<AccountParams>,
 ) -> Result<Json<app::tokens::diagnostics::Diagnostics>, ApiError> {
     let provider = provider_name(&provider)?;
     Ok(Json(
         state
             .app()
-            .integration_diagnostics(&owned.owner, provider.as_str())
+            .integration_diagnostics(&owned.owner, provider.as_str(), &q.account())
             .await?,
     ))
 }

@@ -51,6 +51,11 @@ pub struct TokenGetBody {
     pub user_id: Text<128>,
     /// A provider of `GET /providers`.
     pub provider: ProviderName,
+    /// Which of the user's accounts with the provider: its `account_id` as in the
+    /// integration resource. The default account (the first connected) when absent; an
+    /// unknown one: 404 `not_found`.
+    #[schema(value_type = Option<String>, max_length = 256, example = "109876543210987654321")]
+    pub account_id: Option<Text<256>>,
     /// Scopes the token must carry (at most 50); 403 `insufficient_scope` lists the
     /// missing ones.
     #[serde(default)]
@@ -67,6 +72,9 @@ pub struct TokenRefreshBody {
     pub user_id: Text<128>,
     /// A provider of `GET /providers`.
     pub provider: ProviderName,
+    /// As in `POST /internal/tokens/get`: the default account when absent.
+    #[schema(value_type = Option<String>, max_length = 256, example = "109876543210987654321")]
+    pub account_id: Option<Text<256>>,
 }
 
 /// A provider access token. Do not cache it longer than 5 minutes.
@@ -77,6 +85,8 @@ pub struct TokenAnswer {
     pub expires_at: Option<DateTime<Utc>>,
     pub scopes: Vec<String>,
     pub provider: String,
+    /// The provider's account the token belongs to (as in the integration resource).
+    pub account_id: Option<String>,
     pub account_email: Option<String>,
     /// Whether this call refreshed the token.
     pub refreshed: bool,
@@ -90,6 +100,7 @@ impl From<IssuedToken> for TokenAnswer {
             expires_at: t.expires_at,
             scopes: t.scopes,
             provider: t.provider,
+            account_id: t.account_id,
             account_email: t.account_email,
             refreshed: t.refreshed,
         }
@@ -123,7 +134,7 @@ fn user_key(raw: &str) -> Result<UserKey, ApiError> {
     responses(
         (status = 200, description = "The token", body = TokenAnswer),
         (status = 403, description = "No `tokens:read`; the provider or scopes are outside the key's limits (`forbidden`); or the token lacks scopes (`insufficient_scope` with `missing_scopes`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user, no connected integration, or no such `account_id`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`: the user must reconnect", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing and the token has expired", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -143,6 +154,7 @@ pub async fn get_token(
     let key = user_key(body.user_id.as_str())?;
     let ask = TokenAsk {
         provider: body.provider.as_str().to_owned(),
+        account_id: body.account_id.map(Text::into_string),
         scopes: body.scopes.into_strings(),
         min_validity: chrono::Duration::seconds(i64::from(min)),
         force: false,
@@ -157,7 +169,7 @@ pub async fn get_token(
     responses(
         (status = 200, description = "The refreshed token", body = TokenAnswer),
         (status = 403, description = "No `tokens:refresh`, or the provider or the token's scopes are outside the key's limits (`forbidden`)", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown user or no connected integration", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown user, no connected integration, or no such `account_id`", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "`reauthorization_required`", body = Problem, content_type = "application/problem+json"),
         (status = 502, description = "The provider is failing", body = Problem, content_type = "application/problem+json"),
     ))]
@@ -169,6 +181,7 @@ pub async fn refresh_token(
     let key = user_key(body.user_id.as_str())?;
     let ask = TokenAsk {
         provider: body.provider.as_str().to_owned(),
+        account_id: body.account_id.map(Text::into_string),
         scopes: Vec::new(),
         min_validity: chrono::Duration::zero(),
         force: true,

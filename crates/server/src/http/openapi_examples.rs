@@ -39,6 +39,7 @@ fn preferences() -> Value {
 
 fn integration() -> Value {
     json!({
+        "id": "0193f3a2-7c1e-7000-8000-0000000000a1", "default": true,
         "provider": "google", "status": "active", "account_id": "108234567890",
         "account_email": "ada@gmail.com",
         "scopes": ["openid", "email", "https://www.googleapis.com/auth/calendar.readonly"],
@@ -50,8 +51,8 @@ fn integration() -> Value {
 fn token() -> Value {
     json!({
         "access_token": "ya29.a0Af…", "token_type": "Bearer", "expires_at": "2026-11-25T18:02:57Z",
-        "scopes": ["openid", "email"], "provider": "google", "account_email": "ada@gmail.com",
-        "refreshed": false
+        "scopes": ["openid", "email"], "provider": "google", "account_id": "108234567890",
+        "account_email": "ada@gmail.com", "refreshed": false
     })
 }
 
@@ -106,7 +107,13 @@ fn users_schema(name: &str) -> Option<Value> {
 fn integrations_schema(name: &str) -> Option<Value> {
     Some(match name {
         "IntegrationResource" => integration(),
-        "IntegrationList" => json!({"items": [integration()]}),
+        "IntegrationList" => json!({"items": [integration(), json!({
+            "id": "0193f3a2-7c1e-7000-8000-0000000000a2", "default": false,
+            "provider": "google", "status": "active", "account_id": "104444444444",
+            "account_email": "ada@work.example", "scopes": ["openid", "email"],
+            "connected_at": AT, "expires_at": "2026-11-25T18:02:57Z", "last_refreshed_at": null,
+            "last_checked_at": AT, "last_error": null, "updated_at": AT
+        })]}),
         "AuthorizeBody" => json!({"scopes": ["openid", "email"]}),
         "AuthorizeAnswer" => json!({
             "authorization_url": "https://accounts.google.com/o/oauth2/v2/auth?client_id=…&state=…",
@@ -122,7 +129,9 @@ fn integrations_schema(name: &str) -> Option<Value> {
             "user_id": "user_2abcDEF9", "provider": "google", "scopes": ["email"],
             "min_validity_seconds": 300
         }),
-        "TokenRefreshBody" => json!({"user_id": "user_2abcDEF9", "provider": "google"}),
+        "TokenRefreshBody" => json!({
+            "user_id": "user_2abcDEF9", "provider": "google", "account_id": "104444444444"
+        }),
         "TokenAnswer" => token(),
         "StatsAnswer" => json!({
             "items": [{"provider": "google", "status": "active", "count": 31}],
@@ -181,7 +190,8 @@ pub fn for_operation(method: &str, path: &str, media_type: &str) -> Option<Value
             "preference_history": [], "integrations": [], "audit": []
         }),
         ("GET", "/users/{user_ref}/integrations/{provider}/diagnostics", _) => json!({
-            "provider": "google", "status": "active", "expires_at": "2026-11-25T18:02:57Z",
+            "provider": "google", "integration_id": "0193f3a2-7c1e-7000-8000-0000000000a1",
+            "account_id": "108234567890", "status": "active", "expires_at": "2026-11-25T18:02:57Z",
             "expires_in_seconds": 3600, "granted_scopes": ["openid", "email"],
             "default_scopes": ["openid", "email", "profile"], "missing_default_scopes": ["profile"],
             "refresh_failures": 0, "last_refreshed_at": AT, "last_refresh_attempt_at": AT,

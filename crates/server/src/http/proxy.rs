@@ -16,7 +16,7 @@ use axum::{
     http::{HeaderMap, HeaderValue, header, header::HeaderName},
     response::{IntoResponse, Response},
 };
-use domain::user::UserRef;
+use domain::{text::Text, user::UserRef};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// The header naming the user whose token is used.
 static USER_HEADER: HeaderName = HeaderName::from_static("x-user-id");
+static ACCOUNT_HEADER: HeaderName = HeaderName::from_static("x-account-id");
 
 /// Marks an answer that is the provider's own: not rendered as a problem.
 #[derive(Clone, Copy, Debug)]
@@ -52,6 +53,7 @@ const PREFIX: &str = "/internal/proxy/";
         ("provider" = String, Path, description = "A provider of `GET /providers`", example = "google"),
         ("path" = String, Path, description = "The path under the provider's API base URL, with any query string", example = "calendar/v3/users/me/calendarList"),
         ("X-User-Id" = String, Header, description = "UUID or Clerk user id of the user whose token is used", example = "user_2abcDEF9"),
+        ("X-Account-Id" = Option<String>, Header, description = "Which of the user's accounts with the provider: its `account_id` as in the integration resource; the default account when absent. An unknown one: 404", example = "109876543210987654321"),
     ),
     security(("service_key" = [])),
     responses(
@@ -73,11 +75,13 @@ pub async fn proxy(
     let (parts, body) = request.into_parts();
     let (provider, path) = split_path(parts.uri.path())?;
     let user = user_of(&parts.headers)?;
+    let account_id = account_of(&parts.headers)?;
     let limit = state.config().proxy.max_body_bytes;
     let body = ProxyBody::read(body, REPLAY_LIMIT, limit).await?;
     let call = ProxyCall {
         provider,
         user,
+        account_id,
         method: parts.method,
         path,
         query: parts.uri.query().map(str::to_owned),
@@ -126,6 +130,21 @@ fn user_of(headers: &HeaderMap) -> Result<UserKey, ApiError> {
             "must be a UUID or a Clerk user id (`me` names no one here)",
         )
     })
+}
+
+/// The provider account `X-Account-Id` names, if any (checked as the token routes'
+/// `account_id`).
+fn account_of(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let field = "X-Account-Id";
+    let Some(raw) = headers.get(&ACCOUNT_HEADER) else {
+        return Ok(None);
+    };
+    let raw = raw
+        .to_str()
+        .map_err(|_| ApiError::invalid_field(field, "must be a provider account id"))?;
+    Text::<256>::parse(raw.trim())
+        .map(|a| Some(a.into_string()))
+        .map_err(|m| ApiError::invalid_field(field, m))
 }
 
 #[cfg(test)]

@@ -114,6 +114,17 @@ pub async fn connected(
     (app, fake, key)
 }
 
+/// `POST /internal/tokens/{route}` with `body`, as the service `key`.
+pub async fn token_call(app: &TestApp, key: &str, route: &str, body: Value) -> reqwest::Response {
+    app.client
+        .post(app.url(&format!("/internal/tokens/{route}")))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .expect("request")
+}
+
 /// `POST /internal/tokens/{route}` for `clerk`'s `provider`, on its own task.
 pub fn spawn_token_call(
     app: &TestApp,

@@ -3,7 +3,9 @@
 //! rotates refresh tokens (a replayed one is `invalid_grant`), revokes (RFC 7009), and
 //! serves user info for live access tokens, and a provider API under `/api/` that takes
 //! only live access tokens and echoes what it received (for the provider proxy). Tokens
-//! are long and distinctive so tests can grep for them in storage and logs.
+//! are long and distinctive so tests can grep for them in storage and logs. Each consent
+//! signs in as an account (`acct-42` unless a test chooses another with
+//! [`FakeProvider::sign_in_as`]), and each account has a grant of its own.
 
 use std::{
     collections::HashMap,
@@ -28,12 +30,16 @@ pub const CLIENT_SECRET: &str = "fake-client-secret-value";
 /// What a test can inspect and steer.
 #[derive(Default)]
 pub struct Inner {
-    /// code → (PKCE challenge, redirect URI, scope)
-    codes: HashMap<String, (Option<String>, String, String)>,
+    /// code → (PKCE challenge, redirect URI, scope, account)
+    codes: HashMap<String, (Option<String>, String, String, String)>,
     /// live access tokens
     access: Vec<String>,
-    /// the current refresh token of the grant (rotated on each refresh)
-    refresh: Option<String>,
+    /// access token → the account it was issued to
+    account_of: HashMap<String, String>,
+    /// account → the current refresh token of its grant (rotated on each refresh)
+    refresh: HashMap<String, String>,
+    /// The account the next consents sign in as (`acct-42` when `None`).
+    signed_in: Option<String>,
     /// every token ever issued, for grepping
     pub issued: Vec<String>,
     pub token_calls: usize,
@@ -68,6 +74,8 @@ pub struct ApiCall {
     pub headers: Vec<String>,
     /// Whether it carried a live access token.
     pub authorized: bool,
+    /// The account its access token was issued to, if it was one of ours.
+    pub account: Option<String>,
 }
 
 /// A gate in front of the token endpoint's answers: a request that reaches the fake waits
@@ -147,6 +155,12 @@ impl FakeProvider {
         self.inner.lock().expect("lock").access.clear();
     }
 
+    /// The next consents sign in as `account` (its user info: `sub` = `account`, email
+    /// `account@provider.test`).
+    pub fn sign_in_as(&self, account: &str) {
+        self.inner.lock().expect("lock").signed_in = Some(account.to_owned());
+    }
+
     /// Every API call received so far.
     pub fn api_calls(&self) -> Vec<ApiCall> {
         self.inner.lock().expect("lock").api_calls.clone()
@@ -210,12 +224,17 @@ fn consent_to(inner: &Mutex<Inner>, q: &HashMap<String, String>) -> (String, Str
             Some("S256")
         );
     }
+    let account = inner
+        .signed_in
+        .clone()
+        .unwrap_or_else(|| DEFAULT_ACCOUNT.to_owned());
     inner.codes.insert(
         code.clone(),
         (
             challenge,
             q.get("redirect_uri").cloned().unwrap_or_default(),
             q.get("scope").cloned().unwrap_or_default(),
+            account,
         ),
     );
     (code, q.get("state").cloned().unwrap_or_default())
@@ -243,13 +262,17 @@ fn client_ok(headers: &HeaderMap, form: &HashMap<String, String>) -> bool {
     post || basic
 }
 
-fn issue(inner: &mut Inner, scope: &str) -> Value {
+/// The account a consent signs in as unless a test chose another.
+pub const DEFAULT_ACCOUNT: &str = "acct-42";
+
+fn issue(inner: &mut Inner, scope: &str, account: &str) -> Value {
     inner.counter += 1;
     let n = inner.counter;
     let access = format!("AT-{n}-{}", uuid::Uuid::new_v4().simple());
     let refresh = format!("RT-{n}-{}", uuid::Uuid::new_v4().simple());
     inner.access.push(access.clone());
-    inner.refresh = Some(refresh.clone());
+    inner.account_of.insert(access.clone(), account.to_owned());
+    inner.refresh.insert(account.to_owned(), refresh.clone());
     inner.issued.push(access.clone());
     inner.issued.push(refresh.clone());
     json!({"access_token": access, "token_type": "Bearer", "expires_in": 3600,
@@ -286,7 +309,7 @@ async fn token(
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let code = form.get("code").cloned().unwrap_or_default();
-            let Some((challenge, redirect, scope)) = inner.codes.remove(&code) else {
+            let Some((challenge, redirect, scope, account)) = inner.codes.remove(&code) else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
             };
             if form.get("redirect_uri") != Some(&redirect) {
@@ -300,18 +323,18 @@ async fn token(
                     return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
                 }
             }
-            Json(issue(&mut inner, &scope)).into_response()
+            Json(issue(&mut inner, &scope, &account)).into_response()
         }
         Some("refresh_token") => {
             inner.refresh_calls += 1;
             let given = form.get("refresh_token");
-            if given.is_none() || given != inner.refresh.as_ref() {
+            let Some(account) = grant_of(&inner, given) else {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-            }
-            let mut answer = issue(&mut inner, "openid email");
-            if inner.omit_refresh {
+            };
+            let mut answer = issue(&mut inner, "openid email", &account);
+            if let (true, Some(given)) = (inner.omit_refresh, given) {
                 // The grant keeps its refresh token; the answer names none.
-                inner.refresh = given.cloned();
+                inner.refresh.insert(account, given.clone());
                 if let Some(o) = answer.as_object_mut() {
                     o.remove("refresh_token");
                 }
@@ -333,9 +356,13 @@ async fn revoke(
         return StatusCode::UNAUTHORIZED;
     }
     let token = form.get("token").cloned().unwrap_or_default();
-    if inner.refresh.as_ref() == Some(&token) {
-        inner.refresh = None;
-        inner.access.clear();
+    if let Some(account) = grant_of(&inner, Some(&token)) {
+        // The refresh token ends its account's grant, and only that one.
+        inner.refresh.remove(&account);
+        let Inner {
+            access, account_of, ..
+        } = &mut *inner;
+        access.retain(|t| account_of.get(t) != Some(&account));
     }
     inner.access.retain(|t| *t != token);
     inner.revoked.push(token);
@@ -352,8 +379,26 @@ async fn userinfo(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) ->
     if !inner.access.iter().any(|t| t == token) {
         return StatusCode::UNAUTHORIZED.into_response();
     }
-    Json(json!({"sub": "acct-42", "email": "someone@provider.test", "name": "Someone"}))
-        .into_response()
+    let account = inner
+        .account_of
+        .get(token)
+        .map_or(DEFAULT_ACCOUNT, String::as_str);
+    let email = if account == DEFAULT_ACCOUNT {
+        "someone@provider.test".to_owned()
+    } else {
+        format!("{account}@provider.test")
+    };
+    Json(json!({"sub": account, "email": email, "name": "Someone"})).into_response()
+}
+
+/// The account whose grant's current refresh token is `token`.
+fn grant_of(inner: &Inner, token: Option<&String>) -> Option<String> {
+    let token = token?;
+    inner
+        .refresh
+        .iter()
+        .find(|(_, t)| *t == token)
+        .map(|(account, _)| account.clone())
 }
 
 /// The provider's API: a live access token or 401; `big/<n>` answers n bytes; anything
@@ -375,12 +420,14 @@ async fn api(
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     let authorized = inner.access.iter().any(|t| t == token);
+    let account = inner.account_of.get(token).cloned();
     inner.api_calls.push(ApiCall {
         method: method.to_string(),
         path: uri.path().to_owned(),
         query: uri.query().map(str::to_owned),
         headers: headers.keys().map(|k| k.as_str().to_owned()).collect(),
         authorized,
+        account,
     });
     if !inner.api_fail_next.is_empty() {
         let (status, retry_after) = inner.api_fail_next.remove(0);

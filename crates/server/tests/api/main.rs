@@ -3,6 +3,7 @@
 
 // Shared helpers; each test module uses a different subset of them.
 #[allow(dead_code)]
+mod accounts;
 mod audit;
 mod audit_durability;
 mod auth;

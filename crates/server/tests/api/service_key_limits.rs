@@ -15,7 +15,7 @@ use testkit::both_backends;
 use crate::{
     auth::probe_routes,
     common::{Backend, TestApp, assert_exit, assert_problem, spawn_app_with_routes},
-    connected::{app_with, connect},
+    connected::{app_with, connect, token_call},
     dev_auth::run_cli,
     fake_provider::FakeProvider,
 };
@@ -26,16 +26,6 @@ both_backends!(
     rotated_keys_keep_the_old_secret_for_the_grace_only,
     cli_creates_limited_keys_rotates_and_lists_them,
 );
-
-async fn token_call(app: &TestApp, key: &str, route: &str, body: Value) -> reqwest::Response {
-    app.client
-        .post(app.url(&format!("/internal/tokens/{route}")))
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .expect("request")
-}
 
 async fn limited_key(app: &TestApp, name: &str, providers: &[&str], scopes: &[String]) -> String {
     let options = KeyOptions {

@@ -17,6 +17,8 @@
 
 use sea_orm_migration::prelude::*;
 
+use super::concurrently;
+
 pub struct Migration;
 
 impl MigrationName for Migration {
@@ -63,13 +65,6 @@ async fn drop(m: &SchemaManager<'_>, name: &str) -> Result<(), DbErr> {
     let sql = format!("DROP INDEX {}IF EXISTS {name}", concurrently(m));
     m.get_connection().execute_unprepared(&sql).await?;
     Ok(())
-}
-
-fn concurrently(m: &SchemaManager<'_>) -> &'static str {
-    match m.get_database_backend() {
-        sea_orm::DatabaseBackend::Postgres => "CONCURRENTLY ",
-        _ => "",
-    }
 }
 
 #[async_trait::async_trait]

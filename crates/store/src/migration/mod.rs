@@ -19,6 +19,16 @@ mod m20261202_000030_service_key_limits;
 mod m20261202_000031_service_key_previous_hash_index;
 mod m20261202_000040_scale_indexes;
 mod m20261203_000010_connect_sessions;
+mod m20261203_000020_accounts_per_provider;
+
+/// `CONCURRENTLY ` on Postgres (an index built or dropped while writes go on; the migration
+/// then runs outside a transaction), nothing on SQLite.
+fn concurrently(m: &SchemaManager<'_>) -> &'static str {
+    match m.get_database_backend() {
+        sea_orm::DatabaseBackend::Postgres => "CONCURRENTLY ",
+        _ => "",
+    }
+}
 
 /// Every migration of the service, oldest first.
 pub struct Migrator;
@@ -38,6 +48,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000031_service_key_previous_hash_index::Migration),
             Box::new(m20261202_000040_scale_indexes::Migration),
             Box::new(m20261203_000010_connect_sessions::Migration),
+            Box::new(m20261203_000020_accounts_per_provider::Migration),
         ]
     }
 }
