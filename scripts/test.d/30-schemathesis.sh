@@ -133,9 +133,12 @@ EOF
   log "schemathesis on $engine ($max_examples examples per operation)"
   started=$(date +%s)
   local rc=0
+  # One worker: with two, Hypothesis parses lambdas' source in both threads at once, and
+  # CPython 3.11's AST validator keeps one recursion counter for all threads, so a run now
+  # and then dies of "AST constructor recursion depth mismatch" (a tool crash, no finding).
   (cd "$dir" && schemathesis --config-file "$dir/schemathesis.toml" run "$base/openapi.json" \
     --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
-    --phases examples,coverage,fuzzing --workers 2 --request-timeout 10 --seed 14 \
+    --phases examples,coverage,fuzzing --workers 1 --request-timeout 10 --seed 14 \
     --suppress-health-check all --no-shrink) || rc=$?
   log "schemathesis on $engine took $(($(date +%s) - started)) s (exit $rc)"
   stop_server

@@ -148,61 +148,25 @@ pub enum AuditAction {
     AuditPseudonymized,
 }
 
-impl AuditAction {
-    /// Every action.
-    pub const ALL: [Self; 20] = [
-        Self::UserCreated,
-        Self::UserUpdated,
-        Self::UserDeleted,
-        Self::UserRestored,
-        Self::PreferencesUpdated,
-        Self::PreferencesReset,
-        Self::PreferencesRolledBack,
-        Self::PreferencesImported,
-        Self::IntegrationConnected,
-        Self::IntegrationDisconnected,
-        Self::IntegrationStatusChanged,
-        Self::TokenAccessed,
-        Self::TokenRefreshed,
-        Self::TokenProxied,
-        Self::TokenRevoked,
-        Self::KeysRotated,
-        Self::ServiceKeyCreated,
-        Self::ServiceKeyRevoked,
-        Self::ServiceKeyRotated,
-        Self::AuditPseudonymized,
-    ];
-
-    /// The wire name, e.g. `user.created`.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::UserCreated => "user.created",
-            Self::UserUpdated => "user.updated",
-            Self::UserDeleted => "user.deleted",
-            Self::UserRestored => "user.restored",
-            Self::PreferencesUpdated => "preferences.updated",
-            Self::PreferencesReset => "preferences.reset",
-            Self::PreferencesRolledBack => "preferences.rolled_back",
-            Self::PreferencesImported => "preferences.imported",
-            Self::IntegrationConnected => "integration.connected",
-            Self::IntegrationDisconnected => "integration.disconnected",
-            Self::IntegrationStatusChanged => "integration.status_changed",
-            Self::TokenAccessed => "token.accessed",
-            Self::TokenRefreshed => "token.refreshed",
-            Self::TokenProxied => "token.proxied",
-            Self::TokenRevoked => "token.revoked",
-            Self::KeysRotated => "keys.rotated",
-            Self::ServiceKeyCreated => "service_key.created",
-            Self::ServiceKeyRevoked => "service_key.revoked",
-            Self::ServiceKeyRotated => "service_key.rotated",
-            Self::AuditPseudonymized => "audit.pseudonymized",
-        }
-    }
-
-    /// Parses a wire name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|a| a.as_str() == s)
-    }
-}
+wire_names!(AuditAction {
+    UserCreated => "user.created",
+    UserUpdated => "user.updated",
+    UserDeleted => "user.deleted",
+    UserRestored => "user.restored",
+    PreferencesUpdated => "preferences.updated",
+    PreferencesReset => "preferences.reset",
+    PreferencesRolledBack => "preferences.rolled_back",
+    PreferencesImported => "preferences.imported",
+    IntegrationConnected => "integration.connected",
+    IntegrationDisconnected => "integration.disconnected",
+    IntegrationStatusChanged => "integration.status_changed",
+    TokenAccessed => "token.accessed",
+    TokenRefreshed => "token.refreshed",
+    TokenProxied => "token.proxied",
+    TokenRevoked => "token.revoked",
+    KeysRotated => "keys.rotated",
+    ServiceKeyCreated => "service_key.created",
+    ServiceKeyRevoked => "service_key.revoked",
+    ServiceKeyRotated => "service_key.rotated",
+    AuditPseudonymized => "audit.pseudonymized",
+});

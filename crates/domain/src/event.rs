@@ -16,38 +16,15 @@ pub enum EventType {
     IntegrationStatusChanged,
 }
 
-impl EventType {
-    /// Every type.
-    pub const ALL: [Self; 7] = [
-        Self::UserCreated,
-        Self::UserUpdated,
-        Self::UserDeleted,
-        Self::PreferencesUpdated,
-        Self::IntegrationConnected,
-        Self::IntegrationDisconnected,
-        Self::IntegrationStatusChanged,
-    ];
-
-    /// The wire and stored name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::UserCreated => "user.created",
-            Self::UserUpdated => "user.updated",
-            Self::UserDeleted => "user.deleted",
-            Self::PreferencesUpdated => "preferences.updated",
-            Self::IntegrationConnected => "integration.connected",
-            Self::IntegrationDisconnected => "integration.disconnected",
-            Self::IntegrationStatusChanged => "integration.status_changed",
-        }
-    }
-
-    /// Parses a stored name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.as_str() == s)
-    }
-}
+wire_names!(EventType {
+    UserCreated => "user.created",
+    UserUpdated => "user.updated",
+    UserDeleted => "user.deleted",
+    PreferencesUpdated => "preferences.updated",
+    IntegrationConnected => "integration.connected",
+    IntegrationDisconnected => "integration.disconnected",
+    IntegrationStatusChanged => "integration.status_changed",
+});
 
 /// Where one delivery of an event to one subscriber stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -61,26 +38,11 @@ pub enum DeliveryStatus {
     Failed,
 }
 
-impl DeliveryStatus {
-    /// Every status.
-    pub const ALL: [Self; 3] = [Self::Pending, Self::Delivered, Self::Failed];
-
-    /// The stored and wire name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Delivered => "delivered",
-            Self::Failed => "failed",
-        }
-    }
-
-    /// Parses a stored (or requested) name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-}
+wire_names!(DeliveryStatus {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
 
 #[cfg(test)]
 mod tests {

@@ -80,39 +80,20 @@ pub enum IntegrationStatus {
 }
 
 impl IntegrationStatus {
-    /// Every status.
-    pub const ALL: [Self; 5] = [
-        Self::Pending,
-        Self::Active,
-        Self::RefreshFailed,
-        Self::ReauthRequired,
-        Self::Disconnected,
-    ];
-
-    /// The stored and wire name.
-    #[must_use]
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Active => "active",
-            Self::RefreshFailed => "refresh_failed",
-            Self::ReauthRequired => "reauth_required",
-            Self::Disconnected => "disconnected",
-        }
-    }
-
-    /// Parses a stored name.
-    #[must_use]
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     /// Whether tokens are held (a token can be handed out or refreshed).
     #[must_use]
     pub const fn holds_tokens(self) -> bool {
         matches!(self, Self::Active | Self::RefreshFailed)
     }
 }
+
+wire_names!(IntegrationStatus {
+    Pending => "pending",
+    Active => "active",
+    RefreshFailed => "refresh_failed",
+    ReauthRequired => "reauth_required",
+    Disconnected => "disconnected",
+});
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,9 @@
 //! one error-code table. Nothing here does IO or knows another crate of ours.
 #![forbid(unsafe_code)]
 
+#[macro_use]
+mod names;
+
 pub mod duration;
 pub mod error;
 pub mod event;
