@@ -114,12 +114,17 @@ impl Db {
                     ));
                 }
                 let base = sqlite_options(url)?.busy_timeout(opts.acquire_timeout);
+                // No ping before each acquire (sqlx's `test_before_acquire`): a connection
+                // to a local file has no far end to lose, and on SQLite each ping is one more
+                // hand-off to the connection's thread (a profile of B: 2.4 % of samples).
                 let writer = SqlitePoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(1)
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(base.clone())
                     .await?;
                 let reader = SqlitePoolOptions::new()
+                    .test_before_acquire(false)
                     .max_connections(opts.max_connections)
                     .acquire_timeout(opts.acquire_timeout)
                     .connect_with(base.read_only(true))
