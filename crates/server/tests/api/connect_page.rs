@@ -1,7 +1,8 @@
 //! The hosted connect page over HTTP, without a browser (scripts/test.d/47-connect-page.sh
 //! drives a real one): session creation (owner only, provider rules), the whole flow
 //! through the fake provider's consent screen, single use (also under a race), expiry,
-//! callbacks that must fail, and no secret in any page.
+//! callbacks that must fail, callbacks of flows the purge job deleted, and no secret in
+//! any page.
 
 use reqwest::{Response, header};
 use sea_orm::{ColumnTrait, EntityTrait as _, QueryFilter, sea_query::Expr};
@@ -19,6 +20,7 @@ both_backends!(
     sessions_are_for_owners_and_known_providers,
     a_session_opens_once_and_not_after_it_expires,
     callbacks_that_the_page_did_not_start_fail_with_a_page,
+    callbacks_of_purged_flows_are_refused_as_expired_ones,
 );
 
 const ORIGIN: &str = "http://127.0.0.1:5173";
@@ -412,4 +414,106 @@ async fn callbacks_that_the_page_did_not_start_fail_with_a_page(backend: Backend
     html(client.get(&back).send().await.expect("callback"), 200).await;
     let (_, body) = html(client.get(&back).send().await.expect("replay"), 400).await;
     assert!(body.contains(r#""error":"invalid_request""#), "{body}");
+}
+
+/// Every OAuth state and connect session expired `minutes` ago.
+async fn age_flows(app: &TestApp, minutes: i64) {
+    use testkit::store::entities::{connect_sessions, oauth_states};
+    let (w, at) = (
+        app.state.app().test_db().writer(),
+        chrono::Utc::now() - chrono::Duration::minutes(minutes),
+    );
+    oauth_states::Entity::update_many()
+        .col_expr(oauth_states::Column::ExpiresAt, Expr::value(at))
+        .exec(w)
+        .await
+        .expect("age states");
+    connect_sessions::Entity::update_many()
+        .col_expr(connect_sessions::Column::ExpiresAt, Expr::value(at))
+        .exec(w)
+        .await
+        .expect("age sessions");
+}
+
+/// The rows left: (OAuth states, connect sessions).
+async fn flow_rows(app: &TestApp) -> (usize, usize) {
+    use testkit::store::entities::{connect_sessions, oauth_states};
+    let w = app.state.app().test_db().writer();
+    let states = oauth_states::Entity::find().all(w).await.expect("states");
+    let sessions = connect_sessions::Entity::find()
+        .all(w)
+        .await
+        .expect("sessions");
+    (states.len(), sessions.len())
+}
+
+/// The answer to completing an ordinary flow: status, problem type and detail.
+async fn complete(app: &TestApp, token: &str, code: &str, state: &str) -> (u16, Value, Value) {
+    let res = post(
+        app,
+        token,
+        "/users/me/integrations/google",
+        json!({"code": code, "state": state}),
+    )
+    .await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("json");
+    (status, body["type"].clone(), body["detail"].clone())
+}
+
+async fn callbacks_of_purged_flows_are_refused_as_expired_ones(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let (app, _) = page_app(backend, &fake).await;
+    let id = app.insert_user("user_ada").await;
+    let token = app.user_token("user_ada", false);
+    let client = browser();
+    let authorize = || async {
+        let res = post(
+            &app,
+            &token,
+            "/users/me/integrations/google/authorize",
+            json!({}),
+        )
+        .await;
+        let start: Value = res.json().await.expect("json");
+        fake.consent(start["authorization_url"].as_str().expect("url"))
+    };
+    // A page flow and an ordinary one, consented but expired two hours ago (past the
+    // hour's grace, and the page's ten minutes more); then a fresh flow.
+    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned();
+    let to_provider = location(&client.get(&url).send().await.expect("page"));
+    let page_back = location(&client.get(&to_provider).send().await.expect("consent"));
+    let (code, state) = authorize().await;
+    age_flows(&app, 120).await;
+    let (live_code, live_state) = authorize().await;
+    let (_, expired_page) = html(client.get(&page_back).send().await.expect("cb"), 400).await;
+    let expired = complete(&app, &token, &code, &state).await;
+    assert_eq!(expired.0, 400, "{expired:?}");
+    assert_eq!(flow_rows(&app).await, (3, 1));
+
+    let runner = app.state.jobs();
+    let run = runner
+        .enqueue_now("purge_expired_flows")
+        .await
+        .expect("enqueue");
+    let done = runner.run_until_idle().await.expect("run");
+    let ours = done.iter().find(|o| o.run_id == run).expect("our run");
+    assert_eq!(ours.outcome, "succeeded", "{ours:?}");
+    assert_eq!(
+        flow_rows(&app).await,
+        (1, 0),
+        "only the fresh state is left"
+    );
+
+    // Refused exactly as when the rows were there, expired.
+    let (_, purged_page) = html(client.get(&page_back).send().await.expect("cb"), 400).await;
+    assert_eq!(purged_page, expired_page);
+    assert_eq!(complete(&app, &token, &code, &state).await, expired);
+    // The fresh flow was left alone and completes.
+    assert_eq!(complete(&app, &token, &live_code, &live_state).await.0, 200);
+    let (tokens, _, _) = app.credentials_of(id).await;
+    assert!(tokens > 0, "connected by the fresh flow only");
 }
