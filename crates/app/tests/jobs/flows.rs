@@ -86,11 +86,16 @@ async fn result_of(r: &Runner, job: &str) -> serde_json::Value {
         .expect("result")
 }
 
-async fn expired_flows_past_their_grace_are_deleted_and_nothing_else(backend: Backend) {
+async fn app_with_user(backend: Backend) -> (app::App, TestDb, Uuid) {
     let (app, tdb) = app(backend, KEY1).await;
     let user = testkit::fixtures::user("user_flows")
         .insert(app.test_db().writer())
         .await;
+    (app, tdb, user)
+}
+
+async fn expired_flows_past_their_grace_are_deleted_and_nothing_else(backend: Backend) {
+    let (app, tdb, user) = app_with_user(backend).await;
     let now = Utc::now();
     let at = |minutes: i64| now + chrono::Duration::minutes(minutes);
     // Five expired states past the grace (more than two batches of two), one of them used.
@@ -138,10 +143,7 @@ async fn expired_flows_past_their_grace_are_deleted_and_nothing_else(backend: Ba
 }
 
 async fn a_purge_larger_than_its_batches_finishes_on_the_next_run(backend: Backend) {
-    let (app, tdb) = app(backend, KEY1).await;
-    let user = testkit::fixtures::user("user_flows")
-        .insert(app.test_db().writer())
-        .await;
+    let (app, tdb, user) = app_with_user(backend).await;
     let now = Utc::now();
     for i in 0..7 {
         let expires = now - chrono::Duration::minutes(120 + i);

@@ -66,12 +66,34 @@ async fn new_session(app: &TestApp, token: &str, body: Value) -> Value {
     body
 }
 
+/// The page URL of a new session for Google with its default scopes.
+async fn google_page(app: &TestApp, token: &str) -> String {
+    new_session(app, token, json!({"provider": "google"})).await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned()
+}
+
 fn location(res: &Response) -> String {
     res.headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .expect("location")
         .to_owned()
+}
+
+/// An ordinary authorize of Google (the front end's own callback), consented at the fake:
+/// its code and state.
+async fn consented(app: &TestApp, fake: &FakeProvider, token: &str) -> (String, String) {
+    let res = post(
+        app,
+        token,
+        "/users/me/integrations/google/authorize",
+        json!({}),
+    )
+    .await;
+    let start: Value = res.json().await.expect("json");
+    fake.consent(start["authorization_url"].as_str().expect("url"))
 }
 
 /// An HTML page: its status, CSP and body.
@@ -278,10 +300,7 @@ async fn a_session_opens_once_and_not_after_it_expires(backend: Backend) {
     let client = browser();
 
     // Two browsers race for one session: exactly one is sent on.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     let (a, b) = tokio::join!(client.get(&url).send(), client.get(&url).send());
     let mut statuses = [
         a.expect("a").status().as_u16(),
@@ -298,10 +317,7 @@ async fn a_session_opens_once_and_not_after_it_expires(backend: Backend) {
     );
 
     // Expired before it was opened.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     testkit::store::entities::connect_sessions::Entity::update_many()
         .col_expr(
             testkit::store::entities::connect_sessions::Column::ExpiresAt,
@@ -382,15 +398,7 @@ async fn callbacks_that_the_page_did_not_start_fail_with_a_page(backend: Backend
     );
 
     // The state of an ordinary authorize (the front end's own callback) is not the page's.
-    let res = post(
-        &app,
-        &token,
-        "/users/me/integrations/google/authorize",
-        json!({}),
-    )
-    .await;
-    let start: Value = res.json().await.expect("json");
-    let (code, state) = fake.consent(start["authorization_url"].as_str().expect("url"));
+    let (code, state) = consented(&app, &fake, &token).await;
     let (_, body) = html(
         client
             .get(format!("{cb}?code={code}&state={state}"))
@@ -405,10 +413,7 @@ async fn callbacks_that_the_page_did_not_start_fail_with_a_page(backend: Backend
     assert_eq!(tokens, 0, "nothing connected");
 
     // A state used once: the second callback fails, the first connected.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     let to_provider = location(&client.get(&url).send().await.expect("page"));
     let back = location(&client.get(&to_provider).send().await.expect("consent"));
     html(client.get(&back).send().await.expect("callback"), 200).await;
@@ -467,28 +472,14 @@ async fn callbacks_of_purged_flows_are_refused_as_expired_ones(backend: Backend)
     let id = app.insert_user("user_ada").await;
     let token = app.user_token("user_ada", false);
     let client = browser();
-    let authorize = || async {
-        let res = post(
-            &app,
-            &token,
-            "/users/me/integrations/google/authorize",
-            json!({}),
-        )
-        .await;
-        let start: Value = res.json().await.expect("json");
-        fake.consent(start["authorization_url"].as_str().expect("url"))
-    };
     // A page flow and an ordinary one, consented but expired two hours ago (past the
     // hour's grace, and the page's ten minutes more); then a fresh flow.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     let to_provider = location(&client.get(&url).send().await.expect("page"));
     let page_back = location(&client.get(&to_provider).send().await.expect("consent"));
-    let (code, state) = authorize().await;
+    let (code, state) = consented(&app, &fake, &token).await;
     age_flows(&app, 120).await;
-    let (live_code, live_state) = authorize().await;
+    let (live_code, live_state) = consented(&app, &fake, &token).await;
     let (_, expired_page) = html(client.get(&page_back).send().await.expect("cb"), 400).await;
     let expired = complete(&app, &token, &code, &state).await;
     assert_eq!(expired.0, 400, "{expired:?}");
