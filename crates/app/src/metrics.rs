@@ -40,6 +40,8 @@ pub const EVENT_DELIVERIES: &str = "user_service_event_deliveries_total";
 pub const JOB_RUNS: &str = "user_service_job_runs_total";
 /// Histogram: background job durations by `job` and `outcome` (recorded by the jobs runner).
 pub const JOB_DURATION: &str = "user_service_job_duration_seconds";
+/// Counter: expired rows deleted by the `purge_expired_flows` job, by `table`.
+pub const EXPIRED_ROWS_DELETED: &str = "user_service_expired_rows_deleted_total";
 
 /// Counter: audit entries the database refused as they were, by the `form` they were kept
 /// in (`escaped`, `stub`) or `lost` (see `audit::access_log::rescue`).
@@ -152,6 +154,11 @@ pub fn audit_unavailable(reason: &'static str) {
     counter!(AUDIT_UNAVAILABLE, "reason" => reason).increment(1);
 }
 
+/// `count` expired rows of `table` were deleted.
+pub fn expired_rows_deleted(table: &'static str, count: u64) {
+    counter!(EXPIRED_ROWS_DELETED, "table" => table).increment(count);
+}
+
 /// Describes every metric of this catalogue to the installed recorder (HELP lines).
 pub fn describe() {
     describe_counter!(
@@ -200,6 +207,10 @@ pub fn describe() {
         JOB_DURATION,
         metrics::Unit::Seconds,
         "Background job durations"
+    );
+    describe_counter!(
+        EXPIRED_ROWS_DELETED,
+        "Expired OAuth states and connect sessions deleted, by table"
     );
     describe_histogram!(
         vault::metrics::VAULT_OPERATION_DURATION,

@@ -35,6 +35,9 @@ fn settings() -> JobSettings {
         backup_max_age: Duration::from_secs(3600),
         reencrypt_batch: 1,
         reencrypt_max_batches: 1,
+        expired_flows_grace: Duration::from_secs(3600),
+        expired_flows_batch: 1,
+        expired_flows_max_batches: 1,
     }
 }
 

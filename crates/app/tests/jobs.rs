@@ -34,6 +34,8 @@ both_backends!(
 );
 
 // A child module by path: a file directly under tests/ would be a test binary of its own.
+#[path = "jobs/flows.rs"]
+mod flows;
 #[path = "jobs/loops.rs"]
 mod loops;
 #[path = "jobs/maintenance.rs"]
@@ -55,6 +57,9 @@ fn settings(dir: &Path) -> JobSettings {
         backup_max_age: Duration::from_secs(26 * 3600),
         reencrypt_batch: 2,
         reencrypt_max_batches: 100,
+        expired_flows_grace: Duration::from_secs(3600),
+        expired_flows_batch: 2,
+        expired_flows_max_batches: 100,
     }
 }
 

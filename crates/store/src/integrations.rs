@@ -354,18 +354,3 @@ pub async fn consume_state<C: ConnectionTrait>(
         .one(conn)
         .await?)
 }
-
-/// Deletes states that expired before `before` (housekeeping).
-///
-/// # Errors
-/// When the database fails.
-pub async fn delete_expired_states<C: ConnectionTrait>(
-    conn: &C,
-    before: DateTime<Utc>,
-) -> Result<u64, StoreError> {
-    Ok(oauth_states::Entity::delete_many()
-        .filter(oauth_states::Column::ExpiresAt.lt(before))
-        .exec(conn)
-        .await?
-        .rows_affected)
-}

@@ -11,6 +11,7 @@ pub mod connect_sessions;
 pub mod entities;
 mod error;
 pub mod events;
+pub mod expired;
 pub mod integrations;
 pub mod jobs;
 pub mod metrics;

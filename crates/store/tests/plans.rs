@@ -35,10 +35,10 @@ use store::{
     Db, DbOptions,
     audit::{self, AuditFilter},
     entities::{
-        audit_log, event_deliveries, event_outbox, integration_tokens, integrations, job_runs,
-        service_keys, users,
+        audit_log, connect_sessions, event_deliveries, event_outbox, integration_tokens,
+        integrations, job_runs, oauth_states, service_keys, users,
     },
-    events, jobs, service_keys as keys,
+    events, expired, jobs, service_keys as keys,
     token_lookup::{self, UserBy},
     token_refresh,
     users::{self as user_store, Deleted},
@@ -62,6 +62,8 @@ const USERS: usize = 2_000;
 const EVENTS: usize = 10_000;
 const AUDIT_PER_USER: usize = 10;
 const SERVICE_KEYS: usize = 300;
+/// OAuth states (a connect session for every other one).
+const FLOWS: usize = 5_000;
 const JOB: &str = "integration_health";
 
 both_backends!(hot_queries_use_an_index);
@@ -193,5 +195,26 @@ async fn check_hot_queries(
         .expect("q");
     c.without_seqscan("job lock (jobs: one row per registered job)", &r)
         .await;
+    check_flow_purge(&r, &mut c, now).await;
     c.failures
+}
+
+/// The purge of expired flows: each batch is found by expiry (the job's defaults: an
+/// hour's grace, 1000 rows a statement).
+async fn check_flow_purge(r: &Recorder<'_>, c: &mut Checks<'_>, now: DateTime<Utc>) {
+    let before = now - Duration::hours(1);
+    expired::oauth_states(r, before, 1000).await.expect("q");
+    c.honest(
+        "expired OAuth states purge",
+        r,
+        &["idx_oauth_states_expires_at"],
+    )
+    .await;
+    expired::connect_sessions(r, before, 1000).await.expect("q");
+    c.honest(
+        "expired connect sessions purge",
+        r,
+        &["idx_connect_sessions_expires_at"],
+    )
+    .await;
 }

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// How long a `state` may wait for its code.
-const STATE_TTL_MINUTES: i64 = 10;
+pub(super) const STATE_TTL: Duration = Duration::minutes(10);
 
 /// Where the user goes to consent, and the state that comes back.
 #[derive(Debug)]
@@ -104,7 +104,7 @@ impl App {
         let binding = Binding::new(user.as_uuid(), provider, TokenKind::PkceVerifier);
         let sealed = self.vault().seal(verifier.as_bytes(), &binding);
         let now = Utc::now();
-        let expires_at = now + Duration::minutes(STATE_TTL_MINUTES);
+        let expires_at = now + STATE_TTL;
         repo::insert_state(
             self.db().writer(),
             NewState {

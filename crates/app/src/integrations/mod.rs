@@ -1,8 +1,9 @@
 //! Integrations: the connect flow (`flow`), the hosted connect page (`connect`), the
-//! catalog of OAuth providers and the client that speaks to them (`oauth`); here: list,
-//! disconnect, and revocation at the provider.
+//! catalog of OAuth providers and the client that speaks to them (`oauth`), the purge of
+//! expired flows (`expired`); here: list, disconnect, and revocation at the provider.
 
 pub mod connect;
+pub mod expired;
 pub mod flow;
 pub mod oauth;
 

@@ -8,7 +8,8 @@
 //!
 //! Each job calls one method of its feature, where its logic lives: the token refresh
 //! sweep (`token_refresh_sweep`, hourly) and the health check (`integration_health`, every
-//! 15 minutes) call `tokens`, the purge `users`, the re-encryption `encryption_keys`, the
+//! 15 minutes) call `tokens`, the purge `users`, the purge of expired flows
+//! (`purge_expired_flows`, hourly) `integrations`, the re-encryption `encryption_keys`, the
 //! archive `audit`, the backup check and the usage counts `operations`.
 
 mod audit_archive;
@@ -16,6 +17,7 @@ mod backup_verify;
 pub mod cron;
 mod integration_health;
 mod key_reencrypt;
+mod purge_expired_flows;
 mod purge_users;
 mod runner;
 mod status;
@@ -35,6 +37,7 @@ pub use cron::Cron;
 pub use domain::job::JobRun;
 pub use integration_health::IntegrationHealth;
 pub use key_reencrypt::KeyReencrypt;
+pub use purge_expired_flows::PurgeExpiredFlows;
 pub use purge_users::PurgeUsers;
 pub use runner::{Clock, RunOutcome, Runner};
 pub use status::JobStatus;
@@ -140,6 +143,11 @@ pub struct JobSettings {
     /// Ciphertexts per transaction, and transactions per run, of key re-encryption.
     pub reencrypt_batch: u64,
     pub reencrypt_max_batches: u64,
+    /// OAuth states and connect sessions expired longer than this are deleted.
+    pub expired_flows_grace: Duration,
+    /// Rows per statement, and statements per table and run, of that purge.
+    pub expired_flows_batch: u64,
+    pub expired_flows_max_batches: u64,
 }
 
 impl JobSettings {
@@ -157,7 +165,7 @@ impl JobSettings {
 }
 
 /// Job names and their default schedules (`config/default.toml` repeats them).
-pub const DEFAULT_SCHEDULES: [(&str, &str); 7] = [
+pub const DEFAULT_SCHEDULES: [(&str, &str); 8] = [
     ("token_refresh_sweep", "0 * * * *"),
     ("integration_health", "*/15 * * * *"),
     ("purge_users", "30 3 * * *"),
@@ -165,6 +173,7 @@ pub const DEFAULT_SCHEDULES: [(&str, &str); 7] = [
     ("usage_analytics", "15 0 * * *"),
     ("backup_verify", "0 5 * * *"),
     ("key_reencrypt", "45 * * * *"),
+    ("purge_expired_flows", "20 * * * *"),
 ];
 
 /// A registered job and its schedule.
@@ -230,6 +239,14 @@ impl Registry {
                 max_batches: s.reencrypt_max_batches,
             }),
             schedule("key_reencrypt"),
+        );
+        r.add(
+            Arc::new(PurgeExpiredFlows {
+                grace: s.expired_flows_grace,
+                batch_size: s.expired_flows_batch,
+                max_batches: s.expired_flows_max_batches,
+            }),
+            schedule("purge_expired_flows"),
         );
         r.add(
             Arc::new(TokenRefreshSweep::default()),

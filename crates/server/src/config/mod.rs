@@ -359,7 +359,6 @@ impl Config {
     }
 }
 
-/// The `job_*`, `backup_*` and archive settings.
 /// `CONNECT_ORIGIN`, or the first CORS origin: an origin exactly (`scheme://host[:port]`),
 /// since the browser compares `postMessage`'s target with the opener's origin verbatim.
 fn connect_origin(p: &mut layers::Parser<'_>, cors: &[String]) -> Option<String> {
@@ -385,6 +384,7 @@ fn connect_origin(p: &mut layers::Parser<'_>, cors: &[String]) -> Option<String>
     }
 }
 
+/// The `job_*`, `backup_*`, archive and expired-flow settings.
 fn jobs_settings(p: &mut layers::Parser<'_>, data_dir: &std::path::Path) -> app::jobs::JobSettings {
     let mut schedules = std::collections::BTreeMap::new();
     for (name, _) in app::jobs::DEFAULT_SCHEDULES {
@@ -420,6 +420,11 @@ fn jobs_settings(p: &mut layers::Parser<'_>, data_dir: &std::path::Path) -> app:
         ),
         reencrypt_batch: p.number("key_reencrypt_batch_size", 1, 100_000).into(),
         reencrypt_max_batches: p.number("key_reencrypt_max_batches", 1, 100_000).into(),
+        expired_flows_grace: Duration::from_secs(
+            u64::from(p.number("expired_flows_grace_minutes", 1, 10_080)) * 60,
+        ),
+        expired_flows_batch: p.number("expired_flows_batch_size", 1, 100_000).into(),
+        expired_flows_max_batches: p.number("expired_flows_max_batches", 1, 100_000).into(),
     }
 }
 

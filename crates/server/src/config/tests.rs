@@ -255,10 +255,22 @@ fn job_settings_default_and_bad_schedules_are_named() {
     assert!(c.run_worker);
     assert_eq!(
         c.jobs.schedules.len(),
-        7,
+        8,
         "every documented job has a default schedule"
     );
     assert_eq!(c.jobs.schedules["purge_users"].as_str(), "30 3 * * *");
+    assert_eq!(
+        c.jobs.schedules["purge_expired_flows"].as_str(),
+        "20 * * * *"
+    );
+    assert_eq!(
+        c.jobs.expired_flows_grace,
+        std::time::Duration::from_secs(3600)
+    );
+    assert_eq!(
+        (c.jobs.expired_flows_batch, c.jobs.expired_flows_max_batches),
+        (1000, 100)
+    );
     assert_eq!(c.jobs.backup_dir, std::path::Path::new("/srv/us/backups"));
     assert_eq!(
         c.jobs.audit_archive_dir,
@@ -287,6 +299,7 @@ fn job_settings_default_and_bad_schedules_are_named() {
         env(&[
             ("JOB_SCHEDULE_PURGE_USERS", "61 * * * *"),
             ("JOB_MAX_ATTEMPTS", "0"),
+            ("EXPIRED_FLOWS_GRACE_MINUTES", "0"),
         ]),
     )
     .expect_err("invalid");
@@ -296,6 +309,8 @@ fn job_settings_default_and_bad_schedules_are_named() {
         "{text}"
     );
     assert!(text.contains("JOB_MAX_ATTEMPTS"), "{text}");
+    // No grace: a replica whose clock runs ahead could delete a state another accepts.
+    assert!(text.contains("EXPIRED_FLOWS_GRACE_MINUTES"), "{text}");
 }
 
 #[test]

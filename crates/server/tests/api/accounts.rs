@@ -14,6 +14,7 @@ use crate::{
     common::{TestApp, assert_problem},
     connected::{audit_actions, connect, connected, expire_in, post, set_time, token_call},
     fake_provider::{DEFAULT_ACCOUNT, FakeProvider},
+    service_key_limits::limited_key,
 };
 
 both_backends!(
@@ -22,7 +23,8 @@ both_backends!(
     each_account_refreshes_on_its_own,
     the_proxy_uses_the_account_it_is_told,
     the_sweep_and_the_health_check_take_each_account,
-    rows_from_before_the_migration_keep_their_tokens_and_answers
+    rows_from_before_the_migration_keep_their_tokens_and_answers,
+    a_limited_key_reaches_the_accounts_of_its_providers_only
 );
 
 const CLERK: &str = "user_2accounts";
@@ -398,4 +400,36 @@ async fn start_and_complete(
         json!({"code": code, "state": state}),
     )
     .await
+}
+
+/// Service-key limits hold whichever account is named: another account of an allowed
+/// provider is handed out, an unknown one is 404 as for any key, and a provider outside
+/// the key's list or a scope beyond its ceiling is 403 even with a valid `account_id`.
+async fn a_limited_key_reaches_the_accounts_of_its_providers_only(backend: Backend) {
+    let (app, _fake, _key, _session) = two_accounts(backend).await;
+    let google = limited_key(&app, "google-only", &["google"], &[]).await;
+    let work = token_of(&app, &google, "get", Some(WORK)).await;
+    assert_eq!(work["account_id"], WORK);
+    let res = account_call(&app, &google, "get", Some("acct-nobody")).await;
+    assert_problem(res, 404, "not_found").await;
+
+    let others = limited_key(&app, "microsoft-only", &["microsoft"], &[]).await;
+    for account in [Some(WORK), Some(DEFAULT_ACCOUNT), Some("acct-nobody"), None] {
+        let res = account_call(&app, &others, "get", account).await;
+        assert_problem(res, 403, "forbidden").await;
+    }
+
+    // A ceiling of one of the work account's scopes: asking for it with the account is
+    // fine; the token as it is (more scopes than the ceiling) is 403 for that account too.
+    let granted: Vec<String> = serde_json::from_value(work["scopes"].clone()).expect("scopes");
+    assert!(granted.len() >= 2, "{granted:?}");
+    let narrow = limited_key(&app, "narrow", &["google"], &granted[..1]).await;
+    let body = json!({"user_id": CLERK, "provider": "google", "account_id": WORK,
+        "scopes": [granted[0]]});
+    let res = token_call(&app, &narrow, "get", body).await;
+    assert_eq!(res.status(), 200);
+    let answer: Value = res.json().await.expect("json");
+    assert_eq!(answer["account_id"], WORK);
+    let res = account_call(&app, &narrow, "get", Some(WORK)).await;
+    assert_problem(res, 403, "forbidden").await;
 }

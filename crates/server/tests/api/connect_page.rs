@@ -1,7 +1,8 @@
 //! The hosted connect page over HTTP, without a browser (scripts/test.d/47-connect-page.sh
 //! drives a real one): session creation (owner only, provider rules), the whole flow
 //! through the fake provider's consent screen, single use (also under a race), expiry,
-//! callbacks that must fail, and no secret in any page.
+//! callbacks that must fail, callbacks of flows the purge job deleted, and no secret in
+//! any page.
 
 use reqwest::{Response, header};
 use sea_orm::{ColumnTrait, EntityTrait as _, QueryFilter, sea_query::Expr};
@@ -19,6 +20,7 @@ both_backends!(
     sessions_are_for_owners_and_known_providers,
     a_session_opens_once_and_not_after_it_expires,
     callbacks_that_the_page_did_not_start_fail_with_a_page,
+    callbacks_of_purged_flows_are_refused_as_expired_ones,
 );
 
 const ORIGIN: &str = "http://127.0.0.1:5173";
@@ -64,12 +66,34 @@ async fn new_session(app: &TestApp, token: &str, body: Value) -> Value {
     body
 }
 
+/// The page URL of a new session for Google with its default scopes.
+async fn google_page(app: &TestApp, token: &str) -> String {
+    new_session(app, token, json!({"provider": "google"})).await["url"]
+        .as_str()
+        .expect("url")
+        .to_owned()
+}
+
 fn location(res: &Response) -> String {
     res.headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .expect("location")
         .to_owned()
+}
+
+/// An ordinary authorize of Google (the front end's own callback), consented at the fake:
+/// its code and state.
+async fn consented(app: &TestApp, fake: &FakeProvider, token: &str) -> (String, String) {
+    let res = post(
+        app,
+        token,
+        "/users/me/integrations/google/authorize",
+        json!({}),
+    )
+    .await;
+    let start: Value = res.json().await.expect("json");
+    fake.consent(start["authorization_url"].as_str().expect("url"))
 }
 
 /// An HTML page: its status, CSP and body.
@@ -276,10 +300,7 @@ async fn a_session_opens_once_and_not_after_it_expires(backend: Backend) {
     let client = browser();
 
     // Two browsers race for one session: exactly one is sent on.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     let (a, b) = tokio::join!(client.get(&url).send(), client.get(&url).send());
     let mut statuses = [
         a.expect("a").status().as_u16(),
@@ -296,10 +317,7 @@ async fn a_session_opens_once_and_not_after_it_expires(backend: Backend) {
     );
 
     // Expired before it was opened.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     testkit::store::entities::connect_sessions::Entity::update_many()
         .col_expr(
             testkit::store::entities::connect_sessions::Column::ExpiresAt,
@@ -380,15 +398,7 @@ async fn callbacks_that_the_page_did_not_start_fail_with_a_page(backend: Backend
     );
 
     // The state of an ordinary authorize (the front end's own callback) is not the page's.
-    let res = post(
-        &app,
-        &token,
-        "/users/me/integrations/google/authorize",
-        json!({}),
-    )
-    .await;
-    let start: Value = res.json().await.expect("json");
-    let (code, state) = fake.consent(start["authorization_url"].as_str().expect("url"));
+    let (code, state) = consented(&app, &fake, &token).await;
     let (_, body) = html(
         client
             .get(format!("{cb}?code={code}&state={state}"))
@@ -403,13 +413,98 @@ async fn callbacks_that_the_page_did_not_start_fail_with_a_page(backend: Backend
     assert_eq!(tokens, 0, "nothing connected");
 
     // A state used once: the second callback fails, the first connected.
-    let url = new_session(&app, &token, json!({"provider": "google"})).await["url"]
-        .as_str()
-        .expect("url")
-        .to_owned();
+    let url = google_page(&app, &token).await;
     let to_provider = location(&client.get(&url).send().await.expect("page"));
     let back = location(&client.get(&to_provider).send().await.expect("consent"));
     html(client.get(&back).send().await.expect("callback"), 200).await;
     let (_, body) = html(client.get(&back).send().await.expect("replay"), 400).await;
     assert!(body.contains(r#""error":"invalid_request""#), "{body}");
+}
+
+/// Every OAuth state and connect session expired `minutes` ago.
+async fn age_flows(app: &TestApp, minutes: i64) {
+    use testkit::store::entities::{connect_sessions, oauth_states};
+    let (w, at) = (
+        app.state.app().test_db().writer(),
+        chrono::Utc::now() - chrono::Duration::minutes(minutes),
+    );
+    oauth_states::Entity::update_many()
+        .col_expr(oauth_states::Column::ExpiresAt, Expr::value(at))
+        .exec(w)
+        .await
+        .expect("age states");
+    connect_sessions::Entity::update_many()
+        .col_expr(connect_sessions::Column::ExpiresAt, Expr::value(at))
+        .exec(w)
+        .await
+        .expect("age sessions");
+}
+
+/// The rows left: (OAuth states, connect sessions).
+async fn flow_rows(app: &TestApp) -> (usize, usize) {
+    use testkit::store::entities::{connect_sessions, oauth_states};
+    let w = app.state.app().test_db().writer();
+    let states = oauth_states::Entity::find().all(w).await.expect("states");
+    let sessions = connect_sessions::Entity::find()
+        .all(w)
+        .await
+        .expect("sessions");
+    (states.len(), sessions.len())
+}
+
+/// The answer to completing an ordinary flow: status, problem type and detail.
+async fn complete(app: &TestApp, token: &str, code: &str, state: &str) -> (u16, Value, Value) {
+    let res = post(
+        app,
+        token,
+        "/users/me/integrations/google",
+        json!({"code": code, "state": state}),
+    )
+    .await;
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("json");
+    (status, body["type"].clone(), body["detail"].clone())
+}
+
+async fn callbacks_of_purged_flows_are_refused_as_expired_ones(backend: Backend) {
+    let fake = FakeProvider::start().await;
+    let (app, _) = page_app(backend, &fake).await;
+    let id = app.insert_user("user_ada").await;
+    let token = app.user_token("user_ada", false);
+    let client = browser();
+    // A page flow and an ordinary one, consented but expired two hours ago (past the
+    // hour's grace, and the page's ten minutes more); then a fresh flow.
+    let url = google_page(&app, &token).await;
+    let to_provider = location(&client.get(&url).send().await.expect("page"));
+    let page_back = location(&client.get(&to_provider).send().await.expect("consent"));
+    let (code, state) = consented(&app, &fake, &token).await;
+    age_flows(&app, 120).await;
+    let (live_code, live_state) = consented(&app, &fake, &token).await;
+    let (_, expired_page) = html(client.get(&page_back).send().await.expect("cb"), 400).await;
+    let expired = complete(&app, &token, &code, &state).await;
+    assert_eq!(expired.0, 400, "{expired:?}");
+    assert_eq!(flow_rows(&app).await, (3, 1));
+
+    let runner = app.state.jobs();
+    let run = runner
+        .enqueue_now("purge_expired_flows")
+        .await
+        .expect("enqueue");
+    let done = runner.run_until_idle().await.expect("run");
+    let ours = done.iter().find(|o| o.run_id == run).expect("our run");
+    assert_eq!(ours.outcome, "succeeded", "{ours:?}");
+    assert_eq!(
+        flow_rows(&app).await,
+        (1, 0),
+        "only the fresh state is left"
+    );
+
+    // Refused exactly as when the rows were there, expired.
+    let (_, purged_page) = html(client.get(&page_back).send().await.expect("cb"), 400).await;
+    assert_eq!(purged_page, expired_page);
+    assert_eq!(complete(&app, &token, &code, &state).await, expired);
+    // The fresh flow was left alone and completes.
+    assert_eq!(complete(&app, &token, &live_code, &live_state).await.0, 200);
+    let (tokens, _, _) = app.credentials_of(id).await;
+    assert!(tokens > 0, "connected by the fresh flow only");
 }

@@ -75,6 +75,7 @@ async fn jobs_are_listed_for_admins_and_run_on_request(backend: Backend) {
         "usage_analytics",
         "backup_verify",
         "key_reencrypt",
+        "purge_expired_flows",
     ] {
         let job = item(&list, name);
         assert!(job["schedule"].is_string(), "{job}");

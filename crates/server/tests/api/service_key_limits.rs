@@ -27,7 +27,13 @@ both_backends!(
     cli_creates_limited_keys_rotates_and_lists_them,
 );
 
-async fn limited_key(app: &TestApp, name: &str, providers: &[&str], scopes: &[String]) -> String {
+/// A token key limited to `providers` and the scope ceiling `scopes` (empty: no limit).
+pub async fn limited_key(
+    app: &TestApp,
+    name: &str,
+    providers: &[&str],
+    scopes: &[String],
+) -> String {
     let options = KeyOptions {
         providers: providers.iter().map(|p| (*p).to_owned()).collect(),
         scopes: scopes.to_vec(),

@@ -54,6 +54,7 @@ pub(super) async fn seed(w: &DatabaseConnection, now: DateTime<Utc>) -> Seeded {
     .await;
     seed_events(&txn, now).await;
     seed_job_runs(&txn, now).await;
+    seed_flows(&txn, user, now).await;
     txn.commit().await.expect("commit");
     Seeded { user, audit_cursor }
 }
@@ -259,4 +260,43 @@ pub(super) async fn seed_job_runs(conn: &impl ConnectionTrait, now: DateTime<Utc
         })
         .collect();
     insert_all::<job_runs::Entity, _>(conn, runs).await;
+}
+
+/// OAuth states started over the past two hours and ten minutes, ten minutes each, oldest
+/// first (what an hourly purge with an hour's grace leaves), and a connect session for
+/// every other one, which started that flow.
+pub(super) async fn seed_flows(conn: &impl ConnectionTrait, user: Uuid, now: DateTime<Utc>) {
+    let step = Duration::minutes(130) / i32::try_from(FLOWS).expect("fits");
+    let created = |i: usize| now - step * i32::try_from(FLOWS - i).expect("fits");
+    let states: Vec<_> = (0..FLOWS)
+        .map(|i| oauth_states::Model {
+            state_hash: format!("state-{i:08}"),
+            user_id: user,
+            provider: "google".to_owned(),
+            redirect_uri: "https://app.example.com/cb".to_owned(),
+            scopes: json!(["openid"]),
+            key_version: 1,
+            pkce_verifier: vec![1; 64],
+            created_at: created(i),
+            expires_at: created(i) + Duration::minutes(10),
+            used_at: i
+                .is_multiple_of(3)
+                .then(|| created(i) + Duration::minutes(1)),
+        })
+        .collect();
+    let sessions: Vec<_> = (0..FLOWS)
+        .step_by(2)
+        .map(|i| connect_sessions::Model {
+            session_hash: format!("session-{i:08}"),
+            user_id: user,
+            provider: "google".to_owned(),
+            scopes: None,
+            created_at: created(i) - Duration::minutes(1),
+            expires_at: created(i) + Duration::minutes(9),
+            used_at: Some(created(i)),
+            flow_state_hash: Some(format!("state-{i:08}")),
+        })
+        .collect();
+    insert_all::<oauth_states::Entity, _>(conn, states).await;
+    insert_all::<connect_sessions::Entity, _>(conn, sessions).await;
 }
