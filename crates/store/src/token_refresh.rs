@@ -181,6 +181,23 @@ pub async fn record_failure<C: ConnectionTrait>(
 pub async fn count_by_provider_status<C: ConnectionTrait>(
     conn: &C,
 ) -> Result<Vec<(String, IntegrationStatus, i64)>, StoreError> {
+    // A status no version of the service writes is not counted (bounded labels); the
+    // record reads of that row report it.
+    Ok(stored_provider_status_counts(conn)
+        .await?
+        .into_iter()
+        .filter_map(|(provider, status, n)| Some((provider, read(&status).ok()?, n)))
+        .collect())
+}
+
+/// Integrations by provider and status as stored (the status unparsed), over all users:
+/// the one grouping query behind the stats route and the daily usage counts.
+///
+/// # Errors
+/// When the database fails.
+pub(crate) async fn stored_provider_status_counts<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<Vec<(String, String, i64)>, StoreError> {
     #[derive(sea_orm::FromQueryResult)]
     struct Row {
         provider: String,
@@ -197,11 +214,9 @@ pub async fn count_by_provider_status<C: ConnectionTrait>(
         .into_model::<Row>()
         .all(conn)
         .await?;
-    // A status no version of the service writes is not counted (bounded labels); the
-    // record reads of that row report it.
     Ok(rows
         .into_iter()
-        .filter_map(|r| Some((r.provider, read(&r.status).ok()?, r.n)))
+        .map(|r| (r.provider, r.status, r.n))
         .collect())
 }
 

@@ -3,12 +3,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    QueryOrder,
 };
 
 use crate::{
     StoreError,
-    entities::{integrations, preference_history, usage_stats, users},
+    entities::{preference_history, usage_stats, users},
 };
 
 /// One stored count.
@@ -72,27 +72,11 @@ pub async fn compute<C: ConnectionTrait>(
                 .await?,
         ),
     ];
-    #[derive(sea_orm::FromQueryResult)]
-    struct Row {
-        provider: String,
-        status: String,
-        n: i64,
-    }
-    let rows = integrations::Entity::find()
-        .select_only()
-        .column(integrations::Column::Provider)
-        .column(integrations::Column::Status)
-        .column_as(integrations::Column::Id.count(), "n")
-        .group_by(integrations::Column::Provider)
-        .group_by(integrations::Column::Status)
-        .into_model::<Row>()
-        .all(conn)
-        .await?;
-    for r in rows {
+    for (provider, status, n) in crate::token_refresh::stored_provider_status_counts(conn).await? {
         out.push(Count {
             metric: "integrations",
-            dimension: format!("{}/{}", r.provider, r.status),
-            value: r.n,
+            dimension: format!("{provider}/{status}"),
+            value: n,
         });
     }
     Ok(out)

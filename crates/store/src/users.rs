@@ -107,23 +107,7 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
 /// When the database fails; a taken Clerk id is a unique violation.
 #[tracing::instrument(name = "db users.insert", skip_all)]
 pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
-    let am = users::ActiveModel {
-        id: Set(u.id.into()),
-        clerk_user_id: Set(u.clerk_user_id),
-        email: Set(u.email),
-        first_name: Set(u.first_name),
-        last_name: Set(u.last_name),
-        profile_image_url: Set(u.profile_image_url),
-        onboarding_completed: Set(u.onboarding_completed),
-        onboarding_step: Set(u.onboarding_step),
-        onboarding_completed_at: Set(u.onboarding_completed_at),
-        last_sign_in_at: Set(u.last_sign_in_at),
-        clerk_updated_at: Set(u.clerk_updated_at),
-        created_at: Set(u.created_at),
-        updated_at: Set(u.updated_at),
-        deleted_at: Set(u.deleted_at),
-    };
-    Ok(am.insert(conn).await?.into())
+    Ok(active_model(u, Write::Insert).insert(conn).await?.into())
 }
 
 /// Writes every mutable field of `u` (looked up by its id; id, Clerk id and `created_at`
@@ -133,9 +117,28 @@ pub async fn insert<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
 /// When the database fails or the user does not exist.
 #[tracing::instrument(name = "db users.update", skip_all)]
 pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, StoreError> {
-    let am = users::ActiveModel {
-        id: Unchanged(u.id.into()),
-        clerk_user_id: Unchanged(u.clerk_user_id),
+    Ok(active_model(u, Write::Update).update(conn).await?.into())
+}
+
+/// Which write an active model is for.
+#[derive(Clone, Copy)]
+enum Write {
+    Insert,
+    Update,
+}
+
+/// The one place a user record becomes a row to write. The fields fixed at creation (id,
+/// Clerk id, `created_at`) are set by an insert and left unchanged by an update.
+fn active_model(u: User, write: Write) -> users::ActiveModel {
+    fn fixed<V: Into<sea_orm::Value>>(write: Write, v: V) -> sea_orm::ActiveValue<V> {
+        match write {
+            Write::Insert => Set(v),
+            Write::Update => Unchanged(v),
+        }
+    }
+    users::ActiveModel {
+        id: fixed(write, u.id.into()),
+        clerk_user_id: fixed(write, u.clerk_user_id),
         email: Set(u.email),
         first_name: Set(u.first_name),
         last_name: Set(u.last_name),
@@ -145,11 +148,10 @@ pub async fn update<C: ConnectionTrait>(conn: &C, u: User) -> Result<User, Store
         onboarding_completed_at: Set(u.onboarding_completed_at),
         last_sign_in_at: Set(u.last_sign_in_at),
         clerk_updated_at: Set(u.clerk_updated_at),
-        created_at: Unchanged(u.created_at),
+        created_at: fixed(write, u.created_at),
         updated_at: Set(u.updated_at),
         deleted_at: Set(u.deleted_at),
-    };
-    Ok(am.update(conn).await?.into())
+    }
 }
 
 /// Marks a live user deleted at `at`. Returns false when no live user has this id.

@@ -180,15 +180,12 @@ fn is_secret_name(k: &str) -> bool {
     })
 }
 
-/// SHA-256 over the previous hash and a canonical encoding of the entry: fields in a fixed
-/// order, each length-prefixed, `details` as JSON with sorted keys. With a `pii_digest`
-/// (every entry written now) the personal fields enter only through that digest (v2).
-#[must_use]
-pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
-    hash_fields(
-        id,
-        prev_hash,
-        &Fields {
+/// The hashed fields of an entry, to append (`NewAuditEntry`) or stored (`AuditEntry`):
+/// the two types name them alike, and one projection keeps both hashes over the same list.
+macro_rules! fields_of {
+    ($entry:expr) => {{
+        let e = $entry;
+        Fields {
             occurred_at: e.occurred_at,
             actor_type: &e.actor_type,
             action: &e.action,
@@ -203,9 +200,16 @@ pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
                 user_agent: e.user_agent.as_deref(),
                 details: &e.details,
             },
-        },
-        e.pii_digest.as_deref(),
-    )
+        }
+    }};
+}
+
+/// SHA-256 over the previous hash and a canonical encoding of the entry: fields in a fixed
+/// order, each length-prefixed, `details` as JSON with sorted keys. With a `pii_digest`
+/// (every entry written now) the personal fields enter only through that digest (v2).
+#[must_use]
+pub fn entry_hash(id: i64, prev_hash: &str, e: &NewAuditEntry) -> String {
+    hash_fields(id, prev_hash, &fields_of!(e), e.pii_digest.as_deref())
 }
 
 /// The hash a stored entry should have, given its predecessor's hash (v2 over the stored
@@ -233,22 +237,7 @@ pub fn stored_pii_digest(e: &AuditEntry) -> String {
 }
 
 fn stored_fields(e: &AuditEntry) -> Fields<'_> {
-    Fields {
-        occurred_at: e.occurred_at,
-        actor_type: &e.actor_type,
-        action: &e.action,
-        resource_type: e.resource_type.as_deref(),
-        outcome: &e.outcome,
-        request_id: e.request_id.as_deref(),
-        personal: Personal {
-            actor_id: e.actor_id.as_deref(),
-            user_id: e.user_id,
-            resource_id: e.resource_id.as_deref(),
-            ip: e.ip.as_deref(),
-            user_agent: e.user_agent.as_deref(),
-            details: &e.details,
-        },
-    }
+    fields_of!(e)
 }
 
 struct Fields<'a> {

@@ -49,12 +49,37 @@ pub struct PreferencesSchema {
     pub defaults: Preferences,
 }
 
-/// What a change does to the current overrides.
+/// What a change does to the current overrides. Each kind is audited as one action, so
+/// the use cases name only the change and the action cannot drift from it.
 enum Change {
     Put(Value),
     Patch(Value),
     Reset(Option<Category>),
-    Replace(Overrides),
+    /// The overrides of an earlier version, restored.
+    Rollback(Overrides),
+    /// The overrides of an imported document.
+    Import(Overrides),
+}
+
+impl Change {
+    const fn action(&self) -> AuditAction {
+        match self {
+            Self::Put(_) | Self::Patch(_) => AuditAction::PreferencesUpdated,
+            Self::Reset(_) => AuditAction::PreferencesReset,
+            Self::Rollback(_) => AuditAction::PreferencesRolledBack,
+            Self::Import(_) => AuditAction::PreferencesImported,
+        }
+    }
+
+    /// The `cause` of the `preferences.updated` event.
+    const fn cause(&self) -> &'static str {
+        match self {
+            Self::Put(_) | Self::Patch(_) => "updated",
+            Self::Reset(_) => "reset",
+            Self::Rollback(_) => "rolled_back",
+            Self::Import(_) => "imported",
+        }
+    }
 }
 
 impl App {
@@ -105,15 +130,7 @@ impl App {
         partial: Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
-        self.change(
-            ctx,
-            user,
-            if_match,
-            Change::Put(partial),
-            AuditAction::PreferencesUpdated,
-        )
-        .await
+        self.change(who, if_match, Change::Put(partial)).await
     }
 
     /// PATCH (RFC 7396): `null` removes an override, falling back to the default.
@@ -127,15 +144,7 @@ impl App {
         patch: Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
-        self.change(
-            ctx,
-            user,
-            if_match,
-            Change::Patch(patch),
-            AuditAction::PreferencesUpdated,
-        )
-        .await
+        self.change(who, if_match, Change::Patch(patch)).await
     }
 
     /// Back to the defaults: everything, or one category.
@@ -149,15 +158,7 @@ impl App {
         category: Option<Category>,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
-        self.change(
-            ctx,
-            user,
-            if_match,
-            Change::Reset(category),
-            AuditAction::PreferencesReset,
-        )
-        .await
+        self.change(who, if_match, Change::Reset(category)).await
     }
 
     /// Restores the overrides of `version` as a new version (version 0: all defaults).
@@ -171,24 +172,16 @@ impl App {
         version: i64,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
         let snapshot = if version == 0 {
             Overrides::empty()
         } else {
             // History rows never change: read before the write transaction starts.
-            let entry = repo::history_version(self.db().writer(), user.as_uuid(), version)
+            let entry = repo::history_version(self.db().writer(), who.user().as_uuid(), version)
                 .await?
                 .ok_or(AppError::NotFound("preference version"))?;
             stored_overrides(&entry.snapshot, entry.schema_version)?
         };
-        self.change(
-            ctx,
-            user,
-            if_match,
-            Change::Replace(snapshot),
-            AuditAction::PreferencesRolledBack,
-        )
-        .await
+        self.change(who, if_match, Change::Rollback(snapshot)).await
     }
 
     /// The portable document: the user's own choices at the current schema version.
@@ -214,16 +207,8 @@ impl App {
         document: &Value,
         if_match: Option<i64>,
     ) -> Result<PreferencesDocument, AppError> {
-        let (ctx, user) = (who.ctx(), who.user());
         let overrides = preferences::import(document)?;
-        self.change(
-            ctx,
-            user,
-            if_match,
-            Change::Replace(overrides),
-            AuditAction::PreferencesImported,
-        )
-        .await
+        self.change(who, if_match, Change::Import(overrides)).await
     }
 
     /// A page of the user's history, newest first. `cursor` is the previous page's
@@ -271,15 +256,13 @@ impl App {
 
     async fn change(
         &self,
-        ctx: &Ctx,
-        user: UserId,
+        who: &AsOwner,
         if_match: Option<i64>,
         change: Change,
-        action: AuditAction,
     ) -> Result<PreferencesDocument, AppError> {
         for _ in 0..ATTEMPTS {
             if let Some(doc) = self
-                .try_change(ctx, user, if_match, &change, action)
+                .try_change(who.ctx(), who.user(), if_match, &change)
                 .await?
             {
                 return Ok(doc);
@@ -300,8 +283,8 @@ impl App {
         user: UserId,
         if_match: Option<i64>,
         change: &Change,
-        action: AuditAction,
     ) -> Result<Option<PreferencesDocument>, AppError> {
+        let action = change.action();
         let txn = self.db().begin().await?;
         let row = repo::get_for_update(&txn, user.as_uuid()).await?;
         let (version, updated_at, before) = current(row.as_ref())?;
@@ -314,7 +297,7 @@ impl App {
             Change::Put(partial) => before.partial_update(partial)?,
             Change::Patch(patch) => before.apply_merge_patch(patch)?,
             Change::Reset(category) => before.reset(*category),
-            Change::Replace(o) => o.clone(),
+            Change::Rollback(o) | Change::Import(o) => o.clone(),
         };
         let changes = before.diff(&after);
         self.check_provider_names(&changes, action)?;
@@ -352,15 +335,9 @@ impl App {
                 .details(json!({"changed": paths, "version": new_version})),
         )
         .await?;
-        let cause = match action {
-            AuditAction::PreferencesReset => "reset",
-            AuditAction::PreferencesRolledBack => "rolled_back",
-            AuditAction::PreferencesImported => "imported",
-            _ => "updated",
-        };
         self.emit(
             &txn,
-            crate::events::Event::preferences_updated(user, new_version, &paths, cause),
+            crate::events::Event::preferences_updated(user, new_version, &paths, change.cause()),
         )
         .await?;
         txn.commit().await?;
