@@ -117,16 +117,26 @@ pub fn to_entry(ctx: &Ctx, rec: AuditRecord, at: DateTime<Utc>) -> NewAuditEntry
     })
 }
 
+/// The personal fields of an entry (`NewAuditEntry` or `AuditEntry`: same field names,
+/// different crates): the one list behind the digest and the hash.
+macro_rules! personal_of {
+    ($entry:expr) => {{
+        let e = $entry;
+        Personal {
+            actor_id: e.actor_id.as_deref(),
+            user_id: e.user_id,
+            resource_id: e.resource_id.as_deref(),
+            ip: e.ip.as_deref(),
+            user_agent: e.user_agent.as_deref(),
+            details: &e.details,
+        }
+    }};
+}
+
 /// Fills in the digest of an entry's personal fields.
 pub(crate) fn with_digest(mut e: NewAuditEntry) -> NewAuditEntry {
-    e.pii_digest = Some(pii_digest(&Personal {
-        actor_id: e.actor_id.as_deref(),
-        user_id: e.user_id,
-        resource_id: e.resource_id.as_deref(),
-        ip: e.ip.as_deref(),
-        user_agent: e.user_agent.as_deref(),
-        details: &e.details,
-    }));
+    let digest = pii_digest(&personal_of!(&e));
+    e.pii_digest = Some(digest);
     e
 }
 
@@ -192,14 +202,7 @@ macro_rules! fields_of {
             resource_type: e.resource_type.as_deref(),
             outcome: &e.outcome,
             request_id: e.request_id.as_deref(),
-            personal: Personal {
-                actor_id: e.actor_id.as_deref(),
-                user_id: e.user_id,
-                resource_id: e.resource_id.as_deref(),
-                ip: e.ip.as_deref(),
-                user_agent: e.user_agent.as_deref(),
-                details: &e.details,
-            },
+            personal: personal_of!(e),
         }
     }};
 }
