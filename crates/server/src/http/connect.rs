@@ -28,6 +28,7 @@ use super::{
     extract::{Json as Body, Path, Query},
     integrations::provider_name,
     meta::Meta,
+    openapi::OwnerRef,
 };
 use crate::auth::owned_user::OwnedUser;
 use app::integrations::connect::{PageStart, Refused};
@@ -84,7 +85,7 @@ pub struct CallbackQuery {
 
 /// A short-lived (10 minutes), single-use URL of the hosted connect page for `provider`.
 #[utoipa::path(post, path = "/users/{user_ref}/connect-sessions", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     request_body = ConnectSessionBody,
     responses(
         (status = 201, description = "The connect page's URL", body = ConnectSessionAnswer),

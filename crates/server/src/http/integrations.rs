@@ -17,6 +17,7 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json as Body, OptionalJson, Path, Query},
+    openapi::OwnerRef,
 };
 use crate::auth::owned_user::OwnedUser;
 
@@ -134,7 +135,7 @@ pub(super) fn provider_name(raw: &str) -> Result<ProviderName, ApiError> {
 
 /// The user's integrations, by provider.
 #[utoipa::path(get, path = "/users/{user_ref}/integrations", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     responses(
         (status = 200, description = "The integrations", body = IntegrationList),
         (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
@@ -152,7 +153,7 @@ pub async fn list_integrations(
 /// Starts connecting a provider: the consent URL with a single-use state (10 minutes)
 /// and a PKCE S256 challenge.
 #[utoipa::path(post, path = "/users/{user_ref}/integrations/{provider}/authorize", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("provider" = String, Path, description = "A provider of `GET /providers`")),
     request_body(content = AuthorizeBody, description = "Optional"),
     responses(
@@ -186,7 +187,7 @@ pub async fn authorize(
 
 /// Completes the connection with the callback's code and state.
 #[utoipa::path(post, path = "/users/{user_ref}/integrations/{provider}", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("provider" = String, Path, description = "A provider of `GET /providers`")),
     request_body = CompleteBody,
     responses(
@@ -216,7 +217,7 @@ pub async fn complete(
 /// Disconnects: revokes at the provider where it supports revocation (best effort; the
 /// outcome is in the audit entry), deletes the tokens, status `disconnected`.
 #[utoipa::path(delete, path = "/users/{user_ref}/integrations/{provider}", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("provider" = String, Path, description = "A provider of `GET /providers`"),
         AccountParams),
     responses(
@@ -239,7 +240,7 @@ pub async fn disconnect(
 
 /// Refreshes the tokens now; answers the integration (never a token).
 #[utoipa::path(put, path = "/users/{user_ref}/integrations/{provider}/refresh", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("provider" = String, Path, description = "A provider of `GET /providers`"),
         AccountParams),
     responses(
@@ -265,7 +266,7 @@ pub async fn refresh(
 /// Token expiry, granted against default scopes, the last refresh attempts and their
 /// errors, and a live call to the provider's user-info endpoint. Never a token.
 #[utoipa::path(get, path = "/users/{user_ref}/integrations/{provider}/diagnostics", tag = "integrations",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("provider" = String, Path, description = "A provider of `GET /providers`"),
         AccountParams),
     responses(

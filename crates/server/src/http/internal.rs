@@ -24,6 +24,7 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::Json as Body,
+    openapi::AdminRef,
     user_json::UserResource,
 };
 use crate::auth::{
@@ -195,7 +196,7 @@ pub async fn refresh_token(
 
 /// The user resource, for services (`users:read`).
 #[utoipa::path(get, path = "/internal/users/{user_ref}", tag = "internal",
-    params(("user_ref" = String, Path, description = "UUID or Clerk user id")),
+    params(AdminRef),
     security(("service_key" = [])),
     responses(
         (status = 200, description = "The user", body = UserResource),

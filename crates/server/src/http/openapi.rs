@@ -14,6 +14,23 @@ use utoipa::{
 
 use super::{error::code_for_status, openapi_examples};
 
+/// `{user_ref}` of the routes a user's owner (or an admin) may call, as `OwnedUser` reads
+/// it: declared once, so every such route documents it alike.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct OwnerRef {
+    /// UUID, Clerk user id or `me`
+    pub user_ref: String,
+}
+
+/// `{user_ref}` of the admin-only and service routes (no `me`: the caller is not the user).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AdminRef {
+    /// UUID or Clerk user id
+    pub user_ref: String,
+}
+
 /// The document's fixed parts; paths are added by each resource's router.
 #[derive(OpenApi)]
 #[openapi(

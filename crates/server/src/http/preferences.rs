@@ -17,6 +17,7 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json as Body, Query},
+    openapi::{AdminRef, OwnerRef},
     preferences_json::{
         HistoryBody, HistoryQuery, IfMatch, IncludeQuery, PreferencesSchemaBody, ResetQuery,
         RollbackBody,
@@ -59,7 +60,7 @@ pub async fn schema(State(state): State<AppState>) -> Json<PreferencesSchemaBody
 
 /// The effective preferences: system defaults overlaid with the user's own choices.
 #[utoipa::path(get, path = "/users/{user_ref}/preferences", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"), IncludeQuery),
+    params(OwnerRef, IncludeQuery),
     responses(
         (status = 200, description = "The document; `ETag: \"<version>\"`", body = PreferencesDocument),
         (status = 422, description = "`include` other than `sources`", body = Problem, content_type = "application/problem+json"),
@@ -79,7 +80,7 @@ pub async fn get_preferences(
 
 /// Partial update with merge semantics: only the keys sent change.
 #[utoipa::path(put, path = "/users/{user_ref}/preferences", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"`: refuse with 412 if the document changed since")),
     request_body(content = Object, description = "Any subset of the document, e.g. `{\"ui\": {\"theme\": \"dark\"}}`"),
     responses(
@@ -103,7 +104,7 @@ pub async fn put_preferences(
 
 /// JSON Merge Patch (RFC 7396): `null` removes the override, falling back to the default.
 #[utoipa::path(patch, path = "/users/{user_ref}/preferences", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"`: refuse with 412 if the document changed since")),
     request_body(content = Object, content_type = "application/merge-patch+json", description = "A merge patch of the document"),
     responses(
@@ -127,7 +128,7 @@ pub async fn patch_preferences(
 
 /// Back to the defaults: everything, or one category with `?category=ui`.
 #[utoipa::path(post, path = "/users/{user_ref}/preferences/reset", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"), ResetQuery,
+    params(OwnerRef, ResetQuery,
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"`")),
     responses(
         (status = 200, description = "The new document", body = PreferencesDocument),
@@ -151,7 +152,7 @@ pub async fn reset_preferences(
 
 /// The versions, newest first: when, by whom, and the merge patch that made each one.
 #[utoipa::path(get, path = "/users/{user_ref}/preferences/history", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"), HistoryQuery),
+    params(OwnerRef, HistoryQuery),
     responses(
         (status = 200, description = "One page of versions", body = HistoryBody),
         (status = 400, description = "Bad limit or cursor", body = Problem, content_type = "application/problem+json"),
@@ -171,7 +172,7 @@ pub async fn preference_history(
 
 /// Restores an earlier version (0: all defaults) as a new version.
 #[utoipa::path(post, path = "/users/{user_ref}/preferences/rollback", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"`")),
     request_body = RollbackBody,
     responses(
@@ -196,7 +197,7 @@ pub async fn rollback_preferences(
 
 /// The portable document: the user's own choices and their `schema_version`.
 #[utoipa::path(get, path = "/users/{user_ref}/preferences/export", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     responses((status = 200, description = "The export", body = PreferencesExport)))]
 pub async fn export_preferences(
     State(state): State<AppState>,
@@ -207,7 +208,7 @@ pub async fn export_preferences(
 
 /// Replaces the user's choices with an exported document; older schema versions migrate.
 #[utoipa::path(post, path = "/users/{user_ref}/preferences/import", tag = "preferences",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`"),
+    params(OwnerRef,
         ("If-Match" = Option<String>, Header, description = "`\"<version>\"`")),
     request_body = PreferencesExport,
     responses(
@@ -231,7 +232,7 @@ pub async fn import_preferences(
 
 /// For back-end services (`preferences:read`): a user's effective preferences.
 #[utoipa::path(get, path = "/internal/users/{user_ref}/preferences", tag = "internal",
-    params(("user_ref" = String, Path, description = "UUID or Clerk user id")),
+    params(AdminRef),
     security(("service_key" = [])),
     responses(
         (status = 200, description = "The document", body = PreferencesDocument),

@@ -9,6 +9,7 @@ use super::{
     AppState,
     error::{ApiError, Problem},
     extract::{Json as Body, Query},
+    openapi::{AdminRef, OwnerRef},
     user_json::{SearchQuery, UpdateUser, UserList, UserResource, export_document},
 };
 use crate::auth::{
@@ -57,16 +58,29 @@ async fn update(
     Ok(Json(user.into()))
 }
 
+/// The answers of PUT and PATCH, which are one update (documented once).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its documentation is used
+enum UpdateAnswers {
+    /// The updated user
+    #[response(status = 200)]
+    Updated(UserResource),
+    /// Another user's ref
+    #[response(status = 403, content_type = "application/problem+json")]
+    OtherUser(Problem<'static>),
+    /// Unknown or deleted
+    #[response(status = 404, content_type = "application/problem+json")]
+    Unknown(Problem<'static>),
+    /// Invalid, unknown or read-only field (email, ids)
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem<'static>),
+}
+
 /// Partial update of the profile (same as PATCH).
 #[utoipa::path(put, path = "/users/{user_ref}", tag = "users",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     request_body = UpdateUser,
-    responses(
-        (status = 200, description = "The updated user", body = UserResource),
-        (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown or deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid, unknown or read-only field (email, ids)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses(UpdateAnswers))]
 pub async fn put_user(
     State(state): State<AppState>,
     owned: OwnedUser,
@@ -77,14 +91,9 @@ pub async fn put_user(
 
 /// Partial update of the profile.
 #[utoipa::path(patch, path = "/users/{user_ref}", tag = "users",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     request_body = UpdateUser,
-    responses(
-        (status = 200, description = "The updated user", body = UserResource),
-        (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown or deleted", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid, unknown or read-only field (email, ids)", body = Problem, content_type = "application/problem+json"),
-    ))]
+    responses(UpdateAnswers))]
 pub async fn patch_user(
     State(state): State<AppState>,
     owned: OwnedUser,
@@ -96,7 +105,7 @@ pub async fn patch_user(
 /// Soft delete: the user's provider tokens and pending OAuth states are deleted and their
 /// integrations disconnected; an admin may restore within the retention window.
 #[utoipa::path(delete, path = "/users/{user_ref}", tag = "users",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     responses(
         (status = 204, description = "Deleted"),
         (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
@@ -112,7 +121,7 @@ pub async fn delete_user(
 
 /// Admin: undo a soft delete within `USER_RETENTION_DAYS`.
 #[utoipa::path(post, path = "/users/{user_ref}/restore", tag = "users",
-    params(("user_ref" = String, Path, description = "UUID or Clerk user id")),
+    params(AdminRef),
     responses(
         (status = 200, description = "The restored user", body = UserResource),
         (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
@@ -161,7 +170,7 @@ pub async fn search_users(
 
 /// Everything held about the user as one portable JSON document.
 #[utoipa::path(get, path = "/users/{user_ref}/export", tag = "users",
-    params(("user_ref" = String, Path, description = "UUID, Clerk user id or `me`")),
+    params(OwnerRef),
     responses(
         (status = 200, description = "Profile, preferences and history, integrations (no secrets), audit entries", body = Object),
         (status = 403, description = "Another user's ref", body = Problem, content_type = "application/problem+json"),
