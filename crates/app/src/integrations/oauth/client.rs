@@ -7,8 +7,9 @@ use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenUrl, basic::BasicClient,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, Scope, TokenUrl,
+    basic::BasicClient,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -145,11 +146,7 @@ impl OAuthClient {
         verifier: Option<&SecretString>,
         redirect: &Url,
     ) -> Result<TokenSet, ProviderError> {
-        let (id, secret) = credentials(p)?;
-        let client = BasicClient::new(ClientId::new(id))
-            .set_client_secret(ClientSecret::new(secret))
-            .set_auth_type(auth_type(p))
-            .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
+        let client = token_client(p)?;
         let redirect = RedirectUrl::from_url(redirect.clone());
         let mut req = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -172,11 +169,7 @@ impl OAuthClient {
         p: &Provider,
         refresh_token: &SecretString,
     ) -> Result<TokenSet, ProviderError> {
-        let (id, secret) = credentials(p)?;
-        let client = BasicClient::new(ClientId::new(id))
-            .set_client_secret(ClientSecret::new(secret))
-            .set_auth_type(auth_type(p))
-            .set_token_uri(TokenUrl::from_url(p.token_url.clone()));
+        let client = token_client(p)?;
         let token = RefreshToken::new(refresh_token.expose_secret().to_owned());
         let seen = Arc::default();
         let http = self.http_fn(&p.name, "refresh", Arc::clone(&seen));
@@ -328,6 +321,19 @@ impl OAuthClient {
 }
 
 pub use crate::outbound::install_crypto_provider;
+
+/// The client of `p`'s token endpoint (code exchange and refresh), with its credentials.
+fn token_client(p: &Provider) -> Result<TokenClient, ProviderError> {
+    let (id, secret) = credentials(p)?;
+    Ok(BasicClient::new(ClientId::new(id))
+        .set_client_secret(ClientSecret::new(secret))
+        .set_auth_type(auth_type(p))
+        .set_token_uri(TokenUrl::from_url(p.token_url.clone())))
+}
+
+/// A [`BasicClient`] with only its token endpoint set.
+type TokenClient =
+    BasicClient<EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 fn credentials(p: &Provider) -> Result<(String, String), ProviderError> {
     let c = p
