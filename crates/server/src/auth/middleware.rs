@@ -239,7 +239,7 @@ async fn service(state: &AppState, key: &str, ip: IpAddr) -> Outcome {
     };
     match found {
         Ok(Some(k)) => Outcome::Principal(
-            Principal::Service(ServicePrincipal::from(&*k)),
+            Principal::Service(ServicePrincipal::from(k.clone())),
             Caller::from(k),
             None,
         ),

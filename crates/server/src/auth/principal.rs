@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use app::service_keys::VerifiedServiceKey;
-use domain::{ServiceKeyId, permission::Permission, user::ClerkUserId};
+use domain::user::ClerkUserId;
 
 use crate::http::error::ApiError;
 
@@ -63,56 +63,22 @@ impl UserPrincipal {
     }
 }
 
-/// A service key holder.
+/// A service key holder: the verified key itself, shared with the [`app::access::Caller`]
+/// minted beside it (its id, name and permissions through `Deref`).
 #[derive(Clone, Debug)]
-pub struct ServicePrincipal {
-    key_id: ServiceKeyId,
-    name: Arc<str>,
-    permissions: Arc<[Permission]>,
-}
+pub struct ServicePrincipal(Arc<VerifiedServiceKey>);
 
-impl ServicePrincipal {
-    /// The holder of a verified key.
-    pub(crate) fn new(
-        key_id: ServiceKeyId,
-        name: Arc<str>,
-        permissions: Arc<[Permission]>,
-    ) -> Self {
-        Self {
-            key_id,
-            name,
-            permissions,
-        }
-    }
-
-    /// The key's id.
-    #[must_use]
-    pub fn key_id(&self) -> ServiceKeyId {
-        self.key_id
-    }
-
-    /// The key's name (the audit `actor_id`).
-    #[must_use]
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The key's name, shared.
-    #[must_use]
-    pub fn shared_name(&self) -> Arc<str> {
-        self.name.clone()
-    }
-
-    /// What the key may do.
-    #[must_use]
-    pub fn permissions(&self) -> &[Permission] {
-        &self.permissions
+impl From<Arc<VerifiedServiceKey>> for ServicePrincipal {
+    fn from(key: Arc<VerifiedServiceKey>) -> Self {
+        Self(key)
     }
 }
 
-impl From<&VerifiedServiceKey> for ServicePrincipal {
-    fn from(k: &VerifiedServiceKey) -> Self {
-        Self::new(k.id(), k.shared_name(), Arc::from(k.permissions()))
+impl std::ops::Deref for ServicePrincipal {
+    type Target = VerifiedServiceKey;
+
+    fn deref(&self) -> &VerifiedServiceKey {
+        &self.0
     }
 }
 
@@ -137,7 +103,7 @@ impl Principal {
     pub fn rate_limit_key(&self) -> &str {
         match self {
             Self::User(u) => u.clerk_user_id.as_str(),
-            Self::Service(s) => &s.name,
+            Self::Service(s) => s.name(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! Rate limiting through the real server: anonymous callers keyed by IP, RateLimit headers,
-//! 429 problems, probes unlimited; with Redis, one budget shared by two instances, and an
+//! 429 problems, probes unlimited, a real service key keyed by the key, not its address; with Redis, one budget shared by two instances, and an
 //! outage that degrades to local limits and recovers.
 //!
 //! Each test sends from its own random loopback address (127.x.y.z), so its anonymous
@@ -18,6 +18,7 @@ use crate::common::{Backend, TestApp, assert_problem, spawn_app_with};
 
 both_backends!(
     anonymous_limit_headers_and_429,
+    a_service_key_has_one_budget_from_any_address,
     two_instances_share_one_budget_through_redis,
     redis_outage_falls_back_to_local_and_recovers
 );
@@ -117,6 +118,40 @@ async fn anonymous_limit_headers_and_429(backend: Backend) {
     // Another client IP has its own budget.
     let (other, _) = client_from_random_loopback();
     assert_eq!(get(&other, &app, "/openapi.json").await.status(), 200);
+}
+
+/// A verified service key spends the service budget (`RATE_LIMIT_SERVICE_PER_MINUTE`),
+/// one budget whichever address it calls from; the addresses keep their anonymous ones.
+async fn a_service_key_has_one_budget_from_any_address(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("RATE_LIMIT_SERVICE_PER_MINUTE", "2"),
+            ("RATE_LIMIT_ANONYMOUS_PER_MINUTE", "1"),
+        ],
+    )
+    .await;
+    let key = app.service_key("billing", &["tokens:read"]).await;
+    let (a, _) = client_from_random_loopback();
+    let (b, _) = client_from_random_loopback();
+    let with_key = |c: &reqwest::Client| {
+        c.get(app.url("/openapi.json"))
+            .header("x-api-key", key.as_str())
+            .send()
+    };
+    for (client, remaining) in [(&a, 1), (&b, 0)] {
+        let res = with_key(client).await.expect("request");
+        assert_eq!(res.status(), 200);
+        assert_eq!(number(&res, "ratelimit-limit"), 2);
+        assert_eq!(number(&res, "ratelimit-remaining"), remaining);
+    }
+    let (c, _) = client_from_random_loopback();
+    assert_problem(with_key(&c).await.expect("request"), 429, "rate_limited").await;
+    for client in [&a, &b, &c] {
+        let res = get(client, &app, "/openapi.json").await;
+        assert_eq!(res.status(), 200);
+        assert_eq!(number(&res, "ratelimit-limit"), 1);
+    }
 }
 
 async fn two_instances_share_one_budget_through_redis(backend: Backend) {

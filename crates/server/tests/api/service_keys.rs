@@ -156,7 +156,7 @@ async fn debug_output_holds_no_key_material(backend: Backend) {
         .expect("lookup")
         .expect("verified");
     let principal =
-        server::auth::Principal::Service(server::auth::ServicePrincipal::from(&*verified));
+        server::auth::Principal::Service(server::auth::ServicePrincipal::from(verified.clone()));
     for shown in [
         format!("{created:?}"),
         format!("{verified:?}"),

@@ -23,7 +23,7 @@ use super::{
     Kind, RateLimiter, RedisStatus, Subject, local::LocalLimiter, middleware::whole_seconds,
 };
 use crate::{
-    auth::{Principal, ServicePrincipal, UserPrincipal},
+    auth::{Principal, UserPrincipal},
     config::RateLimitConfig,
 };
 
@@ -145,27 +145,19 @@ fn seconds_round_up() {
     assert_eq!(whole_seconds(Duration::from_millis(20_001)), 21);
 }
 
-/// Plays authentication: `x-test-user` / `x-test-service` become a `Principal`.
+/// Plays authentication: `x-test-user` becomes a user `Principal` (a service key, which
+/// only verification can make, is tested through the real server in tests/api/rate_limit.rs).
 async fn fake_auth(mut req: Request, next: Next) -> axum::response::Response {
-    let h = req.headers();
-    let principal = if let Some(u) = h.get("x-test-user").and_then(|v| v.to_str().ok()) {
-        Some(Principal::User(UserPrincipal::new(
+    let user = req
+        .headers()
+        .get("x-test-user")
+        .and_then(|v| v.to_str().ok());
+    if let Some(u) = user {
+        let p = Principal::User(UserPrincipal::new(
             ClerkUserId::parse(u).expect("user id"),
             Arc::from("sess_1"),
             false,
-        )))
-    } else {
-        h.get("x-test-service")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| {
-                Principal::Service(ServicePrincipal::new(
-                    domain::ServiceKeyId::new(),
-                    Arc::from(s),
-                    Arc::from([]),
-                ))
-            })
-    };
-    if let Some(p) = principal {
+        ));
         req.extensions_mut().insert(p);
     }
     next.run(req).await
@@ -223,11 +215,6 @@ async fn principals_are_keyed_by_principal_not_ip() {
     let res = call(&app, peer, &[("x-test-user", "user_bob")], "/x").await;
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(header(&res, "ratelimit-remaining"), "1");
-    // Same IP, a service: the service limit.
-    let res = call(&app, peer, &[("x-test-service", "billing")], "/x").await;
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(header(&res, "ratelimit-limit"), "5");
-    assert_eq!(header(&res, "ratelimit-remaining"), "4");
     // Same IP without credentials: the anonymous budget, untouched by the users.
     let res = call(&app, peer, &[], "/x").await;
     assert_eq!(res.status(), StatusCode::OK);
