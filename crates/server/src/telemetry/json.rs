@@ -14,6 +14,7 @@ use tracing::{
 };
 use tracing_subscriber::{
     Layer,
+    field::RecordFields,
     fmt::{FmtContext, FormatEvent, FormatFields, format::Writer},
     layer::Context,
     registry::LookupSpan,
@@ -114,6 +115,18 @@ where
         }
         let line = serde_json::to_string(&map).map_err(|_| fmt::Error)?;
         writeln!(writer, "{line}")
+    }
+}
+
+/// The span-field formatter of the JSON layers: nothing. The fmt layer formats every new
+/// span's fields into a string for its event formatter, and [`JsonLines`] never prints
+/// them (a line carries its own fields and the request's two ids), so the default
+/// formatter's work would be thrown away on each span.
+pub struct NoSpanFields;
+
+impl<'w> FormatFields<'w> for NoSpanFields {
+    fn format_fields<R: RecordFields>(&self, _: Writer<'w>, _: R) -> fmt::Result {
+        Ok(())
     }
 }
 

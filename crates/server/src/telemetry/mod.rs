@@ -111,6 +111,7 @@ where
     layers.push(match settings.log_format {
         LogFormat::Json => fmt::layer()
             .event_format(json::JsonLines)
+            .fmt_fields(json::NoSpanFields)
             .with_writer(writer)
             .boxed(),
         LogFormat::Text => fmt::layer()
@@ -134,6 +135,7 @@ where
         layers.push(
             fmt::layer()
                 .event_format(json::JsonLines)
+                .fmt_fields(json::NoSpanFields)
                 .with_writer(file_writer)
                 .boxed(),
         );
