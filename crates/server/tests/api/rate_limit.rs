@@ -1,6 +1,7 @@
 //! Rate limiting through the real server: anonymous callers keyed by IP, RateLimit headers,
-//! 429 problems, probes unlimited, a real service key keyed by the key, not its address; with Redis, one budget shared by two instances, and an
-//! outage that degrades to local limits and recovers.
+//! 429 problems, probes unlimited, a real service key keyed by the key, not its address;
+//! with Redis, one budget shared by two instances, and an outage that degrades to local
+//! limits and recovers.
 //!
 //! Each test sends from its own random loopback address (127.x.y.z), so its anonymous
 //! bucket cannot collide with another test's, even in the one Redis the suite shares.
