@@ -4,7 +4,10 @@
 //! headers and origin rule"), the rendering of every error answer as problem+json, and
 //! exactly one access-log line (none for `/metrics`).
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Instant,
+};
 
 use axum::{
     extract::{MatchedPath, Request},
@@ -66,6 +69,26 @@ fn csp_for(path: &str) -> HeaderValue {
     HeaderValue::from_static(if docs { DOCS_CSP } else { API_CSP })
 }
 
+/// The route the router matched. The request context runs outside the routing (one
+/// stack for every route instead of one per route, see `http::router_with`), so the
+/// router's `MatchedPath` reaches it through this slot, filled by [`tag_route`].
+#[derive(Clone, Default)]
+struct RouteSlot(Arc<OnceLock<MatchedPath>>);
+
+/// The one layer inside the router (`tower::util::MapRequestLayer`, no future of its own):
+/// hands the matched route to the request context and names the request span after it.
+pub fn tag_route(req: Request) -> Request {
+    let ext = req.extensions();
+    if let (Some(path), Some(slot)) = (ext.get::<MatchedPath>(), ext.get::<RouteSlot>()) {
+        let span = tracing::Span::current();
+        span.record("route", path.as_str());
+        // The exported span is named after the route (bounded), never the raw path.
+        crate::telemetry::otel::rename(&span, format!("{} {}", req.method(), path.as_str()));
+        let _ = slot.0.set(path.clone());
+    }
+    req
+}
+
 /// The middleware itself (see the module docs).
 pub async fn request_context(mut req: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -75,31 +98,30 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
         .filter(|v| is_sane(v))
         .cloned()
         .unwrap_or_else(new_request_id);
+    let slot = RouteSlot::default();
     req.extensions_mut().insert(RequestId(request_id.clone()));
+    req.extensions_mut().insert(slot.clone());
     let method = req.method().clone();
     let uri = req.uri().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| Arc::<str>::from(p.as_str()));
     let rid = request_id.to_str().unwrap_or_default();
-    let (span, trace_id) = request_span(&req, &method, route.as_deref(), rid);
+    let (span, trace_id) = request_span(&req, &method, rid);
     let in_flight = crate::metrics::InFlight::start();
     let mut res = next.run(req).instrument(span.clone()).await;
     drop(in_flight);
+    let route = slot.0.get().map(MatchedPath::as_str);
 
     render_error(&mut res, &span, uri.path(), rid);
     security_headers(res.headers_mut(), &request_id, uri.path());
     let elapsed = started.elapsed();
     span.record("http.response.status_code", res.status().as_u16());
-    crate::metrics::http_request(&method, route.as_deref(), res.status(), elapsed);
+    crate::metrics::http_request(&method, route, res.status(), elapsed);
     // Scrapes every few seconds would drown the access log: they are counted, not logged.
     if uri.path() != "/metrics" {
         tracing::info!(
             target: "http",
             parent: None,
             method = %method,
-            route = route.as_deref().unwrap_or("-"),
+            route = route.unwrap_or("-"),
             status = res.status().as_u16(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
             request_id = rid,
@@ -111,22 +133,20 @@ pub async fn request_context(mut req: Request, next: Next) -> Response {
 }
 
 /// The request's span, a child of the caller's `traceparent` when it sent one, and the
-/// trace id that goes into every log line.
+/// trace id that goes into every log line. Unmatched until [`tag_route`] names the route.
 fn request_span(
     req: &Request,
     method: &axum::http::Method,
-    route: Option<&str>,
     rid: &str,
 ) -> (tracing::Span, Option<String>) {
-    // `otel.name` names the exported span after the route (bounded), never the raw path.
     let span = tracing::info_span!(
         "request",
-        otel.name = %format_args!("{method} {}", route.unwrap_or("unmatched")),
+        otel.name = %format_args!("{method} unmatched"),
         otel.kind = "server",
         request_id = rid,
         trace_id = tracing::field::Empty,
         method = %method,
-        route = route.unwrap_or("-"),
+        route = "-",
         http.response.status_code = tracing::field::Empty,
     );
     let trace_id = crate::telemetry::otel::adopt(&span, req.headers()).map(|t| t.to_string());

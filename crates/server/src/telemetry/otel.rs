@@ -149,6 +149,12 @@ pub fn adopt(span: &tracing::Span, headers: &axum::http::HeaderMap) -> Option<Tr
     (id != TraceId::INVALID).then_some(id)
 }
 
+/// Renames `span`'s OpenTelemetry span. Recording `otel.name` does not do it once the span
+/// has started, and [`adopt`] starts it to learn its trace id.
+pub fn rename(span: &tracing::Span, name: String) {
+    span.context().span().update_name(name);
+}
+
 /// Writes the current span's `traceparent` (and `tracestate`) into `headers`: every
 /// outgoing request calls this, so the receiver joins our trace.
 pub fn inject_current(headers: &mut axum::http::HeaderMap) {
