@@ -43,10 +43,14 @@ pg_start_primary() {
 }
 
 # -R writes standby.signal and primary_conninfo: the copy streams from the primary.
+# -C -S: through a replication slot, so the primary keeps every WAL segment until the
+# standby has it. Without one, a standby that fell behind on a busy 2-core run asked for
+# a segment the primary had already recycled and never caught up again (every CREATE
+# DATABASE of the test suite writes its template into the WAL).
 pg_start_replica() {
   local dir=$1 primary_port=$2 port=$3
   shift 3
-  as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/replica" -R -X stream -c fast
+  as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary_port" -U postgres -D "$dir/replica" -R -X stream -c fast -C -S standby
   local opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=400 -c hot_standby=on"
   for o in "$@"; do opts+=" -c $o"; done
   as_pg "$PG_BIN/pg_ctl" -D "$dir/replica" -l "$dir/replica.log" -w -o "$opts" start >/dev/null
