@@ -81,16 +81,16 @@ pub async fn find_by_id<C: ConnectionTrait>(
     Ok(row.map(User::from))
 }
 
-/// The columns of `users` in the order [`user_at`] reads them.
-macro_rules! user_columns {
+/// The user with a Clerk id: every column of `users`, in the order [`user_at`] reads them.
+macro_rules! select_by_clerk_id {
     () => {
         "SELECT id, clerk_user_id, email, first_name, last_name, profile_image_url, \
          onboarding_completed, onboarding_step, onboarding_completed_at, last_sign_in_at, \
          clerk_updated_at, created_at, updated_at, deleted_at FROM users WHERE clerk_user_id = $1"
     };
 }
-const BY_CLERK_ID: &str = user_columns!();
-const BY_CLERK_ID_LIVE: &str = concat!(user_columns!(), " AND deleted_at IS NULL");
+const BY_CLERK_ID: &str = select_by_clerk_id!();
+const BY_CLERK_ID_LIVE: &str = concat!(select_by_clerk_id!(), " AND deleted_at IS NULL");
 
 /// The user with this Clerk id.
 ///
@@ -121,7 +121,7 @@ pub async fn find_by_clerk_id<C: ConnectionTrait>(
     }
 }
 
-/// The user in a row of [`user_columns`]' columns.
+/// The user in a row of [`select_by_clerk_id`].
 fn user_at(row: &QueryResult) -> Result<users::Model, StoreError> {
     Ok(users::Model {
         id: row.try_get_by_index(0)?,
